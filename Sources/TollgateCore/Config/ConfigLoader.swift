@@ -1,0 +1,130 @@
+import Foundation
+import Yams
+
+/// Reads a YAML config into a validated ``GatewayConfig``, reporting every problem with its path.
+public enum ConfigLoader {
+    public struct Loaded: Sendable {
+        public var config: GatewayConfig
+        /// Findings that do not stop the gateway (e.g. a forwarded credential header).
+        public var warnings: [ConfigIssue]
+    }
+
+    /// Loads and validates the file at `path`. Throws ``ConfigError`` with every error found.
+    public static func load(path: String) throws(ConfigError) -> Loaded {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(issues: [ConfigIssue(severity: .error, path: "", line: nil, message: "cannot read config file \(path)")])
+        }
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let base = (absolute as NSString).deletingLastPathComponent
+        return try load(yaml: text, baseDirectory: base)
+    }
+
+    /// Loads and validates YAML text; relative paths in it resolve against `baseDirectory`.
+    public static func load(yaml: String, baseDirectory: String) throws(ConfigError) -> Loaded {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: yaml)
+        } catch {
+            throw ConfigError(issues: [ConfigIssue(severity: .error, path: "", line: nil, message: "not valid YAML: \(error)")])
+        }
+        guard let node else {
+            throw ConfigError(issues: [ConfigIssue(severity: .error, path: "", line: nil, message: "the config is empty")])
+        }
+        let diagnostics = ConfigDiagnostics()
+        let root = ConfigNode(node: node, path: "", diagnostics: diagnostics)
+        let config = readRoot(root, baseDirectory: baseDirectory)
+        if diagnostics.hasErrors || config == nil {
+            throw ConfigError(issues: diagnostics.issues)
+        }
+        return Loaded(config: config!, warnings: diagnostics.issues.filter { $0.severity == .warning })
+    }
+
+    static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
+                                        "shutdown_grace", "idle_timeout", "routes"]
+
+    private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
+        guard let keys = root.object(allowed: rootKeys) else { return nil }
+
+        var listen = HostPort(host: "127.0.0.1", port: 8080)
+        if let node = keys["listen"], let text = node.string() {
+            if let hp = HostPort(text) { listen = hp } else { node.error("must be host:port, e.g. 0.0.0.0:8080") }
+        }
+
+        var tls: TLSFiles?
+        if let node = keys["tls"], let tlsKeys = node.object(allowed: ["cert", "key"]) {
+            let cert = tlsKeys["cert"].flatMap { file($0, base: baseDirectory) }
+            let key = tlsKeys["key"].flatMap { file($0, base: baseDirectory) }
+            if tlsKeys["cert"] == nil { node.error("needs cert (a PEM certificate chain file)") }
+            if tlsKeys["key"] == nil { node.error("needs key (a PEM private key file)") }
+            if let cert, let key { tls = TLSFiles(certificate: cert, privateKey: key) }
+        }
+
+        var trusted: [CIDR] = []
+        if let node = keys["trusted_proxies"], let items = node.sequence() {
+            for item in items {
+                guard let text = item.string() else { continue }
+                if let cidr = CIDR(text) { trusted.append(cidr) } else { item.error("must be an IP address or CIDR range, e.g. 10.0.0.0/8") }
+            }
+        }
+
+        var secrets: [String: SecretReference] = [:]
+        if let node = keys["secrets"], let members = node.mapping() {
+            for (name, value) in members {
+                guard let text = value.string() else { continue }
+                if let ref = SecretReference(text) {
+                    secrets[name] = ref
+                } else if SecretHeuristics.looksLikeLiteralSecret(text) {
+                    value.error("looks like a literal secret; the config must hold a reference (env:NAME or file:/path), never the value")
+                } else {
+                    value.error("must be a reference: env:NAME or file:/path")
+                }
+            }
+        }
+
+        var accessLog = AccessLogTarget.stdout
+        if let node = keys["access_log"], let text = node.string() {
+            switch text {
+            case "stdout": accessLog = .stdout
+            case "off": accessLog = .off
+            default: node.error("must be stdout or off")
+            }
+        }
+
+        let shutdownGrace = keys["shutdown_grace"].flatMap { $0.duration() } ?? .seconds(10)
+        let idleTimeout = keys["idle_timeout"].flatMap { $0.duration() } ?? .seconds(60)
+
+        var routes: [RouteConfig] = []
+        if let node = keys["routes"], let items = node.sequence() {
+            let reader = RouteReader(baseDirectory: baseDirectory, secrets: secrets)
+            routes = items.compactMap { reader.read($0) }
+            var seenNames = Set<String>()
+            var seenMatches = Set<String>()
+            for (i, route) in routes.enumerated() {
+                if !seenNames.insert(route.name).inserted { items[i].error("route name \(route.name) is used twice") }
+                if !seenMatches.insert("\(route.method) \(route.path)").inserted {
+                    items[i].error("another route already matches \(route.method) \(route.path)")
+                }
+            }
+        } else if keys["routes"] == nil {
+            root.error("needs routes: a list of at least one route")
+        }
+
+        if trusted.isEmpty, !["127.0.0.1", "::1", "localhost"].contains(listen.host) {
+            keys["listen"]?.warning("trusted_proxies is empty and the listener is not on loopback: if a proxy or load balancer sits in front, every client will look like it")
+        }
+
+        return GatewayConfig(listen: listen, tls: tls, trustedProxies: trusted, secrets: secrets, accessLog: accessLog,
+                             shutdownGrace: shutdownGrace, idleTimeout: idleTimeout, routes: routes, baseDirectory: baseDirectory)
+    }
+
+    /// A path to an existing file, resolved against the config's directory.
+    static func file(_ node: ConfigNode, base: String) -> String? {
+        guard let text = node.nonEmptyString() else { return nil }
+        let full = text.hasPrefix("/") ? text : base + "/" + text
+        guard FileManager.default.isReadableFile(atPath: full) else {
+            node.error("file \(text) does not exist or cannot be read")
+            return nil
+        }
+        return full
+    }
+}

@@ -1,0 +1,113 @@
+/// The validated configuration of one gateway. Everything here has been checked at load time:
+/// the data plane never meets an invalid value.
+public struct GatewayConfig: Sendable {
+    public var listen: HostPort
+    /// Serve clients over TLS with these PEM files.
+    public var tls: TLSFiles?
+    /// Peers allowed to tell the gateway the client's address and scheme (X-Forwarded-*, Forwarded).
+    public var trustedProxies: [CIDR]
+    public var secrets: [String: SecretReference]
+    public var accessLog: AccessLogTarget
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    public var shutdownGrace: Duration
+    /// Idle keep-alive connections are closed after this long.
+    public var idleTimeout: Duration
+    public var routes: [RouteConfig]
+    /// Directory of the config file; relative paths in the config are resolved against it.
+    public var baseDirectory: String
+}
+
+public struct HostPort: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Parses `host:port`, `[v6]:port` or `:port` (all interfaces).
+    public init?(_ text: String) {
+        let s = text.trimmingWhitespace()
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(s[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
+        self.port = port
+    }
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+}
+
+public struct TLSFiles: Sendable, Equatable {
+    public var certificate: String
+    public var privateKey: String
+}
+
+public enum AccessLogTarget: Sendable, Equatable {
+    case stdout
+    case off
+}
+
+/// One route: what requests it matches, what they may contain, and where they go.
+public struct RouteConfig: Sendable {
+    public var name: String
+    public var method: String
+    public var path: PathPattern
+    public var target: Target
+    public var params: [ParamSpec]
+    /// Server-filled parameters added to the upstream query; the client cannot set or override them.
+    public var fixedQuery: [(name: String, value: String)]
+    /// Server-filled members added to the upstream JSON body.
+    public var fixedBody: [JSONMember]
+    /// Client headers passed upstream (lower-cased names); nothing else is forwarded.
+    public var forwardHeaders: [String]
+    public var response: ResponseConfig
+    public var maxBodyBytes: Int
+
+    public enum Target: Sendable {
+        case upstream(UpstreamConfig)
+        /// A file served as is (e.g. the page that calls the API), with its media type.
+        case file(path: String, contentType: String)
+    }
+
+    public var upstream: UpstreamConfig? {
+        if case .upstream(let u) = target { u } else { nil }
+    }
+}
+
+public struct ResponseConfig: Sendable {
+    /// Keep only these JSON fields (dotted paths for nested objects); nil keeps the whole body.
+    public var fields: [String]?
+    /// `Cache-Control` for successful responses; `no-store` when not set.
+    public var cacheControl: String
+    /// Upstream response headers passed to the client besides `Content-Type` (lower-cased).
+    public var passHeaders: [String]
+    /// Upstream error statuses passed to the client as they are (e.g. 404); others become 502.
+    public var passStatuses: [Int]
+}
+
+public struct UpstreamConfig: Sendable {
+    public var url: UpstreamURL
+    public var method: String
+    public var auth: UpstreamAuth?
+    /// Whole-request deadline, from sending the request to the last byte of the response.
+    public var timeout: Duration
+    public var connectTimeout: Duration
+    public var maxResponseBytes: Int
+    /// Extra PEM trust roots for an HTTPS upstream (e.g. a private CA); system roots are used too.
+    public var caFile: String?
+}
+
+/// How the secret is put on the upstream request.
+public enum UpstreamAuth: Sendable, Equatable {
+    case header(name: String, secret: String)
+    case query(name: String, secret: String)
+    case bearer(secret: String)
+    case basic(user: String, secret: String)
+
+    public var secretName: String {
+        switch self {
+        case .header(_, let s), .query(_, let s), .bearer(let s), .basic(_, let s): s
+        }
+    }
+}

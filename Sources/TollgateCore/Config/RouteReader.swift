@@ -1,0 +1,155 @@
+/// Reads and checks one entry of `routes:`.
+struct RouteReader {
+    let baseDirectory: String
+    let secrets: [String: SecretReference]
+
+    static let routeKeys: Set<String> = ["name", "match", "upstream", "file", "content_type", "params", "fixed",
+                                         "fixed_body", "forward_headers", "response", "max_body"]
+    static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    /// Headers a route may never forward: hop-by-hop, framing, and ones the gateway sets itself.
+    static let unforwardable: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+                                             "upgrade", "host", "content-length", "proxy-authorization", "proxy-authenticate",
+                                             "x-request-id"]
+    static let credentialHeaders: Set<String> = ["authorization", "cookie", "x-api-key", "forwarded", "x-forwarded-for",
+                                                 "x-forwarded-host", "x-forwarded-proto", "x-real-ip"]
+
+    func read(_ node: ConfigNode) -> RouteConfig? {
+        guard let keys = node.object(allowed: Self.routeKeys) else { return nil }
+        let name = keys["name"]?.nonEmptyString()
+        if keys["name"] == nil { node.error("needs a name") }
+
+        var method: String?
+        var path: PathPattern?
+        if let matchNode = keys["match"], let match = matchNode.object(allowed: ["method", "path"]) {
+            if let m = match["method"]?.string()?.uppercased() {
+                if Self.methods.contains(m) { method = m } else { match["method"]?.error("must be one of \(Self.methods.sorted().joined(separator: ", "))") }
+            } else if match["method"] == nil {
+                method = "GET"
+            }
+            if let p = match["path"]?.string() {
+                if let pattern = PathPattern(p) { path = pattern } else { match["path"]?.error("must start with / and use {name} for parameters") }
+            } else if match["path"] == nil {
+                matchNode.error("needs a path")
+            }
+        } else if keys["match"] == nil {
+            node.error("needs match: { method, path }")
+        }
+
+        let params = readParams(keys["params"])
+        let paramNames = Set(params.map(\.name))
+        if let path {
+            for p in path.parameterNames where !params.contains(where: { $0.name == p && $0.location == .path }) {
+                (keys["match"] ?? node).error("path parameter {\(p)} must be declared under params with in: path")
+            }
+            for spec in params where spec.location == .path && !path.parameterNames.contains(spec.name) {
+                keys["params"]?.error("\(spec.name) is declared in: path but the path has no {\(spec.name)}")
+            }
+        }
+
+        let fixedQuery = readFixed(keys["fixed"], clientParams: paramNames).map { ($0.key, $0.value.text) }
+        let fixedBody = readFixed(keys["fixed_body"], clientParams: paramNames).map { JSONMember($0.key, $0.value.json) }
+
+        var forward: [String] = []
+        if let fnode = keys["forward_headers"], let list = fnode.stringList() {
+            for h in list.map({ $0.lowercased() }) {
+                if Self.unforwardable.contains(h) {
+                    fnode.error("\(h) cannot be forwarded (hop-by-hop, framing, or set by the gateway)")
+                } else {
+                    if Self.credentialHeaders.contains(h) { fnode.warning("forwards the client's \(h) header to the upstream") }
+                    forward.append(h)
+                }
+            }
+        }
+
+        let response = readResponse(keys["response"])
+        let maxBody = keys["max_body"].flatMap { $0.byteSize() } ?? 16 * 1024
+
+        var target: RouteConfig.Target?
+        switch (keys["upstream"], keys["file"]) {
+        case (let u?, nil):
+            target = UpstreamReader(secrets: secrets, baseDirectory: baseDirectory)
+                .read(u, routeMethod: method ?? "GET", params: params).map { .upstream($0) }
+        case (nil, let f?):
+            if let file = ConfigLoader.file(f, base: baseDirectory) {
+                let type = keys["content_type"]?.string() ?? MediaTypes.forFile(file)
+                target = .file(path: file, contentType: type)
+            }
+            if method != "GET" { f.error("a file route must match GET") }
+        case (.some, .some): node.error("has both upstream and file; choose one")
+        case (nil, nil): node.error("needs upstream (a paid API) or file (a page to serve)")
+        }
+
+        guard let name, let method, let path, let target else { return nil }
+        return RouteConfig(name: name, method: method, path: path, target: target, params: params, fixedQuery: fixedQuery,
+                           fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody)
+    }
+
+    private func readParams(_ node: ConfigNode?) -> [ParamSpec] {
+        guard let node, let members = node.mapping() else { return [] }
+        return members.compactMap { ParamReader.read(name: $0.key, $0.value) }
+    }
+
+    private func readFixed(_ node: ConfigNode?, clientParams: Set<String>) -> [(key: String, value: ParamValue)] {
+        guard let node, let members = node.mapping() else { return [] }
+        var out: [(key: String, value: ParamValue)] = []
+        for (key, value) in members {
+            guard let text = value.string() else { continue }
+            if clientParams.contains(key) { value.error("is also declared as a client parameter; a fixed value must belong to the server alone") }
+            let lowered = key.lowercased()
+            if ["key", "apikey", "api_key", "token", "secret", "password"].contains(where: { lowered.contains($0) })
+                && SecretHeuristics.looksLikeLiteralSecret(text) {
+                value.error("looks like a literal secret; put it under secrets: and inject it with upstream.auth")
+            }
+            if case .scalar(let scalar) = value.node, scalar.style == .plain, let i = Int(text) {
+                out.append((key, .int(i)))
+            } else if case .scalar(let scalar) = value.node, scalar.style == .plain, text == "true" || text == "false" {
+                out.append((key, .bool(text == "true")))
+            } else {
+                out.append((key, .string(text)))
+            }
+        }
+        return out
+    }
+
+    private func readResponse(_ node: ConfigNode?) -> ResponseConfig {
+        var response = ResponseConfig(fields: nil, cacheControl: "no-store", passHeaders: [], passStatuses: [])
+        guard let node, let keys = node.object(allowed: ["fields", "cache_control", "headers", "pass_statuses"]) else { return response }
+        if let f = keys["fields"], let list = f.stringList() {
+            if list.isEmpty || list.contains(where: \.isEmpty) { f.error("must list at least one field name") } else { response.fields = list }
+        }
+        if let c = keys["cache_control"]?.nonEmptyString() { response.cacheControl = c }
+        if let h = keys["headers"], let list = h.stringList() {
+            for name in list.map({ $0.lowercased() }) {
+                if Self.unforwardable.contains(name) || ["set-cookie", "content-type", "location"].contains(name) {
+                    h.error("\(name) cannot be passed to the client")
+                } else {
+                    response.passHeaders.append(name)
+                }
+            }
+        }
+        if let s = keys["pass_statuses"], let items = s.sequence() {
+            for item in items {
+                guard let code = item.int() else { continue }
+                if (400...599).contains(code) { response.passStatuses.append(code) } else { item.error("must be an error status (400–599)") }
+            }
+        }
+        return response
+    }
+}
+
+enum MediaTypes {
+    static func forFile(_ path: String) -> String {
+        let ext = path.split(separator: ".").last.map { $0.lowercased() } ?? ""
+        switch ext {
+        case "html", "htm": return "text/html; charset=utf-8"
+        case "js", "mjs": return "text/javascript; charset=utf-8"
+        case "css": return "text/css; charset=utf-8"
+        case "json": return "application/json"
+        case "svg": return "image/svg+xml"
+        case "png": return "image/png"
+        case "ico": return "image/x-icon"
+        case "txt": return "text/plain; charset=utf-8"
+        default: return "application/octet-stream"
+        }
+    }
+}

@@ -1,0 +1,16 @@
+/// What a policy decided about a request.
+public enum Decision: Sendable, Equatable {
+    /// Let the request continue to the next policy, and then to the upstream.
+    case pass
+    /// Answer now with this problem; the upstream is not called.
+    case reject(Problem)
+}
+
+/// One step of a route's policy chain. Pure and synchronous: it runs on the event loop, so it must not
+/// block, and anything it needs beyond the request (counters, clocks) it is handed.
+public protocol Policy: Sendable {
+    /// Name used in logs and metrics for decisions this policy makes (e.g. `validation`).
+    var name: String { get }
+    /// Decides about `request`; may fill in what it learned (validated parameters, client identity).
+    func evaluate(_ request: inout RequestView) -> Decision
+}

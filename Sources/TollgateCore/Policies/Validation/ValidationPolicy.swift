@@ -1,0 +1,104 @@
+/// Accepts only the parameters a route declares, each within its rules; everything else is a 422
+/// listing every failing field. Also fills ``RequestView/params`` with the canonical values.
+///
+/// Refused: unknown parameters, a parameter given twice (parameter pollution), a body that is not a
+/// JSON object when the route declares body parameters, and a body on a route that declares none.
+public struct ValidationPolicy: Policy {
+    public let name = "validation"
+    public let specs: [ParamSpec]
+    private let querySpecs: [ParamSpec]
+    private let bodySpecs: [ParamSpec]
+    private let pathSpecs: [ParamSpec]
+
+    public init(specs: [ParamSpec]) {
+        self.specs = specs
+        self.querySpecs = specs.filter { $0.location == .query }
+        self.bodySpecs = specs.filter { $0.location == .body }
+        self.pathSpecs = specs.filter { $0.location == .path }
+    }
+
+    public func evaluate(_ request: inout RequestView) -> Decision {
+        var errors: [FieldError] = []
+        var values: [String: ParamValue] = [:]
+
+        validateQuery(request.query, into: &values, errors: &errors)
+        validateBody(request.body, into: &values, errors: &errors)
+        for spec in pathSpecs {
+            guard let raw = request.pathParams.first(where: { $0.name == spec.name })?.value else { continue }
+            guard let decoded = PercentEncoding.decode(raw, plusIsSpace: false) else {
+                errors.append(FieldError(field: spec.name, location: "path", rule: "encoding", detail: "is not valid percent-encoding", excerpt: nil))
+                continue
+            }
+            record(ParamCheck.check(text: decoded, spec: spec), spec: spec, into: &values, errors: &errors)
+        }
+        // When the query or body could not be read at all, "required" would only repeat that error.
+        let unreadable = errors.contains { $0.field.isEmpty }
+        for spec in specs where values[spec.name] == nil {
+            if let value = spec.defaultValue {
+                values[spec.name] = value
+            } else if spec.required, !unreadable, !errors.contains(where: { $0.field == spec.name }) {
+                errors.append(FieldError(field: spec.name, location: spec.location.rawValue, rule: "required", detail: "is required", excerpt: nil))
+            }
+        }
+        guard errors.isEmpty else { return .reject(Self.problem(errors)) }
+        request.params = specs.compactMap { spec in
+            values[spec.name].map { ValidatedParam(name: spec.name, location: spec.location, value: $0) }
+        }
+        return .pass
+    }
+
+    private func validateQuery(_ query: Substring, into values: inout [String: ParamValue], errors: inout [FieldError]) {
+        guard !query.isEmpty else { return }
+        guard let pairs = QueryString.parse(query) else {
+            errors.append(FieldError(field: "", location: "query", rule: "encoding", detail: "the query string is not valid percent-encoding", excerpt: nil))
+            return
+        }
+        var seen = Set<String>()
+        for (name, raw) in pairs {
+            guard let spec = querySpecs.first(where: { $0.name == name }) else {
+                errors.append(FieldError(field: ParamCheck.excerpt(name), location: "query", rule: "unknown", detail: "is not a parameter of this route", excerpt: nil))
+                continue
+            }
+            guard seen.insert(name).inserted else {
+                errors.append(FieldError(field: name, location: "query", rule: "repeated", detail: "must be given at most once", excerpt: nil))
+                values[name] = nil
+                continue
+            }
+            record(ParamCheck.check(text: raw, spec: spec), spec: spec, into: &values, errors: &errors)
+        }
+    }
+
+    private func validateBody(_ body: [UInt8], into values: inout [String: ParamValue], errors: inout [FieldError]) {
+        guard !body.isEmpty else { return }
+        guard !bodySpecs.isEmpty else {
+            errors.append(FieldError(field: "", location: "body", rule: "unexpected", detail: "this route takes no request body", excerpt: nil))
+            return
+        }
+        guard case .some(.object(let members)) = try? JSONParser.parse(body) else {
+            errors.append(FieldError(field: "", location: "body", rule: "json", detail: "must be a JSON object", excerpt: nil))
+            return
+        }
+        for member in members {
+            guard let spec = bodySpecs.first(where: { $0.name == member.key }) else {
+                errors.append(FieldError(field: ParamCheck.excerpt(member.key), location: "body", rule: "unknown", detail: "is not a parameter of this route", excerpt: nil))
+                continue
+            }
+            if case .null = member.value { continue }
+            record(ParamCheck.check(json: member.value, spec: spec), spec: spec, into: &values, errors: &errors)
+        }
+    }
+
+    private func record(_ result: Result<ParamValue, FieldError>, spec: ParamSpec,
+                        into values: inout [String: ParamValue], errors: inout [FieldError]) {
+        switch result {
+        case .success(let v): values[spec.name] = v
+        case .failure(let e): errors.append(e)
+        }
+    }
+
+    static func problem(_ errors: [FieldError]) -> Problem {
+        Problem(status: 422, code: "invalid-parameters", title: "Unprocessable Content",
+                detail: "One or more parameters are invalid.",
+                extensions: [JSONMember("errors", .array(errors.prefix(20).map(\.json)))])
+    }
+}

@@ -1,0 +1,51 @@
+/// Finds the route for a method and path. Built once from config; lookups do not allocate for
+/// literal-only routes beyond the capture list.
+public struct RouteTable<Route: Sendable>: Sendable {
+    public enum Match {
+        case found(Route, pathParams: [(name: String, value: Substring)])
+        /// The path exists, but not for this method; `allow` lists the methods that do.
+        case methodNotAllowed(allow: [String])
+        case notFound
+    }
+
+    private struct Entry: Sendable {
+        let method: String
+        let pattern: PathPattern
+        let route: Route
+    }
+
+    private let entries: [Entry]
+    private let exact: [String: [Int]]
+
+    /// `routes` in priority order: the first route whose method and pattern match wins.
+    public init(_ routes: [(method: String, pattern: PathPattern, route: Route)]) {
+        entries = routes.map { Entry(method: $0.method, pattern: $0.pattern, route: $0.route) }
+        var exact: [String: [Int]] = [:]
+        for (i, e) in entries.enumerated() where e.pattern.parameterNames.isEmpty {
+            exact[e.pattern.description, default: []].append(i)
+        }
+        self.exact = exact
+    }
+
+    public func match(method: String, path: Substring) -> Match {
+        var allow: [String] = []
+        if let indices = exact[String(path)] {
+            for i in indices {
+                if methodMatches(entries[i].method, method) { return .found(entries[i].route, pathParams: []) }
+                allow.append(entries[i].method)
+            }
+        }
+        for entry in entries where !entry.pattern.parameterNames.isEmpty {
+            guard let captures = entry.pattern.match(path) else { continue }
+            if methodMatches(entry.method, method) { return .found(entry.route, pathParams: captures) }
+            allow.append(entry.method)
+        }
+        if allow.isEmpty { return .notFound }
+        return .methodNotAllowed(allow: Array(Set(allow)).sorted())
+    }
+
+    /// Methods match exactly: a HEAD is not silently turned into a (possibly paid) GET.
+    private func methodMatches(_ routeMethod: String, _ method: String) -> Bool {
+        routeMethod == method
+    }
+}

@@ -1,0 +1,137 @@
+/// Renders the HTTP/1.1 request sent to the paid API for one validated client request.
+///
+/// Everything that does not depend on the request (host, the injected secret, fixed parameters) is
+/// rendered once at start-up; per request only the target, forwarded headers and body are added.
+/// The client's own query string, headers and body never reach the upstream: only validated
+/// parameters, fixed parameters and allow-listed headers do.
+public struct UpstreamRequestTemplate: Sendable {
+    public let method: String
+    /// `Host`, auth and other constant header lines, each ending in CRLF.
+    private let constantHeaders: String
+    private let pathTemplate: String
+    private let placeholders: Set<String>
+    /// Static query text from the URL, plus fixed parameters and a query secret, already encoded.
+    private let constantQuery: String
+    private let fixedBody: [JSONMember]
+    private let forwardHeaders: [String]
+    private let sendsBody: Bool
+
+    public init(route: RouteConfig, upstream: UpstreamConfig, secrets: [String: String]) {
+        method = upstream.method
+        pathTemplate = upstream.url.pathTemplate
+        placeholders = Set(upstream.url.placeholders)
+        forwardHeaders = route.forwardHeaders
+        fixedBody = route.fixedBody
+        sendsBody = !route.fixedBody.isEmpty || route.params.contains { $0.location == .body }
+
+        var query: [String] = upstream.url.staticQuery.isEmpty ? [] : [upstream.url.staticQuery]
+        for (name, value) in route.fixedQuery {
+            query.append(PercentEncoding.encode(name) + "=" + PercentEncoding.encode(value))
+        }
+        var headers = "Host: \(upstream.url.hostHeader)\r\nUser-Agent: tollgate\r\nAccept: application/json\r\n"
+        if let auth = upstream.auth, let secret = secrets[auth.secretName] {
+            switch auth {
+            case .header(let name, _): headers += "\(name): \(secret)\r\n"
+            case .query(let name, _): query.append(PercentEncoding.encode(name) + "=" + PercentEncoding.encode(secret))
+            case .bearer: headers += "Authorization: Bearer \(secret)\r\n"
+            case .basic(let user, _): headers += "Authorization: Basic \(Base64.encode(Array("\(user):\(secret)".utf8)))\r\n"
+            }
+        }
+        constantHeaders = headers
+        constantQuery = query.joined(separator: "&")
+    }
+
+    /// The request head (request line and headers, ending with the blank line) and body.
+    public func render(_ request: RequestView, requestID: String) -> (head: String, body: [UInt8]) {
+        var path = pathTemplate
+        var query = ""
+        var bodyMembers: [JSONMember] = []
+        for param in request.params {
+            if placeholders.contains(param.name) {
+                path = path.replacingAll("{\(param.name)}", with: PercentEncoding.encode(param.value.text))
+                continue
+            }
+            switch param.location {
+            case .query, .path:
+                if !query.isEmpty { query += "&" }
+                query += PercentEncoding.encode(param.name) + "=" + PercentEncoding.encode(param.value.text)
+            case .body:
+                bodyMembers.append(JSONMember(param.name, param.value.json))
+            }
+        }
+        if !constantQuery.isEmpty {
+            query = query.isEmpty ? constantQuery : query + "&" + constantQuery
+        }
+
+        var head = method
+        head += " "
+        head += path
+        if !query.isEmpty {
+            head += "?"
+            head += query
+        }
+        head += " HTTP/1.1\r\n"
+        head += constantHeaders
+        head += "X-Request-ID: "
+        head += requestID
+        head += "\r\n"
+        for name in forwardHeaders {
+            for (n, v) in request.headers where n.lowercased() == name {
+                head += n
+                head += ": "
+                head += v
+                head += "\r\n"
+            }
+        }
+        var body: [UInt8] = []
+        if sendsBody {
+            body = Array(JSONValue.object(bodyMembers + fixedBody).serialized.utf8)
+            head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+        } else if method == "POST" || method == "PUT" || method == "PATCH" {
+            head += "Content-Length: 0\r\n"
+        }
+        head += "\r\n"
+        return (head, body)
+    }
+}
+
+extension String {
+    /// Replaces every occurrence of `target` (no Foundation needed).
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var out = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: target) {
+            out += rest[..<range.lowerBound]
+            out += replacement
+            rest = rest[range.upperBound...]
+        }
+        out += rest
+        return out
+    }
+}
+
+/// Standard base64, for `Authorization: Basic`.
+public enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 2 < bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let n = UInt32(bytes[i]) << 16
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], UInt8(ascii: "="), UInt8(ascii: "=")]
+        } else if rest == 2 {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], UInt8(ascii: "=")]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,93 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TollgateCore
+
+/// The data plane: accepts client connections on the configured listener and serves them on
+/// SwiftNIO event loops, one ``LoopContext`` per loop.
+public final class GatewayServer: @unchecked Sendable {
+    private let state: GatewayState
+    private let group: MultiThreadedEventLoopGroup
+    private let contexts: [ObjectIdentifier: LoopContext]
+    private let sslContext: NIOSSLContext?
+    private var serverChannel: Channel?
+    private let logger: Logger
+
+    /// Prepares the server; throws when a TLS file or upstream trust setting cannot be loaded.
+    public init(config: GatewayConfig, secrets: [String: String], logger: Logger,
+                threads: Int = System.coreCount) throws {
+        self.logger = logger
+        state = try GatewayState(config: config, secrets: secrets, logger: logger)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var contexts: [ObjectIdentifier: LoopContext] = [:]
+        for loop in group.makeIterator() {
+            contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, state: state)
+        }
+        self.contexts = contexts
+        if let tls = config.tls {
+            let certs = try NIOSSLCertificate.fromPEMFile(tls.certificate)
+            let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
+            let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: certs.map { .certificate($0) },
+                                                                         privateKey: .privateKey(key))
+            sslContext = try NIOSSLContext(configuration: configuration)
+        } else {
+            sslContext = nil
+        }
+    }
+
+    /// The address actually bound (useful with port 0).
+    public var localAddress: SocketAddress? { serverChannel?.localAddress }
+
+    /// Binds the listener and starts accepting.
+    public func start() async throws {
+        let contexts = self.contexts
+        let sslContext = self.sslContext
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
+                    return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
+                do {
+                    let sync = channel.pipeline.syncOperations
+                    if let sslContext { try sync.addHandler(NIOSSLServerHandler(context: sslContext)) }
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try sync.addHandler(ClientConnectionHandler(loop: loop, secureListener: sslContext != nil))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let listen = state.config.listen
+        serverChannel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `grace`, then closes everything.
+    public func shutdown(grace: Duration) async {
+        try? await serverChannel?.close()
+        for ctx in contexts.values {
+            try? await ctx.eventLoop.submit { ctx.beginDrain() }.get()
+        }
+        let deadline = ContinuousClock.now + grace
+        while ContinuousClock.now < deadline {
+            var busy = 0
+            for ctx in contexts.values {
+                busy += (try? await ctx.eventLoop.submit { ctx.inFlight + ctx.connections.count }.get()) ?? 0
+            }
+            if busy == 0 { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for ctx in contexts.values {
+            try? await ctx.eventLoop.submit {
+                ctx.connections.values.forEach { $0.forceClose() }
+                ctx.pool.closeAll()
+            }.get()
+        }
+        try? await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,96 @@
+import NIOCore
+import TollgateCore
+
+/// Encodes client responses by hand into one buffer: status line, the gateway's own headers, body.
+/// No `HTTPHeaders` values are built on the way.
+enum ResponseEncoder {
+    /// Sent on every response.
+    static let securityHeaders = "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
+    /// For API and problem responses: nothing may load or frame them.
+    static let apiCSP = "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+    /// For pages served by file routes: same-origin scripts, styles and calls only.
+    static let pageCSP = "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
+    static let hsts = "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
+
+    struct Head {
+        var status: Int
+        var contentType: String?
+        var cacheControl: String = "no-store"
+        var isPage = false
+        var requestID: String
+        var keepAlive: Bool
+        var secure: Bool
+        var extraHeaders: [(String, String)] = []
+    }
+
+    /// Writes the head and `body` into `buffer`.
+    static func write(_ head: Head, body: ByteBuffer?, into buffer: inout ByteBuffer) {
+        buffer.writeString("HTTP/1.1 ")
+        buffer.writeString(String(head.status))
+        buffer.writeString(" ")
+        buffer.writeString(reasonPhrase(head.status))
+        buffer.writeString("\r\n")
+        if let type = head.contentType {
+            buffer.writeString("Content-Type: ")
+            buffer.writeString(type)
+            buffer.writeString("\r\n")
+        }
+        buffer.writeString("Content-Length: ")
+        buffer.writeString(String(body?.readableBytes ?? 0))
+        buffer.writeString("\r\nCache-Control: ")
+        buffer.writeString(head.cacheControl)
+        buffer.writeString("\r\nX-Request-ID: ")
+        buffer.writeString(head.requestID)
+        buffer.writeString("\r\n")
+        buffer.writeString(securityHeaders)
+        buffer.writeString(head.isPage ? pageCSP : apiCSP)
+        if head.secure { buffer.writeString(hsts) }
+        for (name, value) in head.extraHeaders {
+            buffer.writeString(name)
+            buffer.writeString(": ")
+            buffer.writeString(value)
+            buffer.writeString("\r\n")
+        }
+        if !head.keepAlive { buffer.writeString("Connection: close\r\n") }
+        buffer.writeString("\r\n")
+        if var body { buffer.writeBuffer(&body) }
+    }
+
+    /// A problem+json response.
+    static func writeProblem(_ problem: Problem, requestID: String, keepAlive: Bool, secure: Bool,
+                             into buffer: inout ByteBuffer, allocator: ByteBufferAllocator) {
+        let body = allocator.buffer(string: problem.json(requestID: requestID))
+        let head = Head(status: problem.status, contentType: "application/problem+json", requestID: requestID,
+                        keepAlive: keepAlive, secure: secure, extraHeaders: problem.headers)
+        write(head, body: body, into: &buffer)
+    }
+
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 204: "No Content"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 402: "Payment Required"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
+        case 409: "Conflict"
+        case 410: "Gone"
+        case 413: "Content Too Large"
+        case 415: "Unsupported Media Type"
+        case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"
+        case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        default: "Status"
+        }
+    }
+}

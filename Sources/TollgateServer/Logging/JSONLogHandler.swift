@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+import TollgateCore
+
+/// A swift-log handler that writes each message as one JSON line to a ``LogSink``.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    private let label: String
+    private let sink: LogSink
+
+    public init(label: String, sink: LogSink = .standardOutput) {
+        self.label = label
+        self.sink = sink
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var members: [JSONMember] = [
+            JSONMember("time", .string(LogTime.now())),
+            JSONMember("level", .string(event.level.rawValue)),
+            JSONMember("logger", .string(label)),
+            JSONMember("msg", .string(event.message.description)),
+        ]
+        let merged = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new })
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            members.append(JSONMember(key, Self.json(value)))
+        }
+        sink.write(JSONValue.object(members).serialized)
+    }
+
+    static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+        switch value {
+        case .string(let s): .string(s)
+        case .stringConvertible(let c): .string(c.description)
+        case .array(let items): .array(items.map(json))
+        case .dictionary(let d): .object(d.sorted(by: { $0.key < $1.key }).map { JSONMember($0.key, json($0.value)) })
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamps with milliseconds, for log lines.
+enum LogTime {
+    static func now() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = time_t(ts.tv_sec)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        let ms = Int(ts.tv_nsec) / 1_000_000
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+    }
+}

@@ -1,0 +1,42 @@
+import NIOCore
+import TollgateCore
+
+/// What the gateway makes of an upstream response: relay it (projected), or refuse it.
+///
+/// Redirects are never followed nor passed on (a `Location` could carry the key or point the page
+/// elsewhere); upstream errors become generic problems so that upstream error text, which may echo
+/// the key or internal details, never reaches the client.
+enum UpstreamOutcome {
+    case relay(status: Int, contentType: String?, body: ByteBuffer, headers: [(String, String)])
+    /// Answer with this problem; `note` is for the log.
+    case refuse(Problem, note: String)
+
+    static func classify(_ response: UpstreamResponse, route: RouteConfig, projection: ResponseProjection?) -> UpstreamOutcome {
+        let status = response.status
+        if (300...399).contains(status) {
+            return .refuse(.upstreamFailed, note: "upstream answered \(status); redirects are not followed")
+        }
+        if status >= 400 {
+            if route.response.passStatuses.contains(status) {
+                return .refuse(Problem(status: status, code: "upstream-\(status)", title: ResponseEncoder.reasonPhrase(status),
+                                       detail: "The upstream service could not fulfil this request."),
+                               note: "upstream answered \(status), passed on")
+            }
+            return .refuse(.upstreamFailed, note: "upstream answered \(status)")
+        }
+        var body = response.body
+        var contentType = response.header("content-type")
+        if let projection, body.readableBytes > 0 {
+            guard let projected = projection.project(body.readableBytesView) else {
+                return .refuse(.upstreamFailed, note: "upstream body is not JSON; cannot project fields")
+            }
+            body = ByteBuffer(string: projected.serialized)
+            contentType = "application/json"
+        }
+        var headers: [(String, String)] = []
+        for name in route.response.passHeaders {
+            for (n, v) in response.headers where n.lowercased() == name { headers.append((n, v)) }
+        }
+        return .relay(status: status, contentType: contentType, body: body, headers: headers)
+    }
+}

@@ -1,0 +1,150 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// Keep-alive connections to upstreams for one event loop. Only that loop touches it: no locks,
+/// no thread hops. A request takes an idle connection or opens one, and gives it back when the
+/// response is complete and the upstream allows reuse.
+final class UpstreamPool {
+    let eventLoop: EventLoop
+    /// Idle connections kept per endpoint; more are closed when returned.
+    let maxIdlePerEndpoint: Int
+    private var idle: [ObjectIdentifier: [UpstreamConnection]] = [:]
+
+    init(eventLoop: EventLoop, maxIdlePerEndpoint: Int = 128) {
+        self.eventLoop = eventLoop
+        self.maxIdlePerEndpoint = maxIdlePerEndpoint
+    }
+
+    /// Runs one exchange under `call.timeout` (connect included); `completion` runs once, on this loop.
+    /// A stale pooled connection is replaced by a fresh one once, for retryable calls.
+    func execute(_ call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
+        let exchange = Exchange(call: call, completion: completion)
+        exchange.timer = eventLoop.scheduleTask(in: call.timeout) { [weak exchange] in
+            exchange?.finish(.failure(.timeout))
+        }
+        attempt(exchange, allowPooled: true)
+    }
+
+    /// Closes every idle connection (at shutdown).
+    func closeAll() {
+        for conns in idle.values { conns.forEach { $0.abort() } }
+        idle.removeAll()
+    }
+
+    private func attempt(_ exchange: Exchange, allowPooled: Bool) {
+        guard !exchange.done else { return }
+        let endpoint = exchange.call.endpoint
+        if allowPooled, let conn = takeIdle(endpoint) {
+            run(exchange, on: conn)
+            return
+        }
+        connect(endpoint, timeout: exchange.call.connectTimeout).whenComplete { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .success(let conn):
+                if exchange.done {
+                    self.release(conn)
+                } else {
+                    self.run(exchange, on: conn)
+                }
+            case .failure(let error):
+                exchange.finish(.failure(.connect(Self.describe(error))))
+            }
+        }
+    }
+
+    private func run(_ exchange: Exchange, on conn: UpstreamConnection) {
+        exchange.connection = conn
+        let reused = conn.uses > 0
+        conn.send(exchange.call) { [weak self] result in
+            guard let self else { return }
+            exchange.connection = nil
+            if case .failure(.closedBeforeResponse) = result, reused, exchange.call.retryable, !exchange.retried {
+                exchange.retried = true
+                self.attempt(exchange, allowPooled: false)
+                return
+            }
+            // Give the connection back before the client's response is written: a pipelined
+            // request may arrive during that write and want it.
+            if case .success(let response) = result, response.keepAlive { self.release(conn) }
+            exchange.finish(result)
+        }
+    }
+
+    private func takeIdle(_ endpoint: UpstreamEndpoint) -> UpstreamConnection? {
+        let key = ObjectIdentifier(endpoint)
+        while let conn = idle[key]?.popLast() {
+            if conn.isUsable { return conn }
+        }
+        return nil
+    }
+
+    private func release(_ conn: UpstreamConnection) {
+        guard conn.isUsable else { return }
+        let key = ObjectIdentifier(conn.endpoint)
+        if idle[key, default: []].count >= maxIdlePerEndpoint {
+            conn.abort()
+            return
+        }
+        idle[key, default: []].append(conn)
+    }
+
+    private func forget(_ conn: UpstreamConnection) {
+        let key = ObjectIdentifier(conn.endpoint)
+        idle[key]?.removeAll { $0 === conn }
+    }
+
+    private func connect(_ endpoint: UpstreamEndpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+        let conn = UpstreamConnection(endpoint: endpoint)
+        conn.onClose = { [weak self] c in self?.forget(c) }
+        return ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                do {
+                    if let ssl = endpoint.sslContext {
+                        let handler = try NIOSSLClientHandler(context: ssl, serverHostname: endpoint.serverHostname)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                    try channel.pipeline.syncOperations.addHandler(conn)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port)
+            .map { _ in conn }
+    }
+
+    private static func describe(_ error: Error) -> String {
+        if let e = error as? ChannelError, case .connectTimeout = e { return "connect timeout" }
+        return String(describing: error).prefix(200).description
+    }
+
+    /// One client request's trip upstream, possibly over two connections (one retry).
+    final class Exchange {
+        let call: UpstreamCall
+        private let completion: (Result<UpstreamResponse, UpstreamFailure>) -> Void
+        var timer: Scheduled<Void>?
+        var connection: UpstreamConnection?
+        var retried = false
+        private(set) var done = false
+
+        init(call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
+            self.call = call
+            self.completion = completion
+        }
+
+        func finish(_ result: Result<UpstreamResponse, UpstreamFailure>) {
+            guard !done else { return }
+            done = true
+            timer?.cancel()
+            if case .failure(.timeout) = result {
+                connection?.abort()
+            }
+            connection = nil
+            completion(result)
+        }
+    }
+}

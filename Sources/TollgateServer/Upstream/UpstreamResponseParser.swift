@@ -1,0 +1,256 @@
+import NIOCore
+
+/// An upstream response, fully received.
+struct UpstreamResponse {
+    var status: Int
+    /// Header fields in order, names as sent.
+    var headers: [(name: String, value: String)]
+    var body: ByteBuffer
+    /// Whether the connection may carry another request.
+    var keepAlive: Bool
+
+    func header(_ name: String) -> String? {
+        headers.first(where: { $0.name.lowercased() == name })?.value
+    }
+}
+
+/// Parses one HTTP/1.1 response from the bytes an upstream sends, following RFC 9112's framing rules:
+/// Content-Length, chunked, read-until-close, no body for HEAD/1xx/204/304, interim 1xx responses
+/// skipped. Anything ambiguous (differing Content-Lengths, a transfer coding other than chunked,
+/// obsolete line folding, an upgrade) is refused rather than guessed at. Head and body sizes are bounded.
+struct UpstreamResponseParser {
+    enum Failure: Error, Equatable {
+        case malformed(String)
+        case headTooLarge
+        case bodyTooLarge
+        case unexpectedEnd
+    }
+
+    private enum State {
+        case head
+        case fixed(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        case untilClose
+    }
+
+    static let maxHeadBytes = 64 * 1024
+    static let maxLineBytes = 8 * 1024
+
+    let maxBodyBytes: Int
+    let requestWasHEAD: Bool
+    private var state = State.head
+    private var pending: ByteBuffer?
+    private var status = 0
+    private var headers: [(name: String, value: String)] = []
+    private var body: ByteBuffer
+    private var keepAlive = true
+    /// True once any byte of a response arrived (a stale pooled connection fails before that).
+    private(set) var receivedAnything = false
+
+    init(maxBodyBytes: Int, requestWasHEAD: Bool, allocator: ByteBufferAllocator) {
+        self.maxBodyBytes = maxBodyBytes
+        self.requestWasHEAD = requestWasHEAD
+        self.body = allocator.buffer(capacity: 0)
+    }
+
+    /// Consumes `bytes`; returns the response once it is complete.
+    mutating func feed(_ bytes: inout ByteBuffer) throws(Failure) -> UpstreamResponse? {
+        if bytes.readableBytes > 0 { receivedAnything = true }
+        if pending == nil || pending!.readableBytes == 0 {
+            pending = bytes
+        } else {
+            pending!.writeBuffer(&bytes)
+        }
+        return try advance()
+    }
+
+    /// The upstream closed the connection; completes a read-until-close body, otherwise fails.
+    mutating func finish() throws(Failure) -> UpstreamResponse {
+        if case .untilClose = state {
+            return UpstreamResponse(status: status, headers: headers, body: body, keepAlive: false)
+        }
+        throw .unexpectedEnd
+    }
+
+    private mutating func advance() throws(Failure) -> UpstreamResponse? {
+        while var buffer = pending, buffer.readableBytes > 0 {
+            switch state {
+            case .head:
+                guard let headEnd = Self.find(crlfcrlf: buffer) else {
+                    if buffer.readableBytes > Self.maxHeadBytes { throw .headTooLarge }
+                    return nil
+                }
+                guard headEnd <= Self.maxHeadBytes else { throw .headTooLarge }
+                let text = buffer.readString(length: headEnd + 4)!
+                pending = buffer
+                if let done = try parseHead(text) { return done }
+            case .fixed(let remaining):
+                let n = min(remaining, buffer.readableBytes)
+                try append(&buffer, n)
+                pending = buffer
+                if remaining - n == 0 { return complete() }
+                state = .fixed(remaining: remaining - n)
+            case .chunkSize:
+                guard let line = try readLine(&buffer) else { return nil }
+                let sizeText = line.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters() } ?? ""
+                guard !sizeText.isEmpty, sizeText.count <= 16, let size = Int(sizeText, radix: 16), size >= 0 else {
+                    throw .malformed("bad chunk size")
+                }
+                state = size == 0 ? .trailers : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                let n = min(remaining, buffer.readableBytes)
+                try append(&buffer, n)
+                pending = buffer
+                state = remaining - n == 0 ? .chunkDataEnd : .chunkData(remaining: remaining - n)
+            case .chunkDataEnd:
+                guard let line = try readLine(&buffer) else { return nil }
+                guard line.isEmpty else { throw .malformed("chunk not followed by CRLF") }
+                state = .chunkSize
+            case .trailers:
+                guard let line = try readLine(&buffer) else { return nil }
+                if line.isEmpty { return complete() }
+            case .untilClose:
+                let n = buffer.readableBytes
+                try append(&buffer, n)
+                pending = buffer
+                return nil
+            }
+        }
+        return nil
+    }
+
+    private mutating func append(_ buffer: inout ByteBuffer, _ n: Int) throws(Failure) {
+        guard body.readableBytes + n <= maxBodyBytes else { throw .bodyTooLarge }
+        var slice = buffer.readSlice(length: n)!
+        body.writeBuffer(&slice)
+    }
+
+    /// Reads one CRLF-terminated line (without the CRLF) from the pending bytes.
+    private mutating func readLine(_ buffer: inout ByteBuffer) throws(Failure) -> String? {
+        guard let cr = buffer.readableBytesView.firstIndex(of: 13) else {
+            if buffer.readableBytes > Self.maxLineBytes { throw .malformed("line too long") }
+            return nil
+        }
+        let offset = cr - buffer.readerIndex
+        guard buffer.readableBytes > offset + 1 else { return nil }
+        guard buffer.getInteger(at: cr + 1, as: UInt8.self) == 10 else { throw .malformed("bare CR") }
+        let line = buffer.readString(length: offset)!
+        buffer.moveReaderIndex(forwardBy: 2)
+        pending = buffer
+        return line
+    }
+
+    private mutating func complete() -> UpstreamResponse {
+        let response = UpstreamResponse(status: status, headers: headers, body: body, keepAlive: keepAlive && (pending?.readableBytes ?? 0) == 0)
+        return response
+    }
+
+    /// Parses a status line and header block; returns the response when it has no body.
+    private mutating func parseHead(_ text: String) throws(Failure) -> UpstreamResponse? {
+        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
+        while lines.last == "" { lines.removeLast() }
+        guard let statusLine = lines.first else { throw .malformed("empty head") }
+        let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0] == "HTTP/1.1" || parts[0] == "HTTP/1.0",
+              parts[1].count == 3, let code = Int(parts[1]), (100...599).contains(code) else {
+            throw .malformed("bad status line")
+        }
+        var fields: [(name: String, value: String)] = []
+        var contentLength: Int?
+        var transferEncoding: [String] = []
+        var connectionTokens: [String] = []
+        for line in lines.dropFirst() {
+            guard let first = line.first, first != " ", first != "\t" else { throw .malformed("obsolete line folding") }
+            guard let colon = line.firstIndex(of: ":") else { throw .malformed("header without colon") }
+            let name = String(line[..<colon])
+            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else { throw .malformed("bad header name") }
+            let value = line[line.index(after: colon)...].trimmingCharacters()
+            guard !value.utf8.contains(where: { $0 < 0x20 && $0 != 0x09 }) else { throw .malformed("control character in header") }
+            switch name.lowercased() {
+            case "content-length":
+                for item in value.split(separator: ",") {
+                    let t = item.trimmingCharacters()
+                    guard !t.isEmpty, t.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), t.count <= 18, let n = Int(t) else {
+                        throw .malformed("bad content-length")
+                    }
+                    if let c = contentLength, c != n { throw .malformed("conflicting content-length") }
+                    contentLength = n
+                }
+            case "transfer-encoding":
+                transferEncoding += value.split(separator: ",").map { $0.trimmingCharacters().lowercased() }
+            case "connection":
+                connectionTokens += value.split(separator: ",").map { $0.trimmingCharacters().lowercased() }
+            default:
+                break
+            }
+            fields.append((name, value))
+        }
+
+        if (100...199).contains(code) {
+            if code == 101 { throw .malformed("unexpected protocol upgrade") }
+            return nil // interim response: the real one follows
+        }
+        status = code
+        headers = fields
+        keepAlive = parts[0] == "HTTP/1.1" && !connectionTokens.contains("close")
+
+        if requestWasHEAD || code == 204 || code == 304 {
+            return complete()
+        }
+        if !transferEncoding.isEmpty {
+            guard transferEncoding.last == "chunked", transferEncoding.dropLast().allSatisfy({ $0 != "chunked" }) else {
+                throw .malformed("unsupported transfer-encoding")
+            }
+            if contentLength != nil { keepAlive = false }
+            state = .chunkSize
+            return try advance()
+        }
+        if let length = contentLength {
+            guard length <= maxBodyBytes else { throw .bodyTooLarge }
+            if length == 0 { return complete() }
+            state = .fixed(remaining: length)
+            return try advance()
+        }
+        keepAlive = false
+        state = .untilClose
+        return try advance()
+    }
+
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        default: false
+        }
+    }
+
+    /// Offset of the first CRLFCRLF in the readable bytes, if any.
+    static func find(crlfcrlf buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes { raw -> Int? in
+            let n = raw.count
+            guard n >= 4 else { return nil }
+            var i = 0
+            while i <= n - 4 {
+                if raw[i + 3] != 10 { i += raw[i + 3] == 13 ? 1 : 4; continue }
+                if raw[i] == 13 && raw[i + 1] == 10 && raw[i + 2] == 13 { return i }
+                i += 1
+            }
+            return nil
+        }
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces and tabs.
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

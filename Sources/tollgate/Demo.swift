@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import TollgateCore
+import TollgateStandIn
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the sign-up page demo: the gateway, a stand-in paid API and the page.",
+        discussion: "Uses examples/address-validation/tollgate.yaml. The stand-in's key is made up at start and known only to the gateway and the stand-in.")
+
+    @Option(name: .shortAndLong, help: "Demo config.")
+    var config = "examples/address-validation/tollgate.yaml"
+    @Option(help: "Port of the stand-in paid API (must match the config's upstream url).")
+    var upstreamPort = 9101
+
+    func run() async throws {
+        let logger = makeLogger("tollgate")
+        if ProcessInfo.processInfo.environment["ADDRESS_API_KEY"] == nil {
+            var bytes = [UInt8](repeating: 0, count: 24)
+            for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
+            setenv("ADDRESS_API_KEY", "demo_" + bytes.map { String(format: "%02x", $0) }.joined(), 1)
+        }
+        let key = ProcessInfo.processInfo.environment["ADDRESS_API_KEY"]!
+        let (gatewayConfig, secrets) = try loadForServing(path: config, logger: logger)
+
+        let standIn = StandInServer(apiKey: key)
+        try await standIn.start(host: "127.0.0.1", port: upstreamPort)
+        let base = "http://\(gatewayConfig.listen.host == "0.0.0.0" ? "127.0.0.1" : gatewayConfig.listen.host):\(gatewayConfig.listen.port)"
+        print("""
+
+          Tollgate demo
+            sign-up page:     \(base)/
+            address lookup:   \(base)/api/address?q=10+Downing+Street&country=GB
+            stand-in API:     http://127.0.0.1:\(upstreamPort)/_standin/stats  (calls that reached the "paid" API)
+          Press Ctrl-C to stop.
+
+        """)
+        try await runGateway(config: gatewayConfig, secrets: secrets, logger: logger, alsoRun: [StandInService(server: standIn)])
+    }
+}
+
+/// Keeps the stand-in running alongside the gateway and stops it on shutdown.
+struct StandInService: Service {
+    let server: StandInServer
+    func run() async throws {
+        try? await gracefulShutdown()
+        await server.shutdown()
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import TollgateCore
+import TollgateServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway.",
+        discussion: "Stops accepting on SIGTERM or SIGINT and lets in-flight requests finish for shutdown_grace.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let logger = makeLogger("tollgate")
+        let (config, secrets) = try loadForServing(path: options.config, logger: logger)
+        try await runGateway(config: config, secrets: secrets, logger: logger)
+    }
+}
+
+func makeLogger(_ label: String) -> Logger {
+    LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+    return Logger(label: label)
+}
+
+/// Loads the config and resolves its secrets, or explains why it cannot and exits 1.
+func loadForServing(path: String, logger: Logger) throws -> (GatewayConfig, [String: String]) {
+    let loaded: ConfigLoader.Loaded
+    do {
+        loaded = try ConfigLoader.load(path: path)
+    } catch {
+        for issue in error.issues { logger.error("config", metadata: ["issue": "\(issue.description)"]) }
+        throw ExitCode(1)
+    }
+    for warning in loaded.warnings { logger.warning("config", metadata: ["issue": "\(warning.description)"]) }
+    switch SecretResolver(baseDirectory: loaded.config.baseDirectory).resolve(loaded.config.secrets) {
+    case .success(let secrets):
+        return (loaded.config, secrets)
+    case .failure(let error):
+        for issue in error.issues { logger.error("missing secret", metadata: ["issue": "\(issue.description)"]) }
+        throw ExitCode(1)
+    }
+}
+
+/// Runs the gateway until SIGTERM/SIGINT, then drains.
+func runGateway(config: GatewayConfig, secrets: [String: String], logger: Logger,
+                alsoRun: [any Service] = []) async throws {
+    let server = try GatewayServer(config: config, secrets: secrets, logger: logger)
+    let service = GatewayService(server: server, grace: config.shutdownGrace, logger: logger)
+    let group = ServiceGroup(configuration: .init(
+        services: [.init(service: service)] + alsoRun.map { .init(service: $0) },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+    try await group.run()
+}
