@@ -13,6 +13,11 @@ final class StandInHandler: ChannelInboundHandler {
 
     init(state: StandInState) { self.state = state }
 
+    func channelActive(context: ChannelHandlerContext) {
+        state.withSnapshot { $0.connections += 1 }
+        context.fireChannelActive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h):
@@ -134,7 +139,8 @@ final class StandInHandler: ChannelInboundHandler {
         switch path {
         case "/_standin/stats":
             let s = state.withSnapshot { $0 }
-            send(status: 200, json: ["calls": s.calls, "authorized": s.authorized, "unauthorized": s.unauthorized, "mode": s.mode.rawValue],
+            send(status: 200, json: ["calls": s.calls, "authorized": s.authorized, "unauthorized": s.unauthorized,
+                                     "connections": s.connections, "mode": s.mode.rawValue],
                  keepAlive: keepAlive, context: context)
         case "/_standin/last":
             let last = state.withSnapshot { $0.last }

@@ -33,6 +33,8 @@ final class StandInState: Sendable {
         var calls = 0
         var authorized = 0
         var unauthorized = 0
+        /// TCP connections accepted (control requests included), to check upstream keep-alive.
+        var connections = 0
         var mode = StandInMode.normal
         var delayMillis = 0
         var size = 0

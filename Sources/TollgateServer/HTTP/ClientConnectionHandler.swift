@@ -269,9 +269,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
 
         if !keepAlive {
-            closing = true
-            queued.removeAll()
-            context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in context.close(promise: nil) }
+            closeAfterWriting(buffer, context: context)
             return
         }
         context.writeAndFlush(NIOAny(buffer), promise: nil)
@@ -282,6 +280,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 readHeld = false
                 context.read()
             }
+        }
+    }
+
+    /// Writes the last response, then closes gracefully: output first, then, after the client has
+    /// had time to read the response (or closes itself), the whole connection. Closing at once while
+    /// unread request bytes remain (an over-limit body) would make the kernel send a reset that can
+    /// destroy the response before the client reads it.
+    private func closeAfterWriting(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        closing = true
+        queued.removeAll()
+        idleTimer?.cancel()
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in
+            channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }  // e.g. under TLS
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        }
+        if readHeld {
+            readHeld = false
+            context.read()
         }
     }
 

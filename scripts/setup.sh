@@ -1,0 +1,39 @@
+# Shared set-up for scripts/test and bench/: installs missing tools from Debian's and PyPI's
+# registries. Sourced, not run.
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ $apt_updated -eq 0 ]; then
+    $sudo apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  echo "installing: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+pip_install() {
+  # $1.. are "module:package" pairs; installs the packages whose module does not import.
+  local missing=()
+  for pair in "$@"; do
+    python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  python3 -m pip install -q "${missing[@]}"
+}
+
+ensure_test_tools() {
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  pip_install pytest:pytest cryptography:cryptography
+}
+
+ensure_bench_tools() {
+  apt_install nginx-light wrk
+}
