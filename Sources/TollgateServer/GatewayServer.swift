@@ -17,10 +17,10 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Prepares the server; throws when a TLS file or upstream trust setting cannot be loaded.
     public init(config: GatewayConfig, secrets: [String: String], logger: Logger,
-                threads: Int = System.coreCount) throws {
+                threads: Int? = nil) throws {
         self.logger = logger
         state = try GatewayState(config: config, secrets: secrets, logger: logger)
-        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? config.workers ?? System.coreCount)
         var contexts: [ObjectIdentifier: LoopContext] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, state: state)
@@ -65,6 +65,23 @@ public final class GatewayServer: @unchecked Sendable {
             }
         let listen = state.config.listen
         serverChannel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
+        watchLimitTables()
+    }
+
+    /// Logs a warning when a rate-limit table was full of live keys and new clients had to share
+    /// the overflow bucket (checked every 10 s, logged only when the count grew).
+    private func watchLimitTables() {
+        let limiters = state.limiters.all
+        guard !limiters.isEmpty, let loop = contexts.values.first?.eventLoop else { return }
+        let logger = self.logger
+        var reported = [Int](repeating: 0, count: limiters.count)
+        loop.scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { _ in
+            for (i, entry) in limiters.enumerated() where entry.limiter.overflowed > reported[i] {
+                reported[i] = entry.limiter.overflowed
+                logger.warning("rate limit table full", metadata: [
+                    "limit": "\(entry.name)", "overflowed_total": "\(reported[i])", "tracked": "\(entry.limiter.count)"])
+            }
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `grace`, then closes everything.

@@ -17,7 +17,7 @@ public struct GatewayService: Service {
 
     public func run() async throws {
         try await server.start()
-        logger.info("listening", metadata: ["address": "\(server.localAddress.map { "\($0)" } ?? "?")"])
+        logger.info("listening", metadata: ["address": "\(server.localAddress.flatMap { a in a.ipAddress.map { "\($0):\(a.port ?? 0)" } } ?? "?")"])
         try? await gracefulShutdown()
         logger.info("shutting down", metadata: ["grace_ms": "\(grace.components.seconds * 1000 + grace.components.attoseconds / 1_000_000_000_000_000)"])
         await server.shutdown(grace: grace)

@@ -12,10 +12,12 @@ final class GatewayState: Sendable {
     let files: [String: ByteBuffer]
     let accessLog: AccessLog
     let logger: Logger
+    let limiters: LimiterRegistry
 
     init(config: GatewayConfig, secrets: [String: String], logger: Logger) throws {
         self.config = config
-        self.routes = GatewayRoutes.table(config: config, secrets: secrets)
+        self.limiters = LimiterRegistry(maxKeys: config.rateLimitMaxKeys)
+        self.routes = GatewayRoutes.table(config: config, secrets: secrets, limiters: limiters)
         self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
         var files: [String: ByteBuffer] = [:]
         for route in config.routes {
@@ -34,7 +36,7 @@ final class GatewayState: Sendable {
 
     /// Whether `address` (bytes) is a configured trusted proxy.
     func isTrustedProxy(_ address: [UInt8]) -> Bool {
-        config.trustedProxies.contains { $0.contains(address) }
+        config.clientIdentity.isTrusted(address)
     }
 }
 

@@ -40,7 +40,7 @@ public enum ConfigLoader {
     }
 
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
-                                        "shutdown_grace", "idle_timeout", "routes"]
+                                        "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -90,6 +90,22 @@ public enum ConfigLoader {
             }
         }
 
+        var forwardingHeader = ClientIdentity.ForwardingHeader.xForwardedFor
+        var ipv4Prefix = 32
+        var ipv6Prefix = 64
+        if let node = keys["client_ip"], let c = node.object(allowed: ["header", "ipv4_prefix", "ipv6_prefix"]) {
+            if let h = c["header"], let text = h.string() {
+                if let parsed = ClientIdentity.ForwardingHeader(rawValue: text.lowercased()) { forwardingHeader = parsed } else { h.error("must be x-forwarded-for or forwarded") }
+            }
+            if let p = c["ipv4_prefix"]?.int(min: 8) { if p <= 32 { ipv4Prefix = p } else { c["ipv4_prefix"]?.error("must be ≤ 32") } }
+            if let p = c["ipv6_prefix"]?.int(min: 16) { if p <= 128 { ipv6Prefix = p } else { c["ipv6_prefix"]?.error("must be ≤ 128") } }
+        }
+        var maxKeys = 1_000_000
+        if let node = keys["rate_limit"], let r = node.object(allowed: ["max_keys"]) {
+            if let n = r["max_keys"]?.int(min: 64) { maxKeys = n }
+        }
+        let workers = keys["workers"].flatMap { $0.int(min: 1) }
+
         let shutdownGrace = keys["shutdown_grace"].flatMap { $0.duration() } ?? .seconds(10)
         let idleTimeout = keys["idle_timeout"].flatMap { $0.duration() } ?? .seconds(60)
 
@@ -97,6 +113,22 @@ public enum ConfigLoader {
         if let node = keys["routes"], let items = node.sequence() {
             let reader = RouteReader(baseDirectory: baseDirectory, secrets: secrets)
             routes = items.compactMap { reader.read($0) }
+            var sharedLimits: [String: LimitConfig] = [:]
+            for (i, route) in routes.enumerated() {
+                for limit in route.limits where limit.shared {
+                    var comparable = limit
+                    comparable.weight = 1
+                    comparable.skipSuccessful = false
+                    if let first = sharedLimits[limit.name] {
+                        var other = first
+                        other.weight = 1
+                        other.skipSuccessful = false
+                        if other != comparable { items[i].error("limit \(limit.name) is shared by name but defined differently elsewhere") }
+                    } else {
+                        sharedLimits[limit.name] = limit
+                    }
+                }
+            }
             var seenNames = Set<String>()
             var seenMatches = Set<String>()
             for (i, route) in routes.enumerated() {
@@ -114,7 +146,10 @@ public enum ConfigLoader {
         }
 
         return GatewayConfig(listen: listen, tls: tls, trustedProxies: trusted, secrets: secrets, accessLog: accessLog,
-                             shutdownGrace: shutdownGrace, idleTimeout: idleTimeout, routes: routes, baseDirectory: baseDirectory)
+                             shutdownGrace: shutdownGrace, idleTimeout: idleTimeout, routes: routes,
+                             clientIdentity: ClientIdentity(trustedProxies: trusted, header: forwardingHeader,
+                                                            ipv4Prefix: ipv4Prefix, ipv6Prefix: ipv6Prefix),
+                             rateLimitMaxKeys: maxKeys, workers: workers, baseDirectory: baseDirectory)
     }
 
     /// A path to an existing file, resolved against the config's directory.

@@ -13,6 +13,12 @@ public struct GatewayConfig: Sendable {
     /// Idle keep-alive connections are closed after this long.
     public var idleTimeout: Duration
     public var routes: [RouteConfig]
+    /// How the client address is found and grouped.
+    public var clientIdentity: ClientIdentity
+    /// Most keys one limit tracks (memory bound of rate limiting).
+    public var rateLimitMaxKeys: Int
+    /// Event loop threads; defaults to the number of cores.
+    public var workers: Int?
     /// Directory of the config file; relative paths in the config are resolved against it.
     public var baseDirectory: String
 }
@@ -63,6 +69,17 @@ public struct RouteConfig: Sendable {
     public var forwardHeaders: [String]
     public var response: ResponseConfig
     public var maxBodyBytes: Int
+    public var limits: [LimitConfig] = []
+    /// The order policies run in (data, not code).
+    public var policyOrder: [PolicyKind] = PolicyKind.defaultOrder
+
+    /// The policies a route can have, by config name.
+    public enum PolicyKind: String, Sendable, CaseIterable {
+        case rateLimit = "rate_limit"
+        case validation
+        /// Limits first: invalid requests are counted too, so a flood of garbage is limited like any other.
+        public static let defaultOrder: [PolicyKind] = [.rateLimit, .validation]
+    }
 
     public enum Target: Sendable {
         case upstream(UpstreamConfig)

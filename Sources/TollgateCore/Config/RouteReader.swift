@@ -4,7 +4,8 @@ struct RouteReader {
     let secrets: [String: SecretReference]
 
     static let routeKeys: Set<String> = ["name", "match", "upstream", "file", "content_type", "params", "fixed",
-                                         "fixed_body", "forward_headers", "response", "max_body"]
+                                         "fixed_body", "forward_headers", "response", "max_body",
+                                         "limits", "policy_order"]
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     /// Headers a route may never forward: hop-by-hop, framing, and ones the gateway sets itself.
     static let unforwardable: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -79,9 +80,21 @@ struct RouteReader {
         case (nil, nil): node.error("needs upstream (a paid API) or file (a page to serve)")
         }
 
+        let limits = keys["limits"].map { LimitReader.read($0, routeName: name ?? "route") } ?? []
+        var order = RouteConfig.PolicyKind.defaultOrder
+        if let orderNode = keys["policy_order"], let list = orderNode.stringList() {
+            let kinds = list.compactMap(RouteConfig.PolicyKind.init(rawValue:))
+            if kinds.count != list.count || Set(kinds).count != RouteConfig.PolicyKind.allCases.count || kinds.count != RouteConfig.PolicyKind.allCases.count {
+                orderNode.error("must list each of \(RouteConfig.PolicyKind.allCases.map(\.rawValue).joined(separator: ", ")) once")
+            } else {
+                order = kinds
+            }
+        }
+
         guard let name, let method, let path, let target else { return nil }
         return RouteConfig(name: name, method: method, path: path, target: target, params: params, fixedQuery: fixedQuery,
-                           fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody)
+                           fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody,
+                           limits: limits, policyOrder: order)
     }
 
     private func readParams(_ node: ConfigNode?) -> [ParamSpec] {

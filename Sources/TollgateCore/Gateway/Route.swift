@@ -8,27 +8,51 @@ public final class Route: Sendable {
     /// Which JSON fields of the upstream response reach the client (nil keeps the body as is).
     public let projection: ResponseProjection?
 
-    public init(config: RouteConfig, secrets: [String: String]) {
+    /// What the chain decided.
+    public enum ChainOutcome {
+        case pass
+        case reject(policy: String, problem: Problem)
+        /// Wait, then resume the chain at policy index `resumeAt`.
+        case delay(Duration, resumeAt: Int)
+    }
+
+    public init(config: RouteConfig, secrets: [String: String], limiters: LimiterRegistry) {
         self.config = config
-        self.policies = [ValidationPolicy(specs: config.params)]
+        var byKind: [RouteConfig.PolicyKind: any Policy] = [.validation: ValidationPolicy(specs: config.params)]
+        if !config.limits.isEmpty {
+            byKind[.rateLimit] = RateLimitPolicy(limits: config.limits.map { limiters.bind($0) })
+        }
+        self.policies = config.policyOrder.compactMap { byKind[$0] }
         self.template = config.upstream.map { UpstreamRequestTemplate(route: config, upstream: $0, secrets: secrets) }
         self.projection = config.response.fields.map { ResponseProjection(fields: $0) }
     }
 
     public var name: String { config.name }
 
-    /// Runs the chain. Returns the name of the policy that refused, with its problem, or nil when all passed.
-    public func evaluate(_ request: inout RequestView) -> (policy: String, problem: Problem)? {
-        for policy in policies {
-            if case .reject(let problem) = policy.evaluate(&request) { return (policy.name, problem) }
+    /// Runs the chain from policy `start`.
+    public func evaluate(_ request: inout RequestView, from start: Int = 0) -> ChainOutcome {
+        var index = start
+        while index < policies.count {
+            let policy = policies[index]
+            index += 1
+            switch policy.evaluate(&request) {
+            case .pass: continue
+            case .reject(let problem): return .reject(policy: policy.name, problem: problem)
+            case .delay(let d): return .delay(d, resumeAt: index)
+            }
         }
-        return nil
+        return .pass
+    }
+
+    /// Tells the policies that ran how the request ended.
+    public func completed(_ request: RequestView, status: Int) {
+        for policy in policies { policy.completed(request, status: status) }
     }
 }
 
 /// Builds the route table of a loaded config with its resolved secrets.
 public enum GatewayRoutes {
-    public static func table(config: GatewayConfig, secrets: [String: String]) -> RouteTable<Route> {
-        RouteTable(config.routes.map { ($0.method, $0.path, Route(config: $0, secrets: secrets)) })
+    public static func table(config: GatewayConfig, secrets: [String: String], limiters: LimiterRegistry) -> RouteTable<Route> {
+        RouteTable(config.routes.map { ($0.method, $0.path, Route(config: $0, secrets: secrets, limiters: limiters)) })
     }
 }

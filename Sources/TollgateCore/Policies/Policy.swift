@@ -4,6 +4,8 @@ public enum Decision: Sendable, Equatable {
     case pass
     /// Answer now with this problem; the upstream is not called.
     case reject(Problem)
+    /// Continue after waiting this long (throttling instead of refusing).
+    case delay(Duration)
 }
 
 /// One step of a route's policy chain. Pure and synchronous: it runs on the event loop, so it must not
@@ -13,4 +15,10 @@ public protocol Policy: Sendable {
     var name: String { get }
     /// Decides about `request`; may fill in what it learned (validated parameters, client identity).
     func evaluate(_ request: inout RequestView) -> Decision
+    /// Called once the response status is known, for requests this policy let through.
+    func completed(_ request: RequestView, status: Int)
+}
+
+extension Policy {
+    public func completed(_ request: RequestView, status: Int) {}
 }

@@ -16,9 +16,18 @@ public struct RequestView: Sendable {
     public var pathParams: [(name: String, value: Substring)]
     /// Parameters that passed validation, in declaration order; set by the validation policy.
     public var params: [ValidatedParam] = []
+    /// The client as limits count it (resolved through trusted proxies, IPv6 grouped by prefix).
+    public var clientKey: ClientKey
+    /// Monotonic time of the request, in nanoseconds; policies use it instead of reading a clock.
+    public var now: Int64
+    /// Headers policies add to the response, whatever it turns out to be (e.g. `RateLimit`).
+    public var responseHeaders: [(String, String)] = []
+    /// Resources held while the request is alive (throttle slots); released when it is dropped.
+    public var holds: [Hold] = []
 
     public init(method: String, path: Substring, query: Substring, headers: [(name: String, value: String)],
-                body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = []) {
+                body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = [],
+                clientKey: ClientKey? = nil, now: Int64 = 0) {
         self.method = method
         self.path = path
         self.query = query
@@ -26,6 +35,19 @@ public struct RequestView: Sendable {
         self.body = body
         self.clientAddress = clientAddress
         self.pathParams = pathParams
+        self.clientKey = clientKey ?? ClientKey(clientAddress) ?? ClientKey(high: 0, low: 0)
+        self.now = now
+    }
+
+    /// The value of cookie `name` from the `Cookie` header(s).
+    public func cookie(_ name: String) -> String? {
+        for (n, v) in headers where n.lowercased() == "cookie" {
+            for pair in v.split(separator: ";") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                if kv.count == 2, kv[0].trimmingWhitespace() == name { return kv[1].trimmingWhitespace() }
+            }
+        }
+        return nil
     }
 
     /// The first value of header `name` (case-insensitive).

@@ -16,13 +16,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let loop: LoopContext
-    private let secureListener: Bool
-    private var context: ChannelHandlerContext?
+    let loop: LoopContext
+    let secureListener: Bool
+    var context: ChannelHandlerContext?
+    /// The TCP peer; the client itself unless it is a trusted proxy.
     private var peerAddress = "unknown"
     private var peerBytes: [UInt8] = []
+    private var peerKey = ClientKey(high: 0, low: 0)
+    private var peerIsTrustedProxy = false
 
-    private var request: InboundRequest?
+    var request: InboundRequest?
     private var responding = false
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var drainingQueue = false
@@ -42,6 +45,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let remote = context.channel.remoteAddress {
             peerAddress = remote.ipAddress ?? "unknown"
             peerBytes = IPAddress.parse(peerAddress) ?? []
+            peerKey = loop.state.config.clientIdentity.key(for: peerBytes)
+            peerIsTrustedProxy = loop.state.isTrustedProxy(peerBytes)
         }
         loop.connections[ObjectIdentifier(self)] = self
         armIdleTimer()
@@ -49,6 +54,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer?.cancel()
+        request?.delayTimer?.cancel()
         loop.connections[ObjectIdentifier(self)] = nil
         if responding { loop.inFlight -= 1; responding = false }
         self.context = nil
@@ -110,7 +116,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if !RequestIDGenerator.isAcceptable(id) { id = loop.requestIDs.next() }
         var req = InboundRequest(head: head, requestID: id, started: .now())
         req.keepAlive = head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining
-        req.secure = secureListener || (loop.state.isTrustedProxy(peerBytes)
+        req.secure = secureListener || (peerIsTrustedProxy
             && head.headers.first(name: "x-forwarded-proto")?.lowercased() == "https")
 
         let uri = head.uri
@@ -176,66 +182,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             var buffer = context!.channel.allocator.buffer(capacity: 512 + (loop.state.files[route.name]?.readableBytes ?? 0))
             ResponseEncoder.write(head, body: loop.state.files[route.name], into: &buffer)
             finishResponse(buffer, status: 200, decision: "pass", decidedBy: nil)
-        case .upstream(let upstream):
-            var view = RequestView(method: req.head.method.rawValue, path: req.path, query: req.query,
-                                   headers: req.head.headers.map { ($0.name, $0.value) },
+        case .upstream:
+            let headers = req.head.headers.map { ($0.name, $0.value) }
+            var clientKey = peerKey
+            var clientAddress = peerAddress
+            if peerIsTrustedProxy {
+                let resolved = loop.state.config.clientIdentity.resolve(peer: peerBytes, headers: headers)
+                clientKey = loop.state.config.clientIdentity.key(for: resolved)
+                clientAddress = ClientKey(bytes: resolved, ipv4Prefix: 32, ipv6Prefix: 128)?.description ?? peerAddress
+            }
+            request?.client = clientAddress
+            let view = RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, headers: headers,
                                    body: req.body.map { Array($0.readableBytesView) } ?? [],
-                                   clientAddress: peerAddress, pathParams: req.pathParams)
-            if let (policy, problem) = route.evaluate(&view) {
-                respondWithProblem(problem, requestID: req.requestID, decidedBy: policy)
-                return
-            }
-            callUpstream(route: route, upstream: upstream, view: view, req: req)
+                                   clientAddress: clientAddress, pathParams: req.pathParams,
+                                   clientKey: clientKey, now: Int64(NIODeadline.now().uptimeNanoseconds))
+            runChain(route: route, view: view, from: 0)
         }
     }
 
-    private func callUpstream(route: Route, upstream: UpstreamConfig, view: RequestView, req: InboundRequest) {
-        guard let template = route.template, let endpoint = loop.state.endpoints[route.name], let context else { return }
-        let (head, body) = template.render(view, requestID: req.requestID)
-        var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
-        buffer.writeString(head)
-        buffer.writeBytes(body)
-        let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: template.method == "HEAD",
-                                retryable: template.method == "GET" || template.method == "HEAD",
-                                timeout: TimeAmount(upstream.timeout), connectTimeout: TimeAmount(upstream.connectTimeout),
-                                maxResponseBytes: upstream.maxResponseBytes)
-        let sent = NIODeadline.now()
-        loop.pool.execute(call) { [self] result in
-            let upstreamMicros = (NIODeadline.now() - sent).nanoseconds / 1000
-            self.upstreamAnswered(result, route: route, upstreamMicros: upstreamMicros)
-        }
-    }
-
-    private func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>, route: Route, upstreamMicros: Int64) {
-        guard let req = request, context != nil else { return }
-        switch result {
-        case .failure(let failure):
-            let problem: Problem
-            switch failure {
-            case .timeout: problem = .upstreamTimeout
-            case .connect: problem = .upstreamUnavailable
-            default: problem = .upstreamFailed
-            }
-            respondWithProblem(problem, requestID: req.requestID, decidedBy: "upstream", note: failure.logNote,
-                               upstreamMicros: upstreamMicros)
-        case .success(let response):
-            let outcome = UpstreamOutcome.classify(response, route: route.config, projection: route.projection)
-            switch outcome {
-            case .refuse(let problem, let note):
-                respondWithProblem(problem, requestID: req.requestID, decidedBy: "upstream", note: note,
-                                   upstreamStatus: response.status, upstreamMicros: upstreamMicros)
-            case .relay(let status, let contentType, let body, let headers):
-                let head = ResponseEncoder.Head(status: status, contentType: contentType, cacheControl: route.config.response.cacheControl,
-                                                requestID: req.requestID, keepAlive: req.keepAlive, secure: req.secure, extraHeaders: headers)
-                var buffer = context!.channel.allocator.buffer(capacity: 512 + body.readableBytes)
-                ResponseEncoder.write(head, body: body, into: &buffer)
-                finishResponse(buffer, status: status, decision: "pass", decidedBy: nil,
-                               upstreamStatus: response.status, upstreamMicros: upstreamMicros)
-            }
-        }
-    }
-
-    private func respondWithProblem(_ problem: Problem, requestID: String, decidedBy: String, note: String? = nil,
+    func respondWithProblem(_ problem: Problem, requestID: String, decidedBy: String, note: String? = nil,
                                     forceClose: Bool = false, upstreamStatus: Int? = nil, upstreamMicros: Int64? = nil) {
         guard let context else { return }
         if !responding {
@@ -243,6 +208,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             loop.inFlight += 1
         }
         if forceClose { request?.keepAlive = false }
+        var problem = problem
+        if let extra = request?.view?.responseHeaders, !extra.isEmpty {
+            problem.headers += extra.filter { name, _ in !problem.headers.contains { $0.0 == name } }
+        }
         var buffer = context.channel.allocator.buffer(capacity: 1024)
         ResponseEncoder.writeProblem(problem, requestID: requestID, keepAlive: request?.keepAlive ?? false,
                                      secure: request?.secure ?? secureListener, into: &buffer, allocator: context.channel.allocator)
@@ -251,7 +220,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Writes a complete response, logs it, and moves on to the next pipelined request (or closes).
-    private func finishResponse(_ buffer: ByteBuffer, status: Int, decision: String, decidedBy: String?, note: String? = nil,
+    func finishResponse(_ buffer: ByteBuffer, status: Int, decision: String, decidedBy: String?, note: String? = nil,
                                 upstreamStatus: Int? = nil, upstreamMicros: Int64? = nil, requestID: String? = nil) {
         guard let context else { return }
         let req = request
@@ -261,10 +230,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         loop.inFlight -= 1
 
         if let req {
+            if let view = req.view { req.route?.completed(view, status: status) }
             loop.state.accessLog.write(AccessRecord(
                 requestID: requestID ?? req.requestID, route: req.route?.name, method: req.head.method.rawValue,
                 path: String(req.path), status: status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
-                client: peerAddress, decision: decision, decidedBy: decidedBy, upstreamStatus: upstreamStatus,
+                client: req.client ?? peerAddress, decision: decision, decidedBy: decidedBy, upstreamStatus: upstreamStatus,
                 upstreamLatencyMicros: upstreamMicros, note: note))
         }
 
@@ -344,6 +314,11 @@ struct InboundRequest {
     var maxBody = 64 * 1024
     var bodyBytes = 0
     var body: ByteBuffer?
+    /// The client address as resolved (through trusted proxies), for the log.
+    var client: String?
+    /// What the policies saw and added; kept while the request waits (throttle) or is upstream.
+    var view: RequestView?
+    var delayTimer: Scheduled<Void>?
 }
 
 extension TimeAmount {

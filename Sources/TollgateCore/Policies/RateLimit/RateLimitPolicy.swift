@@ -1,0 +1,161 @@
+import Synchronization
+
+/// Applies a route's limits in order. Every limit must allow the request; if a later one refuses,
+/// the units already taken from earlier ones are given back, so a refused request costs nothing.
+/// Adds `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10) to every
+/// response of the route, and `Retry-After` to a 429.
+public struct RateLimitPolicy: Policy {
+    public let name = "rate_limit"
+
+    /// A limit with its (possibly shared) limiter and, for throttling, its waiting-room counter.
+    public struct Bound: Sendable {
+        public let config: LimitConfig
+        public let limiter: RateLimiter
+        let waiting: WaitingRoom?
+    }
+
+    public let limits: [Bound]
+    private let policyHeader: String
+
+    public init(limits: [Bound]) {
+        self.limits = limits
+        policyHeader = limits.map { "\"\($0.config.name)\";q=\($0.config.rate.count);w=\($0.config.rate.windowSeconds)" }
+            .joined(separator: ", ")
+    }
+
+    public func evaluate(_ request: inout RequestView) -> Decision {
+        var taken: [(RateLimiter, BucketKey, Int)] = []
+        var states: [String] = []
+        var delay: Int64 = 0
+        for bound in limits {
+            let config = bound.config
+            let key = Self.key(config.scope, request)
+            var maxDelay: Int64 = 0
+            if case .throttle(let d, _) = config.mode { maxDelay = d.nanoseconds }
+            let outcome = bound.limiter.acquire(key, weight: config.weight, now: request.now, maxDelayNanos: maxDelay,
+                                                commit: !config.skipSuccessful)
+            var accepted = outcome.allowed
+            if accepted, outcome.delayNanos > 0 {
+                if let slot = bound.waiting?.enter() {
+                    request.holds.append(slot)
+                } else {
+                    accepted = false
+                }
+            }
+            guard accepted else {
+                if outcome.allowed { bound.limiter.refund(key, weight: config.weight) }
+                for (limiter, k, w) in taken { limiter.refund(k, weight: w) }
+                request.holds.removeAll()
+                states.append(Self.state(config.name, remaining: 0, resetNanos: outcome.resetNanos))
+                return .reject(tooManyRequests(retryAfterNanos: max(outcome.retryAfterNanos, 1), states: states, limit: config.name))
+            }
+            if !config.skipSuccessful { taken.append((bound.limiter, key, config.weight)) }
+            delay = max(delay, outcome.delayNanos)
+            states.append(Self.state(config.name, remaining: outcome.remaining, resetNanos: outcome.resetNanos))
+        }
+        request.responseHeaders.append(("RateLimit-Policy", policyHeader))
+        request.responseHeaders.append(("RateLimit", states.joined(separator: ", ")))
+        return delay > 0 ? .delay(.nanoseconds(delay)) : .pass
+    }
+
+    /// `skip_successful` limits count a request only once its response shows it failed.
+    public func completed(_ request: RequestView, status: Int) {
+        guard status >= 400 else { return }
+        for bound in limits where bound.config.skipSuccessful {
+            _ = bound.limiter.acquire(Self.key(bound.config.scope, request), weight: bound.config.weight, now: request.now)
+        }
+    }
+
+    private func tooManyRequests(retryAfterNanos: Int64, states: [String], limit: String) -> Problem {
+        let seconds = (retryAfterNanos + 999_999_999) / 1_000_000_000
+        return Problem(status: 429, code: "rate-limited", title: "Too Many Requests",
+                       detail: "This client has sent too many requests; try again later.",
+                       extensions: [JSONMember("limit", .string(limit)), JSONMember("retry_after", .number(String(seconds)))],
+                       headers: [("Retry-After", String(seconds)), ("RateLimit-Policy", policyHeader),
+                                 ("RateLimit", states.joined(separator: ", "))])
+    }
+
+    static func state(_ name: String, remaining: Int, resetNanos: Int64) -> String {
+        "\"\(name)\";r=\(remaining);t=\(max(0, (resetNanos + 999_999_999) / 1_000_000_000))"
+    }
+
+    static func key(_ scope: LimitConfig.Scope, _ request: RequestView) -> BucketKey {
+        switch scope {
+        case .ip: return BucketKey(request.clientKey)
+        case .route, .global: return .shared
+        case .header(let name): return hashed(request.header(name))
+        case .cookie(let name): return hashed(request.cookie(name))
+        }
+    }
+
+    /// Distinct values get distinct buckets (128-bit keyed hash); absent values share one.
+    static func hashed(_ value: String?) -> BucketKey {
+        guard let value else { return .shared }
+        var a = Hasher()
+        a.combine(0xA5 as UInt8)
+        a.combine(value)
+        var b = Hasher()
+        b.combine(0x5A as UInt8)
+        b.combine(value)
+        return BucketKey(high: UInt64(bitPattern: Int64(a.finalize())) | 1, low: UInt64(bitPattern: Int64(b.finalize())))
+    }
+}
+
+/// Counts requests waiting in throttle delays for one limit; a slot frees itself when released.
+public final class WaitingRoom: Sendable {
+    private let capacity: Int
+    private let count = Atomic<Int>(0)
+
+    public init(capacity: Int) { self.capacity = capacity }
+
+    public var waiting: Int { count.load(ordering: .relaxed) }
+
+    /// A slot, or nil when the room is full.
+    func enter() -> Hold? {
+        let now = count.add(1, ordering: .relaxed).newValue
+        if now > capacity {
+            count.subtract(1, ordering: .relaxed)
+            return nil
+        }
+        return Hold { [self] in self.count.subtract(1, ordering: .relaxed) }
+    }
+}
+
+/// Something a request holds while it is alive (a throttle slot); released when the request is
+/// dropped, whatever path it took.
+public final class Hold: Sendable {
+    private let release: @Sendable () -> Void
+    init(release: @escaping @Sendable () -> Void) { self.release = release }
+    deinit { release() }
+}
+
+extension Duration {
+    /// Whole nanoseconds.
+    public var nanoseconds: Int64 {
+        let (s, atto) = components
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
+}
+
+/// Builds limiters once per config so that limits with the same name share one table.
+public final class LimiterRegistry: @unchecked Sendable {
+    private var shared: [String: (LimitConfig, RateLimiter, WaitingRoom?)] = [:]
+    public let maxKeys: Int
+
+    public init(maxKeys: Int) { self.maxKeys = maxKeys }
+
+    func bind(_ config: LimitConfig) -> RateLimitPolicy.Bound {
+        if config.shared, let existing = shared[config.name] {
+            return RateLimitPolicy.Bound(config: config, limiter: existing.1, waiting: existing.2)
+        }
+        let limiter = RateLimiter(rate: config.rate, burst: config.burst, maxKeys: maxKeys)
+        var room: WaitingRoom?
+        if case .throttle(_, let queue) = config.mode { room = WaitingRoom(capacity: queue) }
+        if config.shared { shared[config.name] = (config, limiter, room) }
+        all.append((config.name, limiter))
+        return RateLimitPolicy.Bound(config: config, limiter: limiter, waiting: room)
+    }
+
+    /// Every limiter, for metrics.
+    public private(set) var all: [(name: String, limiter: RateLimiter)] = []
+}
