@@ -1,0 +1,142 @@
+import Testing
+@testable import TollgateCore
+
+@Suite struct RateLimiterTests {
+    let second: Int64 = 1_000_000_000
+    let k = BucketKey(high: 1, low: 2)
+
+    @Test func burstThenSteadyRate() {
+        let limiter = RateLimiter(rate: Rate("10/s")!, burst: 5, maxKeys: 100)
+        let t0: Int64 = 1_000 * second
+        let results = (0..<6).map { _ in limiter.acquire(k, now: t0).allowed }
+        #expect(results == [true, true, true, true, true, false])
+        #expect(limiter.acquire(k, now: t0).retryAfterNanos == second / 10)
+        // One interval later exactly one more is allowed.
+        #expect(limiter.acquire(k, now: t0 + second / 10).allowed)
+        #expect(!limiter.acquire(k, now: t0 + second / 10).allowed)
+        // After a full second the burst is back.
+        let later = (0..<6).map { _ in limiter.acquire(k, now: t0 + 2 * second).allowed }
+        #expect(later == [true, true, true, true, true, false])
+    }
+
+    @Test func remainingAndReset() {
+        let limiter = RateLimiter(rate: Rate("60/min")!, burst: 3, maxKeys: 100)
+        let t0: Int64 = 50 * second
+        let first = limiter.acquire(k, now: t0)
+        #expect(first.remaining == 2 && first.resetNanos == second)
+        let second_ = limiter.acquire(k, now: t0)
+        #expect(second_.remaining == 1 && second_.resetNanos == 2 * second)
+    }
+
+    @Test func weightsCountAsSeveral() {
+        let limiter = RateLimiter(rate: Rate("10/s")!, burst: 10, maxKeys: 100)
+        #expect(limiter.acquire(k, weight: 4, now: 0).remaining == 6)
+        #expect(limiter.acquire(k, weight: 4, now: 0).remaining == 2)
+        #expect(!limiter.acquire(k, weight: 4, now: 0).allowed)
+        #expect(limiter.acquire(k, weight: 2, now: 0).allowed)
+    }
+
+    @Test func clockGoingBackwardsGrantsNothingExtra() {
+        let limiter = RateLimiter(rate: Rate("1/s")!, burst: 1, maxKeys: 100)
+        #expect(limiter.acquire(k, now: 100 * second).allowed)
+        #expect(!limiter.acquire(k, now: 90 * second).allowed)
+        #expect(!limiter.acquire(k, now: 100 * second).allowed)
+        #expect(limiter.acquire(k, now: 101 * second).allowed)
+    }
+
+    @Test func throttleAdmitsLateWithinMaxDelay() {
+        let limiter = RateLimiter(rate: Rate("2/s")!, burst: 1, maxKeys: 100)
+        #expect(limiter.acquire(k, now: 0, maxDelayNanos: second).delayNanos == 0)
+        #expect(limiter.acquire(k, now: 0, maxDelayNanos: second).delayNanos == second / 2)
+        #expect(limiter.acquire(k, now: 0, maxDelayNanos: second).delayNanos == second)
+        #expect(!limiter.acquire(k, now: 0, maxDelayNanos: second).allowed)
+    }
+
+    @Test func dryRunAndRefund() {
+        let limiter = RateLimiter(rate: Rate("1/min")!, burst: 1, maxKeys: 100)
+        #expect(limiter.acquire(k, now: 0, commit: false).allowed)
+        #expect(limiter.acquire(k, now: 0).allowed)
+        #expect(!limiter.acquire(k, now: 0).allowed)
+        limiter.refund(k)
+        #expect(limiter.acquire(k, now: 0).allowed)
+    }
+
+    @Test func evictionOnlyDropsDecayedKeys() {
+        let limiter = RateLimiter(rate: Rate("1/s")!, burst: 1, maxKeys: 4, stripes: 1)
+        for i in 0..<4 { #expect(limiter.acquire(BucketKey(high: 0, low: UInt64(i)), now: 0).allowed) }
+        #expect(limiter.count == 4)
+        // Table full of live keys: a new key shares the overflow bucket and is counted.
+        #expect(limiter.acquire(BucketKey(high: 0, low: 99), now: 0).allowed)
+        #expect(!limiter.acquire(BucketKey(high: 0, low: 100), now: 0).allowed)
+        #expect(limiter.overflowed == 2)
+        // The live keys kept their (empty) buckets: no free reset.
+        #expect(!limiter.acquire(BucketKey(high: 0, low: 0), now: 0).allowed)
+        // Once their state has decayed they can be dropped, and new keys get their own bucket.
+        #expect(limiter.acquire(BucketKey(high: 0, low: 200), now: 2 * second).allowed)
+        #expect(limiter.evicted == 4)
+        #expect(limiter.count == 1)
+    }
+
+    @Test func rateParsing() {
+        #expect(Rate("10/s")?.periodNanos == second)
+        #expect(Rate("100/min")?.periodNanos == 60 * second)
+        #expect(Rate("1000/day")?.windowSeconds == 86400)
+        #expect(Rate("5/30s")?.windowSeconds == 30)
+        #expect(Rate("0/s") == nil)
+        #expect(Rate("ten/s") == nil)
+        #expect(Rate("5/fortnight") == nil)
+    }
+
+    @Test func policyRefundsEarlierLimitsWhenALaterOneRefuses() throws {
+        let yaml = """
+        routes:
+          - name: r
+            match: { path: /r }
+            upstream: { url: "http://h/" }
+            limits:
+              - { per: ip, rate: 10/s }
+              - { per: global, rate: 1/min }
+        """
+        let config = try ConfigLoader.load(yaml: yaml, baseDirectory: "/tmp").config
+        let registry = LimiterRegistry(maxKeys: 100)
+        let route = Route(config: config.routes[0], secrets: [:], limiters: registry)
+        func call() -> Route.ChainOutcome {
+            var view = RequestView(method: "GET", path: "/r", query: "", headers: [], clientAddress: "198.51.100.1", now: 5 * second)
+            return route.evaluate(&view)
+        }
+        guard case .pass = call() else { Issue.record("first should pass"); return }
+        guard case .reject(let policy, let problem) = call() else { Issue.record("second should be refused"); return }
+        #expect(policy == "rate_limit" && problem.status == 429)
+        #expect(problem.headers.contains { $0.0 == "Retry-After" && $0.1 == "60" })
+        #expect(problem.headers.contains { $0.0 == "RateLimit-Policy" && $0.1 == "\"ip\";q=10;w=1, \"global\";q=1;w=60" })
+        // The refused request did not consume the per-ip allowance: 9 left, not 8.
+        let ip = registry.all.first { $0.name == "ip" }!.limiter
+        #expect(ip.acquire(BucketKey(ClientKey("198.51.100.1")!), now: 5 * second).remaining == 8)
+    }
+
+    @Test func headerAndCookieKeys() {
+        var view = RequestView(method: "GET", path: "/", query: "", headers: [("X-Api-Key", "a"), ("Cookie", "sid=1; other=2")], clientAddress: "1.1.1.1")
+        let a = RateLimitPolicy.key(.header("x-api-key"), view)
+        #expect(a == RateLimitPolicy.key(.header("x-api-key"), view))
+        #expect(RateLimitPolicy.key(.cookie("sid"), view) != RateLimitPolicy.key(.cookie("other"), view))
+        view.headers = []
+        #expect(RateLimitPolicy.key(.header("x-api-key"), view) == .shared)
+        #expect(a != .shared)
+    }
+
+    @Test func sharedLimitsMustAgree() {
+        let yaml = """
+        routes:
+          - name: a
+            match: { path: /a }
+            upstream: { url: "http://h/" }
+            limits: [{ per: global, rate: 10/s }]
+          - name: b
+            match: { path: /b }
+            upstream: { url: "http://h/" }
+            limits: [{ per: global, rate: 20/s }]
+        """
+        #expect(loadErrors(yaml).contains { $0.contains("limit global is shared by name but defined differently") })
+        #expect(loadErrors(yaml.replacingOccurrences(of: "rate: 10/s }]", with: "rate: 10/x }]")).contains { $0.contains("must be COUNT/PERIOD") })
+    }
+}
