@@ -63,7 +63,9 @@ public struct UpstreamRequestTemplate: Sendable {
             query = query.isEmpty ? constantQuery : query + "&" + constantQuery
         }
 
-        var head = method
+        var head = ""
+        head.reserveCapacity(constantHeaders.utf8.count + path.utf8.count + query.utf8.count + 96)
+        head += method
         head += " "
         head += path
         if !query.isEmpty {

@@ -25,7 +25,7 @@ enum UpstreamOutcome {
             return .refuse(.upstreamFailed, note: "upstream answered \(status)")
         }
         var body = response.body
-        var contentType = response.header("content-type")
+        var contentType = response.headers.first("content-type")
         if let projection, body.readableBytes > 0 {
             guard let projected = projection.project(body.readableBytesView) else {
                 return .refuse(.upstreamFailed, note: "upstream body is not JSON; cannot project fields")
@@ -35,7 +35,7 @@ enum UpstreamOutcome {
         }
         var headers: [(String, String)] = []
         for name in route.response.passHeaders {
-            for (n, v) in response.headers where n.lowercased() == name { headers.append((n, v)) }
+            headers += response.headers.all(name)
         }
         return .relay(status: status, contentType: contentType, body: body, headers: headers)
     }

@@ -3,15 +3,10 @@ import NIOCore
 /// An upstream response, fully received.
 struct UpstreamResponse {
     var status: Int
-    /// Header fields in order, names as sent.
-    var headers: [(name: String, value: String)]
+    var headers: UpstreamHeaders
     var body: ByteBuffer
     /// Whether the connection may carry another request.
     var keepAlive: Bool
-
-    func header(_ name: String) -> String? {
-        headers.first(where: { $0.name.lowercased() == name })?.value
-    }
 }
 
 /// Parses one HTTP/1.1 response from the bytes an upstream sends, following RFC 9112's framing rules:
@@ -44,7 +39,7 @@ struct UpstreamResponseParser {
     private var state = State.head
     private var pending: ByteBuffer?
     private var status = 0
-    private var headers: [(name: String, value: String)] = []
+    private var headers = UpstreamHeaders(block: ByteBuffer())
     private var body: ByteBuffer
     private var keepAlive = true
     /// True once any byte of a response arrived (a stale pooled connection fails before that).
@@ -84,9 +79,9 @@ struct UpstreamResponseParser {
                     return nil
                 }
                 guard headEnd <= Self.maxHeadBytes else { throw .headTooLarge }
-                let text = buffer.readString(length: headEnd + 4)!
+                let head = buffer.readSlice(length: headEnd + 4)!
                 pending = buffer
-                if let done = try parseHead(text) { return done }
+                if let done = try parseHead(head) { return done }
             case .fixed(let remaining):
                 let n = min(remaining, buffer.readableBytes)
                 try append(&buffer, n)
@@ -148,67 +143,31 @@ struct UpstreamResponseParser {
         return response
     }
 
-    /// Parses a status line and header block; returns the response when it has no body.
-    private mutating func parseHead(_ text: String) throws(Failure) -> UpstreamResponse? {
-        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
-        while lines.last == "" { lines.removeLast() }
-        guard let statusLine = lines.first else { throw .malformed("empty head") }
-        let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[0] == "HTTP/1.1" || parts[0] == "HTTP/1.0",
-              parts[1].count == 3, let code = Int(parts[1]), (100...599).contains(code) else {
-            throw .malformed("bad status line")
+    /// Parses a status line and header block (bytes, no String per header); returns the response
+    /// when it has no body.
+    private mutating func parseHead(_ head: ByteBuffer) throws(Failure) -> UpstreamResponse? {
+        var fields = HeadFields()
+        let code: Int = try head.withUnsafeReadableBytes { p throws(Failure) -> Int in
+            try fields.parse(p)
         }
-        var fields: [(name: String, value: String)] = []
-        var contentLength: Int?
-        var transferEncoding: [String] = []
-        var connectionTokens: [String] = []
-        for line in lines.dropFirst() {
-            guard let first = line.first, first != " ", first != "\t" else { throw .malformed("obsolete line folding") }
-            guard let colon = line.firstIndex(of: ":") else { throw .malformed("header without colon") }
-            let name = String(line[..<colon])
-            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else { throw .malformed("bad header name") }
-            let value = line[line.index(after: colon)...].trimmingCharacters()
-            guard !value.utf8.contains(where: { $0 < 0x20 && $0 != 0x09 }) else { throw .malformed("control character in header") }
-            switch name.lowercased() {
-            case "content-length":
-                for item in value.split(separator: ",") {
-                    let t = item.trimmingCharacters()
-                    guard !t.isEmpty, t.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), t.count <= 18, let n = Int(t) else {
-                        throw .malformed("bad content-length")
-                    }
-                    if let c = contentLength, c != n { throw .malformed("conflicting content-length") }
-                    contentLength = n
-                }
-            case "transfer-encoding":
-                transferEncoding += value.split(separator: ",").map { $0.trimmingCharacters().lowercased() }
-            case "connection":
-                connectionTokens += value.split(separator: ",").map { $0.trimmingCharacters().lowercased() }
-            default:
-                break
-            }
-            fields.append((name, value))
-        }
-
         if (100...199).contains(code) {
             if code == 101 { throw .malformed("unexpected protocol upgrade") }
             return nil // interim response: the real one follows
         }
         status = code
-        headers = fields
-        keepAlive = parts[0] == "HTTP/1.1" && !connectionTokens.contains("close")
+        headers = UpstreamHeaders(block: head)
+        keepAlive = fields.http11 && !fields.connectionClose
 
         if requestWasHEAD || code == 204 || code == 304 {
             return complete()
         }
-        if !transferEncoding.isEmpty {
-            guard transferEncoding.last == "chunked", transferEncoding.dropLast().allSatisfy({ $0 != "chunked" }) else {
-                throw .malformed("unsupported transfer-encoding")
-            }
-            if contentLength != nil { keepAlive = false }
+        if fields.transferEncoding {
+            guard fields.chunkedLast, !fields.chunkedEarlier else { throw .malformed("unsupported transfer-encoding") }
+            if fields.contentLength != nil { keepAlive = false }
             state = .chunkSize
             return try advance()
         }
-        if let length = contentLength {
+        if let length = fields.contentLength {
             guard length <= maxBodyBytes else { throw .bodyTooLarge }
             if length == 0 { return complete() }
             state = .fixed(remaining: length)

@@ -24,10 +24,9 @@ public struct RateLimitPolicy: Policy {
     }
 
     public func evaluate(_ request: inout RequestView) -> Decision {
-        var taken: [(RateLimiter, BucketKey, Int)] = []
-        var states: [String] = []
+        var state = ""
         var delay: Int64 = 0
-        for bound in limits {
+        for (i, bound) in limits.enumerated() {
             let config = bound.config
             let key = Self.key(config.scope, request)
             var maxDelay: Int64 = 0
@@ -42,19 +41,21 @@ public struct RateLimitPolicy: Policy {
                     accepted = false
                 }
             }
+            if !state.isEmpty { state += ", " }
             guard accepted else {
-                if outcome.allowed { bound.limiter.refund(key, weight: config.weight) }
-                for (limiter, k, w) in taken { limiter.refund(k, weight: w) }
+                if outcome.allowed, !config.skipSuccessful { bound.limiter.refund(key, weight: config.weight) }
+                for earlier in limits[..<i] where !earlier.config.skipSuccessful {
+                    earlier.limiter.refund(Self.key(earlier.config.scope, request), weight: earlier.config.weight)
+                }
                 request.holds.removeAll()
-                states.append(Self.state(config.name, remaining: 0, resetNanos: outcome.resetNanos))
-                return .reject(tooManyRequests(retryAfterNanos: max(outcome.retryAfterNanos, 1), states: states, limit: config.name))
+                Self.appendState(&state, config.name, remaining: 0, resetNanos: outcome.resetNanos)
+                return .reject(tooManyRequests(retryAfterNanos: max(outcome.retryAfterNanos, 1), state: state, limit: config.name))
             }
-            if !config.skipSuccessful { taken.append((bound.limiter, key, config.weight)) }
             delay = max(delay, outcome.delayNanos)
-            states.append(Self.state(config.name, remaining: outcome.remaining, resetNanos: outcome.resetNanos))
+            Self.appendState(&state, config.name, remaining: outcome.remaining, resetNanos: outcome.resetNanos)
         }
         request.responseHeaders.append(("RateLimit-Policy", policyHeader))
-        request.responseHeaders.append(("RateLimit", states.joined(separator: ", ")))
+        request.responseHeaders.append(("RateLimit", state))
         return delay > 0 ? .delay(.nanoseconds(delay)) : .pass
     }
 
@@ -66,17 +67,23 @@ public struct RateLimitPolicy: Policy {
         }
     }
 
-    private func tooManyRequests(retryAfterNanos: Int64, states: [String], limit: String) -> Problem {
+    private func tooManyRequests(retryAfterNanos: Int64, state: String, limit: String) -> Problem {
         let seconds = (retryAfterNanos + 999_999_999) / 1_000_000_000
         return Problem(status: 429, code: "rate-limited", title: "Too Many Requests",
                        detail: "This client has sent too many requests; try again later.",
                        extensions: [JSONMember("limit", .string(limit)), JSONMember("retry_after", .number(String(seconds)))],
                        headers: [("Retry-After", String(seconds)), ("RateLimit-Policy", policyHeader),
-                                 ("RateLimit", states.joined(separator: ", "))])
+                                 ("RateLimit", state)])
     }
 
-    static func state(_ name: String, remaining: Int, resetNanos: Int64) -> String {
-        "\"\(name)\";r=\(remaining);t=\(max(0, (resetNanos + 999_999_999) / 1_000_000_000))"
+    /// Appends `"name";r=REMAINING;t=SECONDS` (one member of the `RateLimit` field).
+    static func appendState(_ out: inout String, _ name: String, remaining: Int, resetNanos: Int64) {
+        out += "\""
+        out += name
+        out += "\";r="
+        out += String(remaining)
+        out += ";t="
+        out += String(max(0, (resetNanos + 999_999_999) / 1_000_000_000))
     }
 
     static func key(_ scope: LimitConfig.Scope, _ request: RequestView) -> BucketKey {

@@ -47,24 +47,36 @@ public struct ValidationPolicy: Policy {
         return .pass
     }
 
+    /// Walks the raw query once, without splitting it into arrays; only values are decoded.
     private func validateQuery(_ query: Substring, into values: inout [String: ParamValue], errors: inout [FieldError]) {
         guard !query.isEmpty else { return }
-        guard let pairs = QueryString.parse(query) else {
-            errors.append(FieldError(field: "", location: "query", rule: "encoding", detail: "the query string is not valid percent-encoding", excerpt: nil))
-            return
-        }
-        var seen = Set<String>()
-        for (name, raw) in pairs {
-            guard let spec = querySpecs.first(where: { $0.name == name }) else {
+        var seen: UInt64 = 0  // bit i set: querySpecs[i] already given
+        var rest = query[...]
+        while !rest.isEmpty {
+            let pairEnd = rest.firstIndex(of: "&") ?? rest.endIndex
+            let pair = rest[..<pairEnd]
+            rest = pairEnd == rest.endIndex ? rest[pairEnd...] : rest[rest.index(after: pairEnd)...]
+            if pair.isEmpty { continue }
+            let eq = pair.firstIndex(of: "=")
+            let rawName = pair[..<(eq ?? pair.endIndex)]
+            let rawValue = eq.map { pair[pair.index(after: $0)...] } ?? ""
+            guard let name = PercentEncoding.decode(rawName, plusIsSpace: true),
+                  let value = PercentEncoding.decode(rawValue, plusIsSpace: true) else {
+                errors.append(FieldError(field: "", location: "query", rule: "encoding", detail: "the query string is not valid percent-encoding", excerpt: nil))
+                return
+            }
+            guard let index = querySpecs.firstIndex(where: { $0.name == name }) else {
                 errors.append(FieldError(field: ParamCheck.excerpt(name), location: "query", rule: "unknown", detail: "is not a parameter of this route", excerpt: nil))
                 continue
             }
-            guard seen.insert(name).inserted else {
+            let bit: UInt64 = index < 64 ? 1 << UInt64(index) : 0
+            if seen & bit != 0 || (bit == 0 && values[name] != nil) {
                 errors.append(FieldError(field: name, location: "query", rule: "repeated", detail: "must be given at most once", excerpt: nil))
                 values[name] = nil
                 continue
             }
-            record(ParamCheck.check(text: raw, spec: spec), spec: spec, into: &values, errors: &errors)
+            seen |= bit
+            record(ParamCheck.check(text: value, spec: querySpecs[index]), spec: querySpecs[index], into: &values, errors: &errors)
         }
     }
 

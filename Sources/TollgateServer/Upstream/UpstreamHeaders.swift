@@ -1,0 +1,158 @@
+import NIOCore
+
+/// The header block of an upstream response, kept as the bytes received. Looking a field up scans
+/// the block; nothing is turned into Strings unless asked for, which keeps the relay path free of
+/// per-header allocations.
+struct UpstreamHeaders {
+    /// Status line and fields, as received (already validated by ``HeadFields``).
+    let block: ByteBuffer
+
+    /// The value of the first field named `lowercasedName`.
+    func first(_ lowercasedName: String) -> String? {
+        var found: String?
+        forEach { name, value in
+            if found == nil, HeadFields.equalsLowercased(name, lowercasedName) {
+                found = String(decoding: value, as: UTF8.self)
+            }
+        }
+        return found
+    }
+
+    /// Every field named `lowercasedName`, with its name as sent.
+    func all(_ lowercasedName: String) -> [(String, String)] {
+        var out: [(String, String)] = []
+        forEach { name, value in
+            if HeadFields.equalsLowercased(name, lowercasedName) {
+                out.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            }
+        }
+        return out
+    }
+
+    /// Calls `body` with each field's name and trimmed value.
+    func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+        block.withUnsafeReadableBytes { p in
+            var lines = HeadFields.Lines(p)
+            _ = lines.next() // status line
+            while let line = lines.next(), line.count > 0 {
+                guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+                let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+                let value = HeadFields.trim(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
+                body(name, value)
+            }
+        }
+    }
+}
+
+/// Validates a response head and extracts what framing needs, working on bytes.
+struct HeadFields {
+    var http11 = true
+    var connectionClose = false
+    var contentLength: Int?
+    var transferEncoding = false
+    var chunkedLast = false
+    var chunkedEarlier = false
+
+    typealias Failure = UpstreamResponseParser.Failure
+
+    /// Parses the whole head (ending with CRLFCRLF); returns the status code.
+    mutating func parse(_ p: UnsafeRawBufferPointer) throws(Failure) -> Int {
+        var lines = Lines(p)
+        guard let status = lines.next() else { throw .malformed("empty head") }
+        // "HTTP/1.1 200" followed by a space and reason, or nothing.
+        guard status.count >= 12, status.starts(with: Self.http1Prefix), status[status.startIndex + 7] == UInt8(ascii: "1")
+                || status[status.startIndex + 7] == UInt8(ascii: "0"), status[status.startIndex + 8] == UInt8(ascii: " ") else {
+            throw .malformed("bad status line")
+        }
+        http11 = status[status.startIndex + 7] == UInt8(ascii: "1")
+        var code = 0
+        for i in 9..<12 {
+            let d = status[status.startIndex + i]
+            guard d >= 0x30, d <= 0x39 else { throw .malformed("bad status code") }
+            code = code * 10 + Int(d - 0x30)
+        }
+        guard code >= 100, code <= 599, status.count == 12 || status[status.startIndex + 12] == UInt8(ascii: " ") else {
+            throw .malformed("bad status line")
+        }
+        while let line = lines.next() {
+            if line.isEmpty { break }
+            let first = line[line.startIndex]
+            guard first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else { throw .malformed("obsolete line folding") }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("header without colon") }
+            let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+            guard !name.isEmpty, name.allSatisfy(UpstreamResponseParser.isTokenByte) else { throw .malformed("bad header name") }
+            let value = Self.trim(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
+            guard !value.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) else { throw .malformed("control character in header") }
+            switch name.count {
+            case 14 where Self.equalsLowercased(name, "content-length"):
+                for item in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                    let digits = Self.trim(UnsafeRawBufferPointer(rebasing: item))
+                    guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                        throw .malformed("bad content-length")
+                    }
+                    let n = digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+                    if let c = contentLength, c != n { throw .malformed("conflicting content-length") }
+                    contentLength = n
+                }
+            case 17 where Self.equalsLowercased(name, "transfer-encoding"):
+                for item in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+                    let coding = Self.trim(UnsafeRawBufferPointer(rebasing: item))
+                    if chunkedLast { chunkedEarlier = true }
+                    chunkedLast = Self.equalsLowercased(coding, "chunked")
+                    transferEncoding = true
+                }
+            case 10 where Self.equalsLowercased(name, "connection"):
+                for item in value.split(separator: UInt8(ascii: ",")) where Self.equalsLowercased(Self.trim(UnsafeRawBufferPointer(rebasing: item)), "close") {
+                    connectionClose = true
+                }
+            default:
+                break
+            }
+        }
+        return code
+    }
+
+    static let http1Prefix: [UInt8] = Array("HTTP/1.".utf8)
+
+    /// ASCII case-insensitive comparison with an already lower-cased name.
+    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercased: String) -> Bool {
+        var it = lowercased.utf8.makeIterator()
+        for b in bytes {
+            guard let l = it.next() else { return false }
+            let folded = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+            if folded != l { return false }
+        }
+        return it.next() == nil
+    }
+
+    /// Without leading and trailing spaces and tabs.
+    static func trim(_ p: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        var start = p.startIndex
+        var end = p.endIndex
+        while start < end, p[start] == 0x20 || p[start] == 0x09 { start += 1 }
+        while end > start, p[end - 1] == 0x20 || p[end - 1] == 0x09 { end -= 1 }
+        return UnsafeRawBufferPointer(rebasing: p[start..<end])
+    }
+
+    /// CRLF-separated lines (a bare LF also ends a line; a bare CR is kept and later refused).
+    struct Lines {
+        let p: UnsafeRawBufferPointer
+        var index: Int
+
+        init(_ p: UnsafeRawBufferPointer) {
+            self.p = p
+            index = p.startIndex
+        }
+
+        mutating func next() -> Slice<UnsafeRawBufferPointer>? {
+            guard index < p.endIndex else { return nil }
+            var end = index
+            while end < p.endIndex, p[end] != 0x0A { end += 1 }
+            var lineEnd = end
+            if lineEnd > index, p[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+            let line = p[index..<lineEnd]
+            index = end + 1
+            return line
+        }
+    }
+}

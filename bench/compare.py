@@ -1,0 +1,247 @@
+"""Interleaved benchmark: nginx reverse proxy vs Tollgate in front of the same nginx static upstream.
+
+Both proxies do the same work per request: match the route, check one query parameter, apply a
+per-client-IP limit set high enough never to trigger, add the API key header and reuse keep-alive
+connections to the upstream. wrk drives each in turn (nginx, Tollgate, nginx, Tollgate, …).
+A second scenario floods a Tollgate route whose limit refuses everything, to compare the cost of a
+rejection with the cost of a proxied request.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLLGATE = ROOT / ".build" / "release" / "tollgate"
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+DURATION = int(os.environ.get("DURATION", "10"))
+CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
+THREADS = int(os.environ.get("WRK_THREADS", "2"))
+KEY = "bench_" + os.urandom(12).hex()
+BODY = '{"formatted":"10 DOWNING STREET, GB","postcode":"SW1A 2AA","valid":true,"provider_account":"acct_1"}'
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} not listening")
+
+
+def nginx(conf_text, directory, name):
+    conf = directory / f"{name}.conf"
+    conf.write_text(conf_text)
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(directory), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc
+
+
+def nginx_common(directory, name):
+    return f"""
+pid {directory}/{name}.pid;
+error_log {directory}/{name}.error.log warn;
+events {{ worker_connections 4096; }}
+"""
+
+
+def worker_pids(master_pid):
+    out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def peak_rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url):
+    out = subprocess.run(["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {}
+    for pct, value, unit in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)", out, re.M):
+        lat[pct] = float(value) * UNITS[unit]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(0) if errors else None}
+
+
+def main():
+    if not TOLLGATE.exists():
+        sys.exit(f"{TOLLGATE} missing: run bench/run (it builds the release binary)")
+    work = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+    upstream_port, nginx_port, tollgate_port = free_port(), free_port(), free_port()
+    procs = []
+    try:
+        up = nginx(nginx_common(work, "upstream") + f"""
+worker_processes 1;
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{upstream_port};
+    location /v2/validate {{
+      if ($http_x_api_key != "{KEY}") {{ return 401; }}
+      default_type application/json;
+      return 200 '{BODY}';
+    }}
+  }}
+}}
+""", work, "upstream")
+        procs.append(up)
+        proxy = nginx(nginx_common(work, "proxy") + f"""
+worker_processes 1;
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;
+  upstream paid {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{nginx_port};
+    location = /api/address {{
+      limit_req zone=perip burst=1000000 nodelay;
+      if ($arg_q = "") {{ return 422; }}
+      proxy_pass http://paid/v2/validate?q=$arg_q&format=json;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Api-Key "{KEY}";
+    }}
+  }}
+}}
+""", work, "proxy")
+        procs.append(proxy)
+        config = work / "tollgate.yaml"
+        config.write_text(f"""
+listen: 127.0.0.1:{tollgate_port}
+access_log: off
+secrets: {{ KEY: env:BENCH_KEY }}
+routes:
+  - name: address
+    match: {{ method: GET, path: /api/address }}
+    upstream:
+      url: http://127.0.0.1:{upstream_port}/v2/validate
+      auth: {{ header: X-Api-Key, secret: KEY }}
+    params: {{ q: {{ type: string, min_length: 1, max_length: 100, required: true }} }}
+    fixed: {{ format: json }}
+    limits: [{{ per: ip, rate: 1000000/s, burst: 1000000 }}]
+  - name: refused
+    match: {{ method: GET, path: /api/refused }}
+    upstream:
+      url: http://127.0.0.1:{upstream_port}/v2/validate
+      auth: {{ header: X-Api-Key, secret: KEY }}
+    params: {{ q: {{ type: string, min_length: 1, max_length: 100, required: true }} }}
+    limits: [{{ per: ip, rate: 1/day, burst: 1 }}]
+""")
+        tg = subprocess.Popen([str(TOLLGATE), "serve", "--config", str(config)], env=dict(os.environ, BENCH_KEY=KEY),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        procs.append(tg)
+        for port in (upstream_port, nginx_port, tollgate_port):
+            wait_port(port)
+        time.sleep(0.3)
+        urls = {"nginx": f"http://127.0.0.1:{nginx_port}/api/address?q=Main+Street",
+                "tollgate": f"http://127.0.0.1:{tollgate_port}/api/address?q=Main+Street"}
+        for name, url in urls.items():  # correctness check and warm-up
+            out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url], capture_output=True, text=True).stdout
+            if out != "200":
+                sys.exit(f"{name} answered {out} on warm-up")
+            subprocess.run(["wrk", "-t1", "-c8", "-d2s", url], capture_output=True)
+
+        if os.environ.get("PROFILE"):
+            # perf (software clock) on Tollgate under load; report written beside the results.
+            perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-o", str(work / "perf.data"),
+                                     "-p", str(tg.pid), "--", "sleep", str(DURATION)], stderr=subprocess.DEVNULL)
+            wrk(urls["tollgate"])
+            perf.wait()
+            report = subprocess.run(["perf", "report", "-i", str(work / "perf.data"), "--no-children", "--stdio",
+                                     "--sort", "dso", "-g", "none"], capture_output=True, text=True).stdout
+            report += subprocess.run(["perf", "report", "-i", str(work / "perf.data"), "--no-children", "--stdio",
+                                      "--sort", "sym", "--percent-limit", "0.4", "-g", "none"], capture_output=True, text=True).stdout
+            report += subprocess.run(["perf", "report", "-i", str(work / "perf.data"), "--children", "--stdio",
+                                      "--sort", "sym", "--percent-limit", "3", "-g", "none"], capture_output=True, text=True).stdout
+            out = ROOT / "bench" / "results"
+            out.mkdir(exist_ok=True)
+            (out / "profile.txt").write_text(report)
+            print(f"profile written to {out / 'profile.txt'}")
+            return
+
+        results = {"nginx": [], "tollgate": []}
+        for round_ in range(1, ROUNDS + 1):
+            for name in ("nginx", "tollgate"):
+                r = wrk(urls[name])
+                results[name].append(r)
+                print(f"round {round_} {name:8s} {r['rps']:10.0f} req/s  p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms"
+                      + (f"  NON-2xx {r['non2xx']}" if r["non2xx"] else ""), flush=True)
+
+        refused_url = f"http://127.0.0.1:{tollgate_port}/api/refused?q=Main+Street"
+        refused = wrk(refused_url)
+        print(f"refusal  tollgate {refused['rps']:10.0f} req/s  p50 {refused['p50_ms']:.3f} ms  p99 {refused['p99_ms']:.3f} ms  "
+              f"(429s: {refused['non2xx']})", flush=True)
+
+        rss = {"nginx": peak_rss_kib(worker_pids(proxy.pid)), "tollgate": peak_rss_kib([tg.pid])}
+        summary = {}
+        for name in ("nginx", "tollgate"):
+            runs = results[name]
+            summary[name] = {"rps": sum(r["rps"] for r in runs) / len(runs),
+                             "p50_ms": sum(r["p50_ms"] for r in runs) / len(runs),
+                             "p99_ms": sum(r["p99_ms"] for r in runs) / len(runs),
+                             "peak_rss_mib": rss[name] / 1024,
+                             "non2xx": sum(r["non2xx"] for r in runs)}
+        print()
+        print(f"{'':10s}{'req/s':>10s}{'p50 ms':>10s}{'p99 ms':>10s}{'peak RSS MiB':>14s}")
+        for name, s in summary.items():
+            print(f"{name:10s}{s['rps']:10.0f}{s['p50_ms']:10.3f}{s['p99_ms']:10.3f}{s['peak_rss_mib']:14.1f}")
+        ratio_throughput = summary["tollgate"]["rps"] / summary["nginx"]["rps"]
+        ratio_p99 = summary["tollgate"]["p99_ms"] / summary["nginx"]["p99_ms"]
+        ratio_reject = refused["rps"] / summary["tollgate"]["rps"]
+        machine = f"{os.cpu_count()} cores, {subprocess.run(['uname', '-m'], capture_output=True, text=True).stdout.strip()}"
+        print(f"\nmachine: {machine}; wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s, {ROUNDS} rounds interleaved")
+        print(f"ratio_throughput: {ratio_throughput:.2f}")
+        print(f"ratio_p99: {ratio_p99:.2f}")
+        print(f"ratio_reject_vs_pass: {ratio_reject:.2f}")
+        out_dir = ROOT / "bench" / "results"
+        out_dir.mkdir(exist_ok=True)
+        (out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(
+            {"summary": summary, "rounds": results, "refused": refused, "ratio_throughput": ratio_throughput,
+             "ratio_p99": ratio_p99, "ratio_reject_vs_pass": ratio_reject, "machine": machine}, indent=2))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM if p is not procs[0] and p is not procs[1] else signal.SIGQUIT)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
