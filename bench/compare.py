@@ -142,6 +142,7 @@ http {{
         config.write_text(f"""
 listen: 127.0.0.1:{tollgate_port}
 access_log: off
+{"workers: " + os.environ["TOLLGATE_WORKERS"] if os.environ.get("TOLLGATE_WORKERS") else ""}
 secrets: {{ KEY: env:BENCH_KEY }}
 routes:
   - name: address
@@ -185,7 +186,10 @@ routes:
             report += subprocess.run(["perf", "report", "-i", str(work / "perf.data"), "--no-children", "--stdio",
                                       "--sort", "sym", "--percent-limit", "0.4", "-g", "none"], capture_output=True, text=True).stdout
             report += subprocess.run(["perf", "report", "-i", str(work / "perf.data"), "--children", "--stdio",
-                                      "--sort", "sym", "--percent-limit", "3", "-g", "none"], capture_output=True, text=True).stdout
+                                      "--sort", "sym", "--percent-limit", "1.5", "-g", "none"], capture_output=True, text=True).stdout
+            report += subprocess.run(["perf", "report", "-i", str(work / "perf.data"), "--no-children", "--stdio",
+                                      "--sort", "sym", "--symbols", "swift_retain,swift_release", "-g", "caller,0.5,callee,function,percent",
+                                      "--percent-limit", "2"], capture_output=True, text=True).stdout
             out = ROOT / "bench" / "results"
             out.mkdir(exist_ok=True)
             (out / "profile.txt").write_text(report)

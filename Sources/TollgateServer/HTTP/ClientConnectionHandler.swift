@@ -6,8 +6,8 @@ import TollgateCore
 ///
 /// Invariants:
 /// - At most one request is being answered (`responding`); parts of later pipelined requests wait in
-///   `queued`, and socket reads are held until the answer is written, so a client cannot make the
-///   gateway buffer without bound.
+///   `queued`, and once any wait there socket reads are held until the answer is written, so a client
+///   cannot make the gateway buffer more than one read's worth of pipelined requests.
 /// - Every request gets exactly one response and one access-log line.
 /// - A body over the route's limit is answered with 413 and the connection is closed (the rest of the
 ///   body is never read).
@@ -32,6 +32,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var readHeld = false
     private var closing = false
     private var idleTimer: Scheduled<Void>?
+    /// When the last request started or the last response was written; the idle timer is re-armed
+    /// lazily from it, so a request costs no timer operations.
+    private var lastActivity = NIODeadline.now()
 
     init(loop: LoopContext, secureListener: Bool) {
         self.loop = loop
@@ -70,8 +73,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         handle(part)
     }
 
+    /// Reads are held only while pipelined requests are already waiting: holding them for every
+    /// request in flight would cost two `epoll_ctl` calls per request.
     func read(context: ChannelHandlerContext) {
-        if responding {
+        if responding && !queued.isEmpty {
             readHeld = true
         } else {
             context.read()
@@ -111,7 +116,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func begin(_ head: HTTPRequestHead) {
-        idleTimer?.cancel()
+        lastActivity = .now()
         var id = head.headers.first(name: "x-request-id") ?? ""
         if !RequestIDGenerator.isAcceptable(id) { id = loop.requestIDs.next() }
         var req = InboundRequest(head: head, requestID: id, started: .now())
@@ -281,13 +286,28 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         drainingQueue = false
     }
 
+    /// Notes activity and makes sure one idle timer is pending. When it fires it closes the
+    /// connection if nothing happened for `idle_timeout` (no request started, none in progress),
+    /// else re-arms itself for the remaining time.
     private func armIdleTimer() {
-        idleTimer?.cancel()
-        guard let context else { return }
-        let timeout = TimeAmount(loop.state.config.idleTimeout)
-        idleTimer = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
-            guard let self, !self.responding else { return }
-            self.close()
+        lastActivity = .now()
+        guard idleTimer == nil, let context else { return }
+        scheduleIdleCheck(at: lastActivity + TimeAmount(loop.state.config.idleTimeout), on: context.eventLoop)
+    }
+
+    private func scheduleIdleCheck(at deadline: NIODeadline, on eventLoop: EventLoop) {
+        idleTimer = eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.idleTimer = nil
+            let timeout = TimeAmount(self.loop.state.config.idleTimeout)
+            let due = self.lastActivity + timeout
+            if self.responding {
+                self.scheduleIdleCheck(at: .now() + timeout, on: eventLoop)
+            } else if due > .now() {
+                self.scheduleIdleCheck(at: due, on: eventLoop)
+            } else {
+                self.close()
+            }
         }
     }
 
