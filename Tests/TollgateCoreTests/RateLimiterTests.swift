@@ -119,7 +119,7 @@ import Testing
         let a = RateLimitPolicy.key(.header("x-api-key"), view)
         #expect(a == RateLimitPolicy.key(.header("x-api-key"), view))
         #expect(RateLimitPolicy.key(.cookie("sid"), view) != RateLimitPolicy.key(.cookie("other"), view))
-        view.headers = []
+        view.headers = HeaderList([])
         #expect(RateLimitPolicy.key(.header("x-api-key"), view) == .shared)
         #expect(a != .shared)
     }

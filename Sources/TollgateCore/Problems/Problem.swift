@@ -33,15 +33,28 @@ public struct Problem: Sendable, Equatable {
 
     /// The problem document, with the request id it answers.
     public func json(requestID: String) -> String {
-        var members: [JSONMember] = [
-            JSONMember("type", .string("urn:tollgate:problem:\(code)")),
-            JSONMember("title", .string(title)),
-            JSONMember("status", .number(String(status))),
-        ]
-        if let detail { members.append(JSONMember("detail", .string(detail))) }
-        members.append(JSONMember("request_id", .string(requestID)))
-        members.append(contentsOf: extensions)
-        return JSONValue.object(members).serialized
+        var out = ""
+        out.reserveCapacity(160 + title.utf8.count + (detail?.utf8.count ?? 0))
+        out += "{\"type\":\"urn:tollgate:problem:"
+        out += code
+        out += "\",\"title\":"
+        JSONValue.writeString(title, into: &out)
+        out += ",\"status\":"
+        out += String(status)
+        if let detail {
+            out += ",\"detail\":"
+            JSONValue.writeString(detail, into: &out)
+        }
+        out += ",\"request_id\":"
+        JSONValue.writeString(requestID, into: &out)
+        for member in extensions {
+            out += ","
+            JSONValue.writeString(member.key, into: &out)
+            out += ":"
+            member.value.write(into: &out)
+        }
+        out += "}"
+        return out
     }
 }
 

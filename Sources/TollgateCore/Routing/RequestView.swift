@@ -7,7 +7,7 @@ public struct RequestView: Sendable {
     /// The raw query string (after `?`), still percent-encoded; empty when there is none.
     public var query: Substring
     /// Header fields as received, in order.
-    public var headers: [(name: String, value: String)]
+    public var headers: any HeaderFields
     /// The request body, when the request had one.
     public var body: [UInt8]
     /// The client's address as the gateway resolved it.
@@ -28,6 +28,13 @@ public struct RequestView: Sendable {
     public init(method: String, path: Substring, query: Substring, headers: [(name: String, value: String)],
                 body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = [],
                 clientKey: ClientKey? = nil, now: Int64 = 0) {
+        self.init(method: method, path: path, query: query, fields: HeaderList(headers), body: body, clientAddress: clientAddress,
+                  pathParams: pathParams, clientKey: clientKey, now: now)
+    }
+
+    public init(method: String, path: Substring, query: Substring, fields headers: any HeaderFields,
+                body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = [],
+                clientKey: ClientKey? = nil, now: Int64 = 0) {
         self.method = method
         self.path = path
         self.query = query
@@ -41,20 +48,20 @@ public struct RequestView: Sendable {
 
     /// The value of cookie `name` from the `Cookie` header(s).
     public func cookie(_ name: String) -> String? {
-        for (n, v) in headers where n.lowercased() == "cookie" {
+        var found: String?
+        headers.forEachField { n, v in
+            guard ASCII.equalsIgnoringCase(n, "cookie") else { return true }
             for pair in v.split(separator: ";") {
                 let kv = pair.split(separator: "=", maxSplits: 1)
-                if kv.count == 2, kv[0].trimmingWhitespace() == name { return kv[1].trimmingWhitespace() }
+                if kv.count == 2, kv[0].trimmingWhitespace() == name { found = kv[1].trimmingWhitespace(); return false }
             }
+            return true
         }
-        return nil
+        return found
     }
 
     /// The first value of header `name` (case-insensitive).
     public func header(_ name: String) -> String? {
-        for (n, v) in headers where n.utf8.count == name.utf8.count && n.lowercased() == name.lowercased() {
-            return v
-        }
-        return nil
+        headers.first(name)
     }
 }

@@ -78,7 +78,7 @@ public struct UpstreamRequestTemplate: Sendable {
         head += requestID
         head += "\r\n"
         for name in forwardHeaders {
-            for (n, v) in request.headers where n.lowercased() == name {
+            for (n, v) in request.headers.all(name) {
                 head += n
                 head += ": "
                 head += v

@@ -5,28 +5,27 @@ import TollgateCore
 extension ClientConnectionHandler {
     /// Runs the route's policies from `index`; waits when one throttles, answers when one refuses,
     /// else calls the upstream.
-    func runChain(route: Route, view: RequestView, from index: Int) {
-        var view = view
-        let outcome = route.evaluate(&view, from: index)
-        request?.view = view
-        guard let req = request, let context else { return }
+    func runChain(route: Route, from index: Int) {
+        guard let req = request, req.view != nil, let context else { return }
+        let outcome = route.evaluate(&req.view!, from: index)
         switch outcome {
         case .reject(let policy, let problem):
             respondWithProblem(problem, requestID: req.requestID, decidedBy: policy)
         case .delay(let wait, let resumeAt):
-            request?.delayTimer = context.eventLoop.scheduleTask(in: TimeAmount(wait)) { [weak self] in
-                guard let self, let view = self.request?.view else { return }
-                self.request?.delayTimer = nil
-                self.runChain(route: route, view: view, from: resumeAt)
+            req.delayTimer = context.eventLoop.scheduleTask(in: TimeAmount(wait)) { [weak self, weak req] in
+                guard let self, let req, self.request === req else { return }
+                req.delayTimer = nil
+                self.runChain(route: route, from: resumeAt)
             }
         case .pass:
             guard case .upstream(let upstream) = route.config.target else { return }
-            callUpstream(route: route, upstream: upstream, view: view, req: req)
+            callUpstream(route: route, upstream: upstream, req: req)
         }
     }
 
-    private func callUpstream(route: Route, upstream: UpstreamConfig, view: RequestView, req: InboundRequest) {
-        guard let template = route.template, let endpoint = loop.state.endpoints[route.name], let context else { return }
+    private func callUpstream(route: Route, upstream: UpstreamConfig, req: InboundRequest) {
+        guard let template = route.template, let endpoint = loop.state.endpoints[route.name], let view = req.view,
+              let context else { return }
         let (head, body) = template.render(view, requestID: req.requestID)
         var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
         buffer.writeString(head)

@@ -119,7 +119,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         lastActivity = .now()
         var id = head.headers.first(name: "x-request-id") ?? ""
         if !RequestIDGenerator.isAcceptable(id) { id = loop.requestIDs.next() }
-        var req = InboundRequest(head: head, requestID: id, started: .now())
+        let req = InboundRequest(head: head, requestID: id, started: .now())
         req.keepAlive = head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining
         req.secure = secureListener || (peerIsTrustedProxy
             && head.headers.first(name: "x-forwarded-proto")?.lowercased() == "https")
@@ -156,17 +156,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func receiveBody(_ bytes: inout ByteBuffer) {
-        guard var req = request else { return }
+        guard let req = request else { return }
         req.bodyBytes += bytes.readableBytes
         if req.bodyBytes > req.maxBody {
-            request = req
             respondWithProblem(.bodyTooLarge, requestID: req.requestID, decidedBy: "body_limit", note: "body over limit", forceClose: true)
             return
         }
         if req.early == nil {
             if req.body == nil { req.body = bytes } else { req.body!.writeBuffer(&bytes) }
         }
-        request = req
     }
 
     // MARK: Answering
@@ -188,20 +186,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             ResponseEncoder.write(head, body: loop.state.files[route.name], into: &buffer)
             finishResponse(buffer, status: 200, decision: "pass", decidedBy: nil)
         case .upstream:
-            let headers = req.head.headers.map { ($0.name, $0.value) }
+            let headers = req.head.headers
             var clientKey = peerKey
             var clientAddress = peerAddress
             if peerIsTrustedProxy {
-                let resolved = loop.state.config.clientIdentity.resolve(peer: peerBytes, headers: headers)
+                let resolved = loop.state.config.clientIdentity.resolve(peer: peerBytes, fields: headers)
                 clientKey = loop.state.config.clientIdentity.key(for: resolved)
                 clientAddress = ClientKey(bytes: resolved, ipv4Prefix: 32, ipv6Prefix: 128)?.description ?? peerAddress
             }
-            request?.client = clientAddress
-            let view = RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, headers: headers,
+            req.client = clientAddress
+            req.view = RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, fields: headers,
                                    body: req.body.map { Array($0.readableBytesView) } ?? [],
                                    clientAddress: clientAddress, pathParams: req.pathParams,
                                    clientKey: clientKey, now: Int64(NIODeadline.now().uptimeNanoseconds))
-            runChain(route: route, view: view, from: 0)
+            runChain(route: route, from: 0)
         }
     }
 
@@ -236,11 +234,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
         if let req {
             if let view = req.view { req.route?.completed(view, status: status) }
-            loop.state.accessLog.write(AccessRecord(
+            if loop.state.accessLog.isEnabled { loop.state.accessLog.write(AccessRecord(
                 requestID: requestID ?? req.requestID, route: req.route?.name, method: req.head.method.rawValue,
                 path: String(req.path), status: status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
                 client: req.client ?? peerAddress, decision: decision, decidedBy: decidedBy, upstreamStatus: upstreamStatus,
-                upstreamLatencyMicros: upstreamMicros, note: note))
+                upstreamLatencyMicros: upstreamMicros, note: note)) }
         }
 
         if !keepAlive {
@@ -318,8 +316,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 }
 
-/// A request being received: its head, where it is going, and its body so far.
-struct InboundRequest {
+/// A request being received: its head, where it is going, and its body so far. A class: it is
+/// handed along the request's whole life and must not be copied at each step.
+final class InboundRequest {
     var head: HTTPRequestHead
     var requestID: String
     var started: NIODeadline
@@ -339,6 +338,12 @@ struct InboundRequest {
     /// What the policies saw and added; kept while the request waits (throttle) or is upstream.
     var view: RequestView?
     var delayTimer: Scheduled<Void>?
+
+    init(head: HTTPRequestHead, requestID: String, started: NIODeadline) {
+        self.head = head
+        self.requestID = requestID
+        self.started = started
+    }
 }
 
 extension TimeAmount {

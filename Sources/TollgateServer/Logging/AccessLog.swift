@@ -24,6 +24,8 @@ struct AccessRecord {
 struct AccessLog {
     let sink: LogSink?
 
+    var isEnabled: Bool { sink != nil }
+
     func write(_ r: AccessRecord) {
         guard let sink else { return }
         var line = "{\"time\":\""

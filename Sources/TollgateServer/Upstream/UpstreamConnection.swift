@@ -28,9 +28,8 @@ final class UpstreamConnection: ChannelInboundHandler {
         parser = UpstreamResponseParser(maxBodyBytes: call.maxResponseBytes, requestWasHEAD: call.isHEAD,
                                         allocator: channel.allocator)
         self.completion = completion
-        channel.writeAndFlush(NIOAny(call.request)).whenFailure { [weak self] _ in
-            self?.fail(.closedBeforeResponse)
-        }
+        // No promise: a failed write surfaces as errorCaught or channelInactive, which fail the exchange.
+        channel.writeAndFlush(call.request, promise: nil)
     }
 
     /// Closes the connection; an exchange in progress is dropped without calling its completion.

@@ -10,6 +10,11 @@ final class UpstreamPool {
     /// Idle connections kept per endpoint; more are closed when returned.
     let maxIdlePerEndpoint: Int
     private var idle: [ObjectIdentifier: [UpstreamConnection]] = [:]
+    /// Exchanges in progress, checked against their deadlines by one periodic sweep per loop:
+    /// cheaper than scheduling (and cancelling) a timer for every request.
+    private var active: [Exchange] = []
+    private var sweeper: RepeatedTask?
+    static let sweepInterval = TimeAmount.milliseconds(20)
 
     init(eventLoop: EventLoop, maxIdlePerEndpoint: Int = 128) {
         self.eventLoop = eventLoop
@@ -19,11 +24,40 @@ final class UpstreamPool {
     /// Runs one exchange under `call.timeout` (connect included); `completion` runs once, on this loop.
     /// A stale pooled connection is replaced by a fresh one once, for retryable calls.
     func execute(_ call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
-        let exchange = Exchange(call: call, completion: completion)
-        exchange.timer = eventLoop.scheduleTask(in: call.timeout) { [weak exchange] in
-            exchange?.finish(.failure(.timeout))
+        let exchange = Exchange(call: call, deadline: .now() + call.timeout, pool: self, completion: completion)
+        exchange.slot = active.count
+        active.append(exchange)
+        if sweeper == nil {
+            sweeper = eventLoop.scheduleRepeatedTask(initialDelay: Self.sweepInterval, delay: Self.sweepInterval) { [weak self] task in
+                self?.sweep(task)
+            }
         }
         attempt(exchange, allowPooled: true)
+    }
+
+    /// Fails exchanges past their deadline with a timeout; stops when nothing is in progress.
+    private func sweep(_ task: RepeatedTask) {
+        guard !active.isEmpty else {
+            task.cancel()
+            sweeper = nil
+            return
+        }
+        let now = NIODeadline.now()
+        for exchange in active where exchange.deadline <= now {
+            exchange.finish(.failure(.timeout))
+        }
+    }
+
+    /// Removes a finished exchange from `active` (swap with the last).
+    fileprivate func finished(_ exchange: Exchange) {
+        let slot = exchange.slot
+        guard slot >= 0, slot < active.count, active[slot] === exchange else { return }
+        let last = active.removeLast()
+        if slot < active.count {
+            active[slot] = last
+            last.slot = slot
+        }
+        exchange.slot = -1
     }
 
     /// Closes every idle connection (at shutdown).
@@ -125,21 +159,27 @@ final class UpstreamPool {
     /// One client request's trip upstream, possibly over two connections (one retry).
     final class Exchange {
         let call: UpstreamCall
+        let deadline: NIODeadline
+        private unowned let pool: UpstreamPool
         private let completion: (Result<UpstreamResponse, UpstreamFailure>) -> Void
-        var timer: Scheduled<Void>?
+        /// Index in the pool's `active` list, -1 once finished.
+        var slot = -1
         var connection: UpstreamConnection?
         var retried = false
         private(set) var done = false
 
-        init(call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
+        init(call: UpstreamCall, deadline: NIODeadline, pool: UpstreamPool,
+             completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
             self.call = call
+            self.deadline = deadline
+            self.pool = pool
             self.completion = completion
         }
 
         func finish(_ result: Result<UpstreamResponse, UpstreamFailure>) {
             guard !done else { return }
             done = true
-            timer?.cancel()
+            pool.finished(self)
             if case .failure(.timeout) = result {
                 connection?.abort()
             }

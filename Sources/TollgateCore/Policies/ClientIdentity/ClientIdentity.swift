@@ -32,9 +32,13 @@ public struct ClientIdentity: Sendable {
 
     /// The client's address bytes, given the TCP peer and the request's header fields.
     public func resolve(peer: [UInt8], headers: [(name: String, value: String)]) -> [UInt8] {
+        resolve(peer: peer, fields: HeaderList(headers))
+    }
+
+    public func resolve(peer: [UInt8], fields: any HeaderFields) -> [UInt8] {
         guard !trustedProxies.isEmpty, isTrusted(peer) else { return peer }
         var entries: [Substring] = []
-        for (name, value) in headers where name.lowercased() == header.rawValue {
+        for (_, value) in fields.all(header.rawValue) {
             entries += value.split(separator: ",", omittingEmptySubsequences: false)
         }
         var current = peer

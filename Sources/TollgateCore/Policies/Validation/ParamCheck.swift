@@ -65,10 +65,16 @@ enum ParamCheck {
         func failure(_ rule: String, _ detail: String) -> Result<String, FieldError> {
             .failure(FieldError(field: spec.name, location: spec.location.rawValue, rule: rule, detail: detail, excerpt: excerpt(s)))
         }
-        if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        var ascii = true
+        for b in s.utf8 {
+            if b < 0x20 || b == 0x7F { return failure("characters", "must not contain control characters") }
+            if b >= 0x80 { ascii = false }
+        }
+        if !ascii, s.unicodeScalars.contains(where: { (0x80...0x9F).contains($0.value) }) {
             return failure("characters", "must not contain control characters")
         }
-        let length = s.count
+        // Length in characters; for ASCII text that is the byte count, without grapheme breaking.
+        let length = ascii ? s.utf8.count : s.count
         if let min = spec.minLength, length < min { return failure("min_length", "must be at least \(min) characters") }
         if let max = spec.maxLength, length > max { return failure("max_length", "must be at most \(max) characters") }
         if let regex = spec.compiledPattern, !regex.wholeMatches(s) { return failure("pattern", "must match the pattern \(spec.pattern ?? "")") }

@@ -6,51 +6,56 @@
 public struct ValidationPolicy: Policy {
     public let name = "validation"
     public let specs: [ParamSpec]
-    private let querySpecs: [ParamSpec]
-    private let bodySpecs: [ParamSpec]
-    private let pathSpecs: [ParamSpec]
+    /// Indices into `specs` by where the parameter comes from.
+    private let queryIndices: [Int]
+    private let bodyIndices: [Int]
+    private let pathIndices: [Int]
 
     public init(specs: [ParamSpec]) {
         self.specs = specs
-        self.querySpecs = specs.filter { $0.location == .query }
-        self.bodySpecs = specs.filter { $0.location == .body }
-        self.pathSpecs = specs.filter { $0.location == .path }
+        queryIndices = specs.indices.filter { specs[$0].location == .query }
+        bodyIndices = specs.indices.filter { specs[$0].location == .body }
+        pathIndices = specs.indices.filter { specs[$0].location == .path }
     }
 
     public func evaluate(_ request: inout RequestView) -> Decision {
         var errors: [FieldError] = []
-        var values: [String: ParamValue] = [:]
+        var values = [ParamValue?](repeating: nil, count: specs.count)
 
         validateQuery(request.query, into: &values, errors: &errors)
         validateBody(request.body, into: &values, errors: &errors)
-        for spec in pathSpecs {
+        for i in pathIndices {
+            let spec = specs[i]
             guard let raw = request.pathParams.first(where: { $0.name == spec.name })?.value else { continue }
             guard let decoded = PercentEncoding.decode(raw, plusIsSpace: false) else {
                 errors.append(FieldError(field: spec.name, location: "path", rule: "encoding", detail: "is not valid percent-encoding", excerpt: nil))
                 continue
             }
-            record(ParamCheck.check(text: decoded, spec: spec), spec: spec, into: &values, errors: &errors)
+            record(ParamCheck.check(text: decoded, spec: spec), at: i, into: &values, errors: &errors)
         }
         // When the query or body could not be read at all, "required" would only repeat that error.
         let unreadable = errors.contains { $0.field.isEmpty }
-        for spec in specs where values[spec.name] == nil {
+        for (i, spec) in specs.enumerated() where values[i] == nil {
             if let value = spec.defaultValue {
-                values[spec.name] = value
+                values[i] = value
             } else if spec.required, !unreadable, !errors.contains(where: { $0.field == spec.name }) {
                 errors.append(FieldError(field: spec.name, location: spec.location.rawValue, rule: "required", detail: "is required", excerpt: nil))
             }
         }
         guard errors.isEmpty else { return .reject(Self.problem(errors)) }
-        request.params = specs.compactMap { spec in
-            values[spec.name].map { ValidatedParam(name: spec.name, location: spec.location, value: $0) }
+        var params: [ValidatedParam] = []
+        params.reserveCapacity(specs.count)
+        for (i, spec) in specs.enumerated() {
+            if let value = values[i] { params.append(ValidatedParam(name: spec.name, location: spec.location, value: value)) }
         }
+        request.params = params
         return .pass
     }
 
     /// Walks the raw query once, without splitting it into arrays; only values are decoded.
-    private func validateQuery(_ query: Substring, into values: inout [String: ParamValue], errors: inout [FieldError]) {
+    private func validateQuery(_ query: Substring, into values: inout [ParamValue?], errors: inout [FieldError]) {
         guard !query.isEmpty else { return }
-        var seen: UInt64 = 0  // bit i set: querySpecs[i] already given
+        var seen = [Bool](repeating: false, count: specs.count)
         var rest = query[...]
         while !rest.isEmpty {
             let pairEnd = rest.firstIndex(of: "&") ?? rest.endIndex
@@ -65,24 +70,23 @@ public struct ValidationPolicy: Policy {
                 errors.append(FieldError(field: "", location: "query", rule: "encoding", detail: "the query string is not valid percent-encoding", excerpt: nil))
                 return
             }
-            guard let index = querySpecs.firstIndex(where: { $0.name == name }) else {
+            guard let index = queryIndices.first(where: { specs[$0].name == name }) else {
                 errors.append(FieldError(field: ParamCheck.excerpt(name), location: "query", rule: "unknown", detail: "is not a parameter of this route", excerpt: nil))
                 continue
             }
-            let bit: UInt64 = index < 64 ? 1 << UInt64(index) : 0
-            if seen & bit != 0 || (bit == 0 && values[name] != nil) {
+            if seen[index] {
                 errors.append(FieldError(field: name, location: "query", rule: "repeated", detail: "must be given at most once", excerpt: nil))
-                values[name] = nil
+                values[index] = nil
                 continue
             }
-            seen |= bit
-            record(ParamCheck.check(text: value, spec: querySpecs[index]), spec: querySpecs[index], into: &values, errors: &errors)
+            seen[index] = true
+            record(ParamCheck.check(text: value, spec: specs[index]), at: index, into: &values, errors: &errors)
         }
     }
 
-    private func validateBody(_ body: [UInt8], into values: inout [String: ParamValue], errors: inout [FieldError]) {
+    private func validateBody(_ body: [UInt8], into values: inout [ParamValue?], errors: inout [FieldError]) {
         guard !body.isEmpty else { return }
-        guard !bodySpecs.isEmpty else {
+        guard !bodyIndices.isEmpty else {
             errors.append(FieldError(field: "", location: "body", rule: "unexpected", detail: "this route takes no request body", excerpt: nil))
             return
         }
@@ -91,19 +95,18 @@ public struct ValidationPolicy: Policy {
             return
         }
         for member in members {
-            guard let spec = bodySpecs.first(where: { $0.name == member.key }) else {
+            guard let index = bodyIndices.first(where: { specs[$0].name == member.key }) else {
                 errors.append(FieldError(field: ParamCheck.excerpt(member.key), location: "body", rule: "unknown", detail: "is not a parameter of this route", excerpt: nil))
                 continue
             }
             if case .null = member.value { continue }
-            record(ParamCheck.check(json: member.value, spec: spec), spec: spec, into: &values, errors: &errors)
+            record(ParamCheck.check(json: member.value, spec: specs[index]), at: index, into: &values, errors: &errors)
         }
     }
 
-    private func record(_ result: Result<ParamValue, FieldError>, spec: ParamSpec,
-                        into values: inout [String: ParamValue], errors: inout [FieldError]) {
+    private func record(_ result: Result<ParamValue, FieldError>, at index: Int, into values: inout [ParamValue?], errors: inout [FieldError]) {
         switch result {
-        case .success(let v): values[spec.name] = v
+        case .success(let v): values[index] = v
         case .failure(let e): errors.append(e)
         }
     }
