@@ -40,7 +40,8 @@ public enum ConfigLoader {
     }
 
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
-                                        "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers"]
+                                        "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers",
+                                        "budgets", "alerts", "store", "cache"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -145,11 +146,39 @@ public enum ConfigLoader {
             keys["listen"]?.warning("trusted_proxies is empty and the listener is not on loopback: if a proxy or load balancer sits in front, every client will look like it")
         }
 
-        return GatewayConfig(listen: listen, tls: tls, trustedProxies: trusted, secrets: secrets, accessLog: accessLog,
+        let budgets = keys["budgets"].map { SpendReader.budgets($0) } ?? []
+        let alerts = keys["alerts"].map { SpendReader.alerts($0, secrets: secrets) } ?? AlertConfig(webhookURL: nil, secret: nil)
+        let store = SpendReader.store(keys["store"], baseDirectory: baseDirectory)
+        var cacheMax = 64 << 20
+        if let c = keys["cache"], let ck = c.object(allowed: ["max_bytes"]), let n = ck["max_bytes"]?.byteSize() { cacheMax = n }
+        checkSpend(budgets: budgets, routes: routes, node: keys["budgets"] ?? root)
+
+        var config = GatewayConfig(listen: listen, tls: tls, trustedProxies: trusted, secrets: secrets, accessLog: accessLog,
                              shutdownGrace: shutdownGrace, idleTimeout: idleTimeout, routes: routes,
                              clientIdentity: ClientIdentity(trustedProxies: trusted, header: forwardingHeader,
                                                             ipv4Prefix: ipv4Prefix, ipv6Prefix: ipv6Prefix),
                              rateLimitMaxKeys: maxKeys, workers: workers, baseDirectory: baseDirectory)
+        config.budgets = budgets
+        config.alerts = alerts
+        config.store = store
+        config.cacheMaxBytes = cacheMax
+        return config
+    }
+
+    /// Budgets must name existing routes, and all money must be in one currency.
+    private static func checkSpend(budgets: [BudgetConfig], routes: [RouteConfig], node: ConfigNode) {
+        let names = Set(routes.map(\.name))
+        let currencies = Set(budgets.map(\.limit.currency) + routes.compactMap { $0.cost?.perCall.currency })
+        if currencies.count > 1 { node.error("budgets and costs must use one currency (found \(currencies.sorted().joined(separator: ", ")))") }
+        var seen = Set<String>()
+        for budget in budgets {
+            if !seen.insert(budget.name).inserted { node.error("budget name \(budget.name) is used twice") }
+            for route in budget.routes ?? [] where !names.contains(route) { node.error("budget \(budget.name) names unknown route \(route)") }
+            let covered = routes.filter { budget.covers($0.name) && $0.upstream != nil }
+            if !covered.isEmpty, covered.allSatisfy({ $0.cost == nil }) {
+                node.warning("budget \(budget.name) covers only routes without a cost; it will never count anything")
+            }
+        }
     }
 
     /// A path to an existing file, resolved against the config's directory.

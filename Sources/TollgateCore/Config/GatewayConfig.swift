@@ -19,6 +19,13 @@ public struct GatewayConfig: Sendable {
     public var rateLimitMaxKeys: Int
     /// Event loop threads; defaults to the number of cores.
     public var workers: Int?
+    /// Spend caps.
+    public var budgets: [BudgetConfig] = []
+    public var alerts = AlertConfig(webhookURL: nil, secret: nil)
+    /// Where the usage ledger and operator switches live.
+    public var store: StoreConfig = .memory
+    /// Total size of the response cache.
+    public var cacheMaxBytes: Int = 64 << 20
     /// Directory of the config file; relative paths in the config are resolved against it.
     public var baseDirectory: String
 }
@@ -70,6 +77,10 @@ public struct RouteConfig: Sendable {
     public var response: ResponseConfig
     public var maxBodyBytes: Int
     public var limits: [LimitConfig] = []
+    /// What one upstream call costs; routes without it are not counted in budgets.
+    public var cost: CostConfig?
+    /// Serve identical validated requests from a cache.
+    public var cache: CacheConfig?
     /// The order policies run in (data, not code).
     public var policyOrder: [PolicyKind] = PolicyKind.defaultOrder
 

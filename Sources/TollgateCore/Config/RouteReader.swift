@@ -5,7 +5,7 @@ struct RouteReader {
 
     static let routeKeys: Set<String> = ["name", "match", "upstream", "file", "content_type", "params", "fixed",
                                          "fixed_body", "forward_headers", "response", "max_body",
-                                         "limits", "policy_order"]
+                                         "limits", "policy_order", "cost", "cache"]
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     /// Headers a route may never forward: hop-by-hop, framing, and ones the gateway sets itself.
     static let unforwardable: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -91,10 +91,17 @@ struct RouteReader {
             }
         }
 
+        let cost = keys["cost"].flatMap { SpendReader.cost($0) }
+        var cache: CacheConfig?
+        if let c = keys["cache"], let ck = c.object(allowed: ["ttl"]) {
+            if let ttl = ck["ttl"]?.duration() { cache = CacheConfig(ttl: ttl) } else if ck["ttl"] == nil { c.error("needs ttl, e.g. 1h") }
+        }
+        if (cost != nil || cache != nil), keys["file"] != nil { node.error("cost and cache apply to upstream routes only") }
+
         guard let name, let method, let path, let target else { return nil }
         return RouteConfig(name: name, method: method, path: path, target: target, params: params, fixedQuery: fixedQuery,
                            fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody,
-                           limits: limits, policyOrder: order)
+                           limits: limits, cost: cost, cache: cache, policyOrder: order)
     }
 
     private func readParams(_ node: ConfigNode?) -> [ParamSpec] {

@@ -7,6 +7,8 @@ public final class Route: Sendable {
     public let template: UpstreamRequestTemplate?
     /// Which JSON fields of the upstream response reach the client (nil keeps the body as is).
     public let projection: ResponseProjection?
+    /// Reserves and settles this route's cost in the budgets (nil when the route has no cost).
+    public let spend: SpendControl?
 
     /// What the chain decided.
     public enum ChainOutcome {
@@ -16,7 +18,7 @@ public final class Route: Sendable {
         case delay(Duration, resumeAt: Int)
     }
 
-    public init(config: RouteConfig, secrets: [String: String], limiters: LimiterRegistry) {
+    public init(config: RouteConfig, secrets: [String: String], limiters: LimiterRegistry, book: SpendBook? = nil) {
         self.config = config
         var byKind: [RouteConfig.PolicyKind: any Policy] = [.validation: ValidationPolicy(specs: config.params)]
         if !config.limits.isEmpty {
@@ -25,6 +27,7 @@ public final class Route: Sendable {
         self.policies = config.policyOrder.compactMap { byKind[$0] }
         self.template = config.upstream.map { UpstreamRequestTemplate(route: config, upstream: $0, secrets: secrets) }
         self.projection = config.response.fields.map { ResponseProjection(fields: $0) }
+        self.spend = config.cost.map { SpendControl(route: config.name, cost: $0, book: book ?? SpendBook(budgets: [])) }
     }
 
     public var name: String { config.name }
@@ -52,7 +55,8 @@ public final class Route: Sendable {
 
 /// Builds the route table of a loaded config with its resolved secrets.
 public enum GatewayRoutes {
-    public static func table(config: GatewayConfig, secrets: [String: String], limiters: LimiterRegistry) -> RouteTable<Route> {
-        RouteTable(config.routes.map { ($0.method, $0.path, Route(config: $0, secrets: secrets, limiters: limiters)) })
+    public static func table(config: GatewayConfig, secrets: [String: String], limiters: LimiterRegistry,
+                             book: SpendBook) -> RouteTable<Route> {
+        RouteTable(config.routes.map { ($0.method, $0.path, Route(config: $0, secrets: secrets, limiters: limiters, book: book)) })
     }
 }

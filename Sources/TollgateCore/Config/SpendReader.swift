@@ -1,0 +1,117 @@
+import Foundation
+
+/// Reads the spend-control parts of a config: route `cost` and `cache`, top-level `budgets`,
+/// `alerts` and `store`.
+enum SpendReader {
+    static func cost(_ node: ConfigNode) -> CostConfig? {
+        if case .scalar = node.node {
+            guard let text = node.string() else { return nil }
+            guard let money = Money(text) else { node.error("must be an amount such as 0.005 USD"); return nil }
+            return CostConfig(perCall: money, unitsHeader: nil, unitPrice: nil, max: money, releaseOn: [.unreachable])
+        }
+        guard let keys = node.object(allowed: ["per_call", "units_header", "unit_price", "max", "release_on"]) else { return nil }
+        let perCall = keys["per_call"].flatMap { money($0) }
+        let unitPrice = keys["unit_price"].flatMap { money($0) }
+        let max = keys["max"].flatMap { money($0) }
+        let header = keys["units_header"]?.nonEmptyString()?.lowercased()
+        if keys["per_call"] == nil, keys["units_header"] == nil { node.error("needs per_call, or units_header with unit_price and max") }
+        if header != nil, unitPrice == nil || max == nil { node.error("units_header needs unit_price and max (what is reserved before the call)") }
+        var releaseOn: Set<CostConfig.ReleaseRule> = [.unreachable]
+        if let r = keys["release_on"], let list = r.stringList() {
+            releaseOn = []
+            for item in list {
+                if let rule = CostConfig.ReleaseRule(rawValue: item) { releaseOn.insert(rule) } else { r.error("must list unreachable, 5xx or 429") }
+            }
+        }
+        let currency = (perCall ?? unitPrice ?? max)?.currency ?? "USD"
+        let base = perCall ?? .zero(currency)
+        let cap = max ?? base
+        if cap < base { keys["max"]?.error("must be ≥ per_call") }
+        for m in [perCall, unitPrice, max].compactMap({ $0 }) where m.currency != currency {
+            node.error("mixes currencies (\(m.currency) and \(currency))")
+            return nil
+        }
+        return CostConfig(perCall: base, unitsHeader: header, unitPrice: unitPrice, max: cap, releaseOn: releaseOn)
+    }
+
+    static func money(_ node: ConfigNode) -> Money? {
+        guard let text = node.string() else { return nil }
+        guard let m = Money(text) else { node.error("must be an amount such as 0.005 USD (at most 6 decimals)"); return nil }
+        return m
+    }
+
+    static let budgetKeys: Set<String> = ["name", "scope", "routes", "limit", "period", "timezone", "alert_at", "status"]
+
+    static func budgets(_ node: ConfigNode) -> [BudgetConfig] {
+        guard let items = node.sequence() else { return [] }
+        var out: [BudgetConfig] = []
+        for item in items {
+            guard let keys = item.object(allowed: budgetKeys) else { continue }
+            guard let name = keys["name"]?.nonEmptyString() else { item.error("needs a name"); continue }
+            var scope = BudgetConfig.Scope.global
+            if let s = keys["scope"], let text = s.string() {
+                guard let parsed = BudgetConfig.Scope(rawValue: text) else { s.error("must be global, route or client"); continue }
+                scope = parsed
+            }
+            guard let limitNode = keys["limit"], let limit = money(limitNode) else {
+                if keys["limit"] == nil { item.error("needs limit, e.g. 200 USD") }
+                continue
+            }
+            var period = BudgetPeriod.month
+            if let p = keys["period"], let text = p.string() {
+                guard let parsed = BudgetPeriod(text) else { p.error("must be hour, day, month or rolling:DURATION (at least 1m)"); continue }
+                period = parsed
+            }
+            var zone = TimeZone(identifier: "UTC")!
+            if let z = keys["timezone"], let text = z.string() {
+                guard let parsed = TimeZone(identifier: text) else { z.error("is not a known time zone (e.g. Europe/London)"); continue }
+                zone = parsed
+            }
+            var alerts: [Int] = []
+            if let a = keys["alert_at"], let list = a.stringList() {
+                for entry in list {
+                    guard entry.hasSuffix("%"), let n = Int(entry.dropLast()), (1...100).contains(n) else {
+                        a.error("must list percentages such as 50%, 80%, 100%")
+                        continue
+                    }
+                    alerts.append(n)
+                }
+            }
+            var status = 402
+            if let s = keys["status"], let n = s.int() {
+                if n == 402 || n == 429 { status = n } else { s.error("must be 402 or 429") }
+            }
+            let routes = keys["routes"].flatMap { $0.stringList() }
+            out.append(BudgetConfig(name: name, scope: scope, routes: routes, limit: limit, period: period, timeZone: zone,
+                                    alertAt: alerts.sorted(), status: status))
+        }
+        return out
+    }
+
+    static func alerts(_ node: ConfigNode, secrets: [String: SecretReference]) -> AlertConfig {
+        var config = AlertConfig(webhookURL: nil, secret: nil)
+        guard let keys = node.object(allowed: ["webhook"]), let hook = keys["webhook"],
+              let w = hook.object(allowed: ["url", "secret"]) else { return config }
+        if let u = w["url"], let text = u.string() {
+            if let url = try? UpstreamURL(text) { config.webhookURL = url } else { u.error("must be an http:// or https:// URL") }
+        } else {
+            hook.error("needs url")
+        }
+        if let s = w["secret"], let name = s.string() {
+            if secrets[name] == nil { s.error("names no entry under secrets") } else { config.secret = name }
+        }
+        return config
+    }
+
+    static func store(_ node: ConfigNode?, baseDirectory: String) -> StoreConfig {
+        guard let node, let text = node.string() else { return .sqlite(path: baseDirectory + "/tollgate.db") }
+        if text == "memory" { return .memory }
+        if text.hasPrefix("sqlite:") {
+            let path = String(text.dropFirst(7))
+            guard !path.isEmpty else { node.error("needs a file path, e.g. sqlite:./tollgate.db"); return .memory }
+            return .sqlite(path: path.hasPrefix("/") ? path : baseDirectory + "/" + path)
+        }
+        node.error("must be memory or sqlite:PATH")
+        return .memory
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Synchronization
+
+/// The running totals of every budget, kept exact under concurrency: a reservation checks and
+/// takes the amount from every applicable budget in one step under one lock, so concurrent requests
+/// can never together pass a cap. Settling adjusts the totals to the real cost; a reservation that
+/// is never settled stays counted at its reserved (worst-case) amount.
+public final class SpendBook: Sendable {
+    /// One total: a budget and the scope value it is kept for (`*` for global, a route, a client).
+    public struct Key: Hashable, Sendable {
+        public let budget: Int
+        public let scope: String
+        public init(budget: Int, scope: String) {
+            self.budget = budget
+            self.scope = scope
+        }
+    }
+
+    /// Why a reservation was refused.
+    public struct Refusal: Sendable, Equatable {
+        public let budget: Int
+        /// Unix seconds at which the budget's period resets (or, rolling, when enough spend leaves).
+        public let resetAt: Int64
+    }
+
+    /// Spend of one key: per period start (calendar) or per slice start (rolling), in micros.
+    struct Tally {
+        var slices: [Int64: Int64] = [:]
+    }
+
+    public let budgets: [BudgetConfig]
+    private let tallies = Mutex<[Key: Tally]>([:])
+    private let pausedRoutes = Mutex<Set<String>>([])
+
+    public init(budgets: [BudgetConfig]) {
+        self.budgets = budgets
+    }
+
+    /// The keys a request of `route` from `client` is counted in.
+    public func keys(route: String, client: String) -> [Key] {
+        budgets.enumerated().compactMap { i, b in
+            guard b.covers(route) else { return nil }
+            switch b.scope {
+            case .global: return Key(budget: i, scope: "*")
+            case .route: return Key(budget: i, scope: route)
+            case .client: return Key(budget: i, scope: client)
+            }
+        }
+    }
+
+    /// Takes `amount` from every key at `now` (Unix seconds) if none would exceed its limit.
+    public func reserve(_ keys: [Key], amount: Int64, now: Int64) -> Refusal? {
+        tallies.withLock { tallies in
+            for key in keys {
+                let budget = budgets[key.budget]
+                let spent = Self.spent(tallies[key], budget: budget, now: now)
+                if spent + amount > budget.limit.micros {
+                    return Refusal(budget: key.budget, resetAt: Self.resetTime(tallies[key], budget: budget, now: now, needed: amount))
+                }
+            }
+            for key in keys {
+                let slot = Self.slot(budgets[key.budget], time: now)
+                tallies[key, default: Tally()].slices[slot, default: 0] += amount
+                Self.prune(&tallies[key]!, budget: budgets[key.budget], now: now)
+            }
+            return nil
+        }
+    }
+
+    /// Adds `delta` (negative to give back) to the period the reservation was made in.
+    public func adjust(_ keys: [Key], delta: Int64, reservedAt: Int64) {
+        guard delta != 0 else { return }
+        tallies.withLock { tallies in
+            for key in keys {
+                let slot = Self.slot(budgets[key.budget], time: reservedAt)
+                guard tallies[key]?.slices[slot] != nil else { continue }  // that period is over
+                tallies[key]!.slices[slot]! += delta
+            }
+        }
+    }
+
+    /// Adds spend found in the ledger at start-up.
+    public func seed(_ key: Key, amount: Int64, at time: Int64) {
+        tallies.withLock { tallies in
+            let slot = Self.slot(budgets[key.budget], time: time)
+            tallies[key, default: Tally()].slices[slot, default: 0] += amount
+        }
+    }
+
+    /// Spend counted now for `key`.
+    public func spent(_ key: Key, now: Int64) -> Int64 {
+        tallies.withLock { Self.spent($0[key], budget: budgets[key.budget], now: now) }
+    }
+
+    /// Every key with spend in the current period, with its total.
+    public func snapshot(now: Int64) -> [(key: Key, spent: Int64)] {
+        tallies.withLock { tallies in
+            tallies.compactMap { key, tally in
+                let s = Self.spent(tally, budget: budgets[key.budget], now: now)
+                return s > 0 ? (key, s) : nil
+            }
+        }
+    }
+
+    // MARK: Kill switch
+
+    /// Routes whose upstream calls are stopped (`*` stops all).
+    public var paused: Set<String> { pausedRoutes.withLock { $0 } }
+
+    public func setPaused(_ routes: Set<String>) { pausedRoutes.withLock { $0 = routes } }
+
+    public func isPaused(_ route: String) -> Bool {
+        pausedRoutes.withLock { $0.contains(route) || $0.contains("*") }
+    }
+
+    // MARK: Periods
+
+    /// The slot spend at `time` is recorded in: the period start (calendar) or slice start (rolling).
+    static func slot(_ budget: BudgetConfig, time: Int64) -> Int64 {
+        switch budget.period {
+        case .rolling(let seconds):
+            let slice = max(1, seconds / BudgetPeriod.rollingSlices)
+            return time - ((time % slice) + slice) % slice
+        default:
+            return budget.period.bounds(containing: time, in: budget.timeZone).start
+        }
+    }
+
+    static func spent(_ tally: Tally?, budget: BudgetConfig, now: Int64) -> Int64 {
+        guard let tally else { return 0 }
+        let (start, end) = budget.period.bounds(containing: now, in: budget.timeZone)
+        return tally.slices.reduce(0) { total, slice in
+            slice.key >= start && slice.key < end ? total + slice.value : total
+        }
+    }
+
+    /// When a reservation of `needed` would fit again.
+    static func resetTime(_ tally: Tally?, budget: BudgetConfig, now: Int64, needed: Int64) -> Int64 {
+        let (start, end) = budget.period.bounds(containing: now, in: budget.timeZone)
+        guard case .rolling(let seconds) = budget.period, let tally else { return end }
+        // Oldest slices leave the window first; find when enough has left.
+        var remaining = spent(tally, budget: budget, now: now) + needed - budget.limit.micros
+        for (slot, amount) in tally.slices.filter({ $0.key >= start }).sorted(by: { $0.key < $1.key }) {
+            remaining -= amount
+            if remaining <= 0 { return slot + seconds }
+        }
+        return end + seconds
+    }
+
+    static func prune(_ tally: inout Tally, budget: BudgetConfig, now: Int64) {
+        guard tally.slices.count > Int(BudgetPeriod.rollingSlices) + 2 else { return }
+        let start = budget.period.bounds(containing: now, in: budget.timeZone).start
+        tally.slices = tally.slices.filter { $0.key >= start }
+    }
+}

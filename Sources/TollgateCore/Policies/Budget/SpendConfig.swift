@@ -1,0 +1,85 @@
+import Foundation
+
+/// What one upstream call of a route costs (`routes[i].cost`).
+public struct CostConfig: Sendable, Equatable {
+    /// Price of every call.
+    public var perCall: Money
+    /// A response header in which the provider reports units used (lower-cased), with their price.
+    public var unitsHeader: String?
+    public var unitPrice: Money?
+    /// Most one call may cost; what is reserved before the call when units are settled from a header.
+    public var max: Money
+    /// Upstream outcomes after which the reservation is released instead of billed.
+    public var releaseOn: Set<ReleaseRule>
+
+    public enum ReleaseRule: String, Sendable, CaseIterable {
+        /// The upstream could not be reached (no request was delivered).
+        case unreachable
+        /// The upstream answered 5xx.
+        case serverError = "5xx"
+        /// The upstream answered 429.
+        case rateLimited = "429"
+    }
+
+    /// Reserved before the call: the worst case.
+    public var reserve: Money { unitsHeader == nil ? perCall : max }
+
+    /// The settled cost given the provider's units header, if any: `per_call + units × unit_price`,
+    /// at most `max`. A missing or malformed header settles at the reserved amount.
+    public func settle(unitsHeaderValue: String?) -> Money {
+        guard unitsHeader != nil else { return perCall }
+        guard let text = unitsHeaderValue?.trimmingWhitespace(), let unitPrice,
+              let units = Money.parseDecimal(Substring(text)) else { return max }
+        // units has 6 implied decimals; unit price is in micros: product / 1e6.
+        let (product, overflow) = units.multipliedReportingOverflow(by: unitPrice.micros)
+        guard !overflow else { return max }
+        let cost = perCall.micros + product / Money.scale
+        return Money(micros: Swift.min(cost, max.micros), currency: perCall.currency)
+    }
+}
+
+/// A spend cap (`budgets[i]`).
+public struct BudgetConfig: Sendable, Equatable {
+    public enum Scope: String, Sendable {
+        /// One total for every route it covers.
+        case global
+        /// A total per route.
+        case route
+        /// A total per client address (grouped by the client_ip prefixes).
+        case client
+    }
+
+    public var name: String
+    public var scope: Scope
+    /// Routes it covers; nil covers every route with a cost.
+    public var routes: [String]?
+    public var limit: Money
+    public var period: BudgetPeriod
+    public var timeZone: TimeZone
+    /// Percentages at which an alert fires, once per period each.
+    public var alertAt: [Int]
+    /// Status of the refusal: 402 (default) or 429.
+    public var status: Int
+
+    public func covers(_ route: String) -> Bool { routes?.contains(route) ?? true }
+}
+
+/// Where alerts go (`alerts.webhook`).
+public struct AlertConfig: Sendable, Equatable {
+    public var webhookURL: UpstreamURL?
+    /// Secret name (under `secrets`) whose value signs the body (HMAC-SHA256, `X-Tollgate-Signature`).
+    public var secret: String?
+}
+
+/// Where durable state lives (`store`).
+public enum StoreConfig: Sendable, Equatable {
+    /// Nothing survives a restart (tests, demos).
+    case memory
+    /// An SQLite database file (WAL), the embedded default.
+    case sqlite(path: String)
+}
+
+/// The response cache of a route (`routes[i].cache`).
+public struct CacheConfig: Sendable, Equatable {
+    public var ttl: Duration
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Synchronization
+
+/// A route's side of spend control: reserve the worst-case cost in every applicable budget before
+/// the upstream call, then settle to the real cost or release it.
+public struct SpendControl: Sendable {
+    public let route: String
+    public let cost: CostConfig
+    public let book: SpendBook
+
+    public enum Outcome: Sendable {
+        case reserved(SpendReservation)
+        case refused(Problem)
+    }
+
+    public init(route: String, cost: CostConfig, book: SpendBook) {
+        self.route = route
+        self.cost = cost
+        self.book = book
+    }
+
+    /// Reserves the call's cost for `client` at `now` (Unix seconds), or says why not.
+    public func reserve(client: String, now: Int64) -> Outcome {
+        if book.isPaused(route) {
+            return .refused(Problem(status: 503, code: "paused", title: "Service Unavailable",
+                                    detail: "Calls to this service are paused by the operator."))
+        }
+        let keys = book.keys(route: route, client: client)
+        let amount = cost.reserve.micros
+        if let refusal = book.reserve(keys, amount: amount, now: now) {
+            let budget = book.budgets[refusal.budget]
+            let retry = max(1, refusal.resetAt - now)
+            return .refused(Problem(
+                status: budget.status, code: "budget-exhausted",
+                title: budget.status == 429 ? "Too Many Requests" : "Payment Required",
+                detail: "The spending limit for this service has been reached.",
+                extensions: [JSONMember("budget", .string(budget.name)),
+                             JSONMember("reset_at", .string(Self.iso8601(refusal.resetAt)))],
+                headers: [("Retry-After", String(retry))]))
+        }
+        return .reserved(SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client, book: book))
+    }
+
+    static func iso8601(_ seconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    }
+}
+
+/// Money taken from budgets for one upstream call. Settled or released once; if the request ends
+/// without either (the client went away mid-call), the reserved amount simply stays spent.
+public final class SpendReservation: Sendable {
+    public let keys: [SpendBook.Key]
+    /// Micro-units reserved.
+    public let amount: Int64
+    public let reservedAt: Int64
+    public let route: String
+    public let client: String
+    private let book: SpendBook
+    private let state = Mutex<State>(.reserved)
+    /// Row of this reservation in the durable ledger, once written.
+    public let ledgerID = Atomic<Int64>(0)
+
+    public enum State: Sendable, Equatable {
+        case reserved
+        case settled(Int64)
+        case released
+    }
+
+    init(keys: [SpendBook.Key], amount: Int64, reservedAt: Int64, route: String, client: String, book: SpendBook) {
+        self.keys = keys
+        self.amount = amount
+        self.reservedAt = reservedAt
+        self.route = route
+        self.client = client
+        self.book = book
+    }
+
+    public var current: State { state.withLock { $0 } }
+
+    /// Records the real cost; returns false if already settled or released.
+    @discardableResult
+    public func settle(_ cost: Int64) -> Bool {
+        let first = state.withLock { s -> Bool in
+            guard s == .reserved else { return false }
+            s = .settled(cost)
+            return true
+        }
+        if first { book.adjust(keys, delta: cost - amount, reservedAt: reservedAt) }
+        return first
+    }
+
+    /// Gives the reservation back (the upstream did not bill).
+    @discardableResult
+    public func release() -> Bool {
+        let first = state.withLock { s -> Bool in
+            guard s == .reserved else { return false }
+            s = .released
+            return true
+        }
+        if first { book.adjust(keys, delta: -amount, reservedAt: reservedAt) }
+        return first
+    }
+}
