@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // Config model, validation, routing and policies. Must never import NIO.
@@ -27,11 +29,17 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: hotPathSettings
         ),
+        // Durable state behind protocols: the usage ledger and operator switches (SQLite via GRDB).
+        .target(
+            name: "TollgateStore",
+            dependencies: ["TollgateCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         // The NIO data plane: listener, upstream pool, TLS, access log.
         .target(
             name: "TollgateServer",
             dependencies: [
-                "TollgateCore",
+                "TollgateCore", "TollgateStore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -57,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "tollgate",
             dependencies: [
-                "TollgateCore", "TollgateServer", "TollgateStandIn",
+                "TollgateCore", "TollgateServer", "TollgateStandIn", "TollgateStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -72,5 +80,6 @@ let package = Package(
         ),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"]),
         .testTarget(name: "TollgateServerTests", dependencies: ["TollgateServer", "TollgateCore"]),
+        .testTarget(name: "TollgateStoreTests", dependencies: ["TollgateStore", "TollgateCore"]),
     ]
 )

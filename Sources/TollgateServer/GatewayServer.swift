@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -14,6 +15,7 @@ public final class GatewayServer: @unchecked Sendable {
     private let sslContext: NIOSSLContext?
     private var serverChannel: Channel?
     private let logger: Logger
+    private var pauseWatch: DispatchSourceTimer?
 
     /// Prepares the server; throws when a TLS file or upstream trust setting cannot be loaded.
     public init(config: GatewayConfig, secrets: [String: String], logger: Logger,
@@ -66,6 +68,28 @@ public final class GatewayServer: @unchecked Sendable {
         let listen = state.config.listen
         serverChannel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
         watchLimitTables()
+        watchPauses()
+    }
+
+    /// Picks up `tollgate budgets pause/resume` from the store twice a second (off the event loops).
+    private func watchPauses() {
+        let state = self.state
+        let logger = self.logger
+        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+        timer.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
+        timer.setEventHandler {
+            do {
+                let paused = try state.ledger.pausedRoutes()
+                if paused != state.book.paused {
+                    state.book.setPaused(paused)
+                    logger.warning("upstream calls paused", metadata: ["routes": "\(paused.sorted())"])
+                }
+            } catch {
+                logger.error("cannot read pauses from the store", metadata: ["error": "\(error)"])
+            }
+        }
+        timer.resume()
+        pauseWatch = timer
     }
 
     /// Logs a warning when a rate-limit table was full of live keys and new clients had to share
@@ -105,6 +129,8 @@ public final class GatewayServer: @unchecked Sendable {
                 ctx.pool.closeAll()
             }.get()
         }
+        pauseWatch?.cancel()
+        state.ledger.flush()
         try? await group.shutdownGracefully()
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import TollgateCore
+import TollgateStore
 
 /// Everything the data plane needs that is fixed at start: routes, upstream endpoints, file bodies.
 /// Immutable, shared by all event loops.
@@ -13,11 +14,24 @@ final class GatewayState: Sendable {
     let accessLog: AccessLog
     let logger: Logger
     let limiters: LimiterRegistry
+    let book: SpendBook
+    let ledger: any SpendLedger
+    let alerts: AlertSender
+    let cache: ResponseCache
 
     init(config: GatewayConfig, secrets: [String: String], logger: Logger) throws {
         self.config = config
         self.limiters = LimiterRegistry(maxKeys: config.rateLimitMaxKeys)
-        self.routes = GatewayRoutes.table(config: config, secrets: secrets, limiters: limiters)
+        self.book = SpendBook(budgets: config.budgets)
+        switch config.store {
+        case .memory: ledger = MemoryLedger()
+        case .sqlite(let path): ledger = try SQLiteLedger(path: path)
+        }
+        try Self.seed(book, from: ledger, now: Int64(NIODeadline.wallClockSeconds))
+        book.setPaused(try ledger.pausedRoutes())
+        self.alerts = try AlertSender(config: config, secrets: secrets, book: book, ledger: ledger, logger: logger)
+        self.cache = ResponseCache(maxBytes: config.cacheMaxBytes)
+        self.routes = GatewayRoutes.table(config: config, secrets: secrets, limiters: limiters, book: book)
         self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
         var files: [String: ByteBuffer] = [:]
         for route in config.routes {
@@ -32,6 +46,18 @@ final class GatewayState: Sendable {
         self.files = files
         self.accessLog = AccessLog(sink: config.accessLog == .off ? nil : LogSink.standardOutput)
         self.logger = logger
+    }
+
+    /// Rebuilds budget totals from the ledger: every unreleased entry of the current periods counts,
+    /// unsettled ones at their reserved amount.
+    static func seed(_ book: SpendBook, from ledger: any SpendLedger, now: Int64) throws {
+        guard !book.budgets.isEmpty else { return }
+        let since = book.budgets.map { $0.period.bounds(containing: now, in: $0.timeZone).start }.min() ?? now
+        for row in try ledger.spend(since: since) {
+            for key in book.keys(route: row.route, client: row.client) {
+                book.seed(key, amount: row.micros, at: row.createdAt)
+            }
+        }
     }
 
     /// Whether `address` (bytes) is a configured trusted proxy.
@@ -58,6 +84,18 @@ final class LoopContext {
         self.eventLoop = eventLoop
         self.state = state
         self.pool = UpstreamPool(eventLoop: eventLoop)
+    }
+
+    private var day: (end: Int, text: String) = (0, "")
+
+    /// Today's date (UTC), for per-day counters; recomputed only when the day changes.
+    func today() -> String {
+        let now = NIODeadline.wallClockSeconds
+        if now >= day.end {
+            let start = now - now % 86_400
+            day = (start + 86_400, UsageReport.day(Int64(start)))
+        }
+        return day.text
     }
 
     func beginDrain() {

@@ -1,15 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import TollgateCore
+import TollgateStore
 
-/// The upstream path of a request: the policy chain (with throttle delays), the call, the answer.
+/// The upstream path of a request, after routing:
+/// policy chain (with throttle delays) → cache lookup → budget reservation (made durable) →
+/// upstream call → settlement → response.
 extension ClientConnectionHandler {
     /// Runs the route's policies from `index`; waits when one throttles, answers when one refuses,
-    /// else calls the upstream.
+    /// else moves on to the cache.
     func runChain(route: Route, from index: Int) {
         guard let req = request, req.view != nil, let context else { return }
         let outcome = route.evaluate(&req.view!, from: index)
         switch outcome {
         case .reject(let policy, let problem):
+            countRefusal(policy, route: route)
             respondWithProblem(problem, requestID: req.requestID, decidedBy: policy)
         case .delay(let wait, let resumeAt):
             req.delayTimer = context.eventLoop.scheduleTask(in: TimeAmount(wait)) { [weak self, weak req] in
@@ -18,16 +27,104 @@ extension ClientConnectionHandler {
                 self.runChain(route: route, from: resumeAt)
             }
         case .pass:
-            guard case .upstream(let upstream) = route.config.target else { return }
-            callUpstream(route: route, upstream: upstream, req: req)
+            lookUpCache(route: route, req: req)
         }
     }
 
-    private func callUpstream(route: Route, upstream: UpstreamConfig, req: InboundRequest) {
-        guard let template = route.template, let endpoint = loop.state.endpoints[route.name], let view = req.view,
-              let context else { return }
+    /// Serves a fresh cached answer, joins an identical request already on its way upstream, or
+    /// leads the fetch itself.
+    private func lookUpCache(route: Route, req: InboundRequest) {
+        guard route.config.cache != nil, let context, let params = req.view?.params else {
+            reserveSpend(route: route, req: req)
+            return
+        }
+        let key = ResponseCache.key(route: route.name, params: params)
+        let waiter: ResponseCache.Waiter = (context.eventLoop, { [weak self, weak req] entry in
+            guard let self, let req, self.request === req else { return }
+            if let entry {
+                self.respondFromCache(entry, route: route, req: req, cacheStatus: "tollgate; fwd=miss; collapsed")
+            } else {
+                self.reserveSpend(route: route, req: req)
+            }
+        })
+        switch loop.state.cache.lookup(key, now: .now(), waiter: waiter) {
+        case .hit(let entry):
+            let ttl = max(0, (entry.expires - .now()).nanoseconds / 1_000_000_000)
+            respondFromCache(entry, route: route, req: req, cacheStatus: "tollgate; hit; ttl=\(ttl)")
+        case .joined:
+            break
+        case .lead:
+            req.cacheKey = key
+            reserveSpend(route: route, req: req)
+        }
+    }
+
+    private func respondFromCache(_ entry: ResponseCache.Entry, route: Route, req: InboundRequest, cacheStatus: String) {
+        guard let context else { return }
+        loop.state.ledger.count(.cacheHit, route: route.name, day: loop.today(), savedMicros: entry.costMicros)
+        let head = ResponseEncoder.Head(status: entry.status, contentType: entry.contentType,
+                                        cacheControl: route.config.response.cacheControl, requestID: req.requestID,
+                                        keepAlive: req.keepAlive, secure: req.secure,
+                                        extraHeaders: [("Cache-Status", cacheStatus)] + (req.view?.responseHeaders ?? []))
+        var buffer = context.channel.allocator.buffer(capacity: 512 + entry.body.readableBytes)
+        ResponseEncoder.write(head, body: entry.body, into: &buffer)
+        finishResponse(buffer, status: entry.status, decision: "pass", decidedBy: "cache")
+    }
+
+    /// Reserves the call's cost in every applicable budget and waits until the ledger holds the
+    /// reservation; only then is the upstream called.
+    private func reserveSpend(route: Route, req: InboundRequest) {
+        guard let spend = route.spend, let context else {
+            callUpstream(route: route, req: req)
+            return
+        }
+        let now = Int64(NIODeadline.wallClockSeconds)
+        switch spend.reserve(client: req.client ?? "unknown", now: now) {
+        case .refused(let problem):
+            loop.state.ledger.count(problem.status == 503 ? .refusedPaused : .refusedBudget, route: route.name,
+                                    day: loop.today(), savedMicros: 0)
+            completeCache(req, with: nil)
+            respondWithProblem(problem, requestID: req.requestID, decidedBy: "budget")
+        case .reserved(let reservation):
+            req.reservation = reservation
+            let eventLoop = context.eventLoop
+            let entry = LedgerEntry(requestID: req.requestID, route: route.name, client: reservation.client,
+                                    reservedMicros: reservation.amount, createdAt: now)
+            loop.state.ledger.reserve(entry) { [weak self] result in
+                eventLoop.execute {
+                    switch result {
+                    case .success(let id):
+                        reservation.ledgerID.store(id, ordering: .relaxed)
+                        if let self {
+                            self.loop.state.alerts.check(reservation.keys, now: now, pool: self.loop.pool)
+                            self.callUpstream(route: route, req: req)
+                        } else {
+                            self?.abandon(req)
+                        }
+                    case .failure(let error):
+                        reservation.release()
+                        self?.completeCache(req, with: nil)
+                        self?.loop.state.logger.error("ledger write failed", metadata: ["error": "\(error)"])
+                        if let self, self.request === req {
+                            self.respondWithProblem(.ledgerUnavailable, requestID: req.requestID, decidedBy: "budget",
+                                                    note: "ledger write failed")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func callUpstream(route: Route, req: InboundRequest) {
+        guard case .upstream(let upstream) = route.config.target, let template = route.template,
+              let endpoint = loop.state.endpoints[route.name], let view = req.view else { return }
+        guard context != nil, request === req else {
+            abandon(req)  // the client left before anything was sent: nothing to pay for
+            return
+        }
         let (head, body) = template.render(view, requestID: req.requestID)
-        var buffer = context.channel.allocator.buffer(capacity: head.utf8.count + body.count)
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(head.utf8.count + body.count)
         buffer.writeString(head)
         buffer.writeBytes(body)
         let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: template.method == "HEAD",
@@ -37,14 +134,31 @@ extension ClientConnectionHandler {
         let sent = NIODeadline.now()
         loop.pool.execute(call) { [self] result in
             let upstreamMicros = (NIODeadline.now() - sent).nanoseconds / 1000
-            self.upstreamAnswered(result, route: route, upstreamMicros: upstreamMicros)
+            self.upstreamAnswered(result, route: route, req: req, upstreamMicros: upstreamMicros)
         }
     }
 
-    private func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>, route: Route, upstreamMicros: Int64) {
-        guard let req = request, context != nil else { return }
-        switch result {
-        case .failure(let failure):
+    /// Settles the spend and completes the cache whether or not the client is still there, then
+    /// answers it if it is.
+    private func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>, route: Route, req: InboundRequest,
+                                  upstreamMicros: Int64) {
+        settle(result, route: route, req: req)
+        var outcome: UpstreamOutcome?
+        if case .success(let response) = result {
+            outcome = UpstreamOutcome.classify(response, route: route.config, projection: route.projection)
+        }
+        var stored = false
+        if req.cacheKey != nil, let ttl = route.config.cache?.ttl,
+           case .relay(let status, let contentType, let body, _)? = outcome, (200...299).contains(status) {
+            completeCache(req, with: ResponseCache.Entry(status: status, contentType: contentType, body: body,
+                                                         expires: .now() + TimeAmount(ttl), costMicros: req.reservation.map { settledMicros($0) } ?? 0))
+            stored = true
+        } else {
+            completeCache(req, with: nil)
+        }
+        guard request === req, let context else { return }
+        switch (result, outcome) {
+        case (.failure(let failure), _):
             let problem: Problem
             switch failure {
             case .timeout: problem = .upstreamTimeout
@@ -53,22 +167,91 @@ extension ClientConnectionHandler {
             }
             respondWithProblem(problem, requestID: req.requestID, decidedBy: "upstream", note: failure.logNote,
                                upstreamMicros: upstreamMicros)
-        case .success(let response):
-            let outcome = UpstreamOutcome.classify(response, route: route.config, projection: route.projection)
-            switch outcome {
-            case .refuse(let problem, let note):
-                respondWithProblem(problem, requestID: req.requestID, decidedBy: "upstream", note: note,
-                                   upstreamStatus: response.status, upstreamMicros: upstreamMicros)
-            case .relay(let status, let contentType, let body, let headers):
-                let head = ResponseEncoder.Head(status: status, contentType: contentType, cacheControl: route.config.response.cacheControl,
-                                                requestID: req.requestID, keepAlive: req.keepAlive, secure: req.secure,
-                                                extraHeaders: headers + (req.view?.responseHeaders ?? []))
-                var buffer = context!.channel.allocator.buffer(capacity: 512 + body.readableBytes)
-                ResponseEncoder.write(head, body: body, into: &buffer)
-                finishResponse(buffer, status: status, decision: "pass", decidedBy: nil,
+        case (.success(let response), .refuse(let problem, let note)?):
+            respondWithProblem(problem, requestID: req.requestID, decidedBy: "upstream", note: note,
                                upstreamStatus: response.status, upstreamMicros: upstreamMicros)
-            }
+        case (.success(let response), .relay(let status, let contentType, let body, let headers)?):
+            var extra = headers + (req.view?.responseHeaders ?? [])
+            if req.cacheKey != nil { extra.append(("Cache-Status", stored ? "tollgate; fwd=miss; stored" : "tollgate; fwd=miss")) }
+            let head = ResponseEncoder.Head(status: status, contentType: contentType, cacheControl: route.config.response.cacheControl,
+                                            requestID: req.requestID, keepAlive: req.keepAlive, secure: req.secure,
+                                            extraHeaders: extra)
+            var buffer = context.channel.allocator.buffer(capacity: 512 + body.readableBytes)
+            ResponseEncoder.write(head, body: body, into: &buffer)
+            finishResponse(buffer, status: status, decision: "pass", decidedBy: nil,
+                           upstreamStatus: response.status, upstreamMicros: upstreamMicros)
+        case (.success, nil):
+            break
         }
     }
 
+    // MARK: Spend and cache bookkeeping
+
+    /// Turns the reservation into the real cost, or gives it back, per the route's rules.
+    private func settle(_ result: Result<UpstreamResponse, UpstreamFailure>, route: Route, req: InboundRequest) {
+        guard let reservation = req.reservation, let cost = route.spend?.cost else { return }
+        let id = reservation.ledgerID.load(ordering: .relaxed)
+        let now = Int64(NIODeadline.wallClockSeconds)
+        var release = false
+        var status: Int?
+        var amount = reservation.amount
+        switch result {
+        case .failure(.connect):
+            release = cost.releaseOn.contains(.unreachable)
+        case .failure:
+            break  // the provider may have billed: keep the worst case
+        case .success(let response):
+            status = response.status
+            release = (response.status >= 500 && cost.releaseOn.contains(.serverError))
+                || (response.status == 429 && cost.releaseOn.contains(.rateLimited))
+            amount = cost.settle(unitsHeaderValue: cost.unitsHeader.flatMap { response.headers.first($0) }).micros
+        }
+        if release {
+            if reservation.release() { loop.state.ledger.release(id: id, status: status, at: now) }
+        } else if reservation.settle(amount) {
+            loop.state.ledger.settle(id: id, costMicros: amount, status: status, at: now)
+        }
+    }
+
+    private func settledMicros(_ reservation: SpendReservation) -> Int64 {
+        if case .settled(let cost) = reservation.current { return cost }
+        return 0
+    }
+
+    /// Ends this request's lead on a cache key (if it had one) and wakes those waiting on it.
+    func completeCache(_ req: InboundRequest, with entry: ResponseCache.Entry?) {
+        guard let key = req.cacheKey else { return }
+        req.cacheKey = nil
+        loop.state.cache.complete(key, with: entry)
+    }
+
+    /// The request was given up before its upstream call: nothing was spent.
+    func abandon(_ req: InboundRequest) {
+        if let reservation = req.reservation, reservation.release() {
+            loop.state.ledger.release(id: reservation.ledgerID.load(ordering: .relaxed), status: nil,
+                                      at: Int64(NIODeadline.wallClockSeconds))
+        }
+        completeCache(req, with: nil)
+    }
+
+    private func countRefusal(_ policy: String, route: Route) {
+        guard route.spend != nil || route.config.cache != nil else { return }
+        let event: UsageEvent = policy == "rate_limit" ? .refusedRateLimit : .refusedValidation
+        loop.state.ledger.count(event, route: route.name, day: loop.today(), savedMicros: 0)
+    }
+}
+
+extension NIODeadline {
+    /// Wall-clock Unix seconds (budgets count calendar periods).
+    static var wallClockSeconds: Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ts.tv_sec
+    }
+}
+
+extension Problem {
+    static let ledgerUnavailable = Problem(status: 503, code: "ledger-unavailable", title: "Service Unavailable",
+                                           detail: "Spending cannot be recorded right now; try again shortly.",
+                                           headers: [("Retry-After", "5")])
 }

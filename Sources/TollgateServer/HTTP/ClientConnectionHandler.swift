@@ -57,7 +57,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer?.cancel()
-        request?.delayTimer?.cancel()
+        if let req = request, req.delayTimer != nil {
+            req.delayTimer?.cancel()
+            abandon(req)
+        }
         loop.connections[ObjectIdentifier(self)] = nil
         if responding { loop.inFlight -= 1; responding = false }
         self.context = nil
@@ -338,6 +341,10 @@ final class InboundRequest {
     /// What the policies saw and added; kept while the request waits (throttle) or is upstream.
     var view: RequestView?
     var delayTimer: Scheduled<Void>?
+    /// Money reserved for the upstream call.
+    var reservation: SpendReservation?
+    /// Set while this request leads the fetch of a cache key.
+    var cacheKey: String?
 
     init(head: HTTPRequestHead, requestID: String, started: NIODeadline) {
         self.head = head

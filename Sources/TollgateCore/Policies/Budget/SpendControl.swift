@@ -41,7 +41,7 @@ public struct SpendControl: Sendable {
         return .reserved(SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client, book: book))
     }
 
-    static func iso8601(_ seconds: Int64) -> String {
+    public static func iso8601(_ seconds: Int64) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.timeZone = TimeZone(identifier: "UTC")
         return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))

@@ -1,0 +1,69 @@
+import Synchronization
+
+/// A ledger that lives in memory only (`store: memory`): nothing survives a restart, and the CLI
+/// cannot reach it. For tests and demos.
+public final class MemoryLedger: SpendLedger {
+    struct Row {
+        var entry: LedgerEntry
+        var cost: Int64?
+        var released = false
+    }
+
+    private struct State {
+        var rows: [Row] = []
+        var paused: Set<String> = []
+        var alerts: Set<String> = []
+        var counters: [String: (count: Int64, saved: Int64)] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func reserve(_ entry: LedgerEntry, done: @escaping @Sendable (Result<Int64, any Error>) -> Void) {
+        let id = state.withLock { s -> Int64 in
+            s.rows.append(Row(entry: entry))
+            return Int64(s.rows.count)
+        }
+        done(.success(id))
+    }
+
+    public func settle(id: Int64, costMicros: Int64, status: Int?, at: Int64) {
+        state.withLock { s in if id > 0, Int(id) <= s.rows.count { s.rows[Int(id) - 1].cost = costMicros } }
+    }
+
+    public func release(id: Int64, status: Int?, at: Int64) {
+        state.withLock { s in if id > 0, Int(id) <= s.rows.count { s.rows[Int(id) - 1].released = true } }
+    }
+
+    public func count(_ event: UsageEvent, route: String, day: String, savedMicros: Int64) {
+        state.withLock { s in
+            let key = "\(day)|\(route)|\(event.rawValue)"
+            let old = s.counters[key] ?? (0, 0)
+            s.counters[key] = (old.count + 1, old.saved + savedMicros)
+        }
+    }
+
+    public func spend(since: Int64) throws -> [SpendRow] {
+        state.withLock { s in
+            s.rows.filter { !$0.released && $0.entry.createdAt >= since }.map {
+                SpendRow(route: $0.entry.route, client: $0.entry.client, createdAt: $0.entry.createdAt,
+                         micros: $0.cost ?? $0.entry.reservedMicros)
+            }
+        }
+    }
+
+    public func pausedRoutes() throws -> Set<String> { state.withLock { $0.paused } }
+
+    public func setPaused(_ route: String, paused: Bool, at: Int64) throws {
+        state.withLock { s in
+            if paused { s.paused.insert(route) } else { s.paused.remove(route) }
+        }
+    }
+
+    public func recordAlert(budget: String, scope: String, periodStart: Int64, threshold: Int, at: Int64) throws -> Bool {
+        state.withLock { $0.alerts.insert("\(budget)|\(scope)|\(periodStart)|\(threshold)").inserted }
+    }
+
+    public func flush() {}
+}

@@ -1,0 +1,216 @@
+import Dispatch
+import Foundation
+import GRDB
+import Synchronization
+
+/// The embedded default store: an SQLite database in WAL mode (through GRDB), written by one
+/// thread with group commit — every reservation that arrives while a transaction is being
+/// committed goes into the next one, so many requests share one commit.
+///
+/// Durability: `synchronous = NORMAL` in WAL mode, so a committed reservation survives the gateway
+/// being killed (`kill -9`); a power loss may lose the last commits.
+public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
+    public let path: String
+    let pool: DatabasePool
+    private let writer = DispatchQueue(label: "tollgate.ledger.writer")
+    private let pending = Mutex(Pending())
+    /// Counters are flushed at most this often (their durability window).
+    public static let counterInterval: TimeInterval = 1
+
+    private struct Pending {
+        var reservations: [(LedgerEntry, @Sendable (Result<Int64, any Error>) -> Void)] = []
+        var updates: [Update] = []
+        var counters: [CounterKey: (count: Int64, saved: Int64)] = [:]
+        var scheduled = false
+    }
+
+    private struct CounterKey: Hashable {
+        var day: String
+        var route: String
+        var event: UsageEvent
+    }
+
+    private enum Update {
+        case settle(id: Int64, cost: Int64, status: Int?, at: Int64)
+        case release(id: Int64, status: Int?, at: Int64)
+    }
+
+    /// Opens (creating and migrating) the database at `path`.
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        config.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+        scheduleCounterFlush()
+    }
+
+    /// The schema, as named steps; a step never changes once released.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: ledger, counters, pauses, alerts") { db in
+            try db.execute(sql: """
+                CREATE TABLE ledger (
+                    id INTEGER PRIMARY KEY,
+                    request_id TEXT NOT NULL,
+                    route TEXT NOT NULL,
+                    client TEXT NOT NULL,
+                    reserved_micros INTEGER NOT NULL,
+                    cost_micros INTEGER,
+                    state TEXT NOT NULL DEFAULT 'reserved' CHECK (state IN ('reserved', 'settled', 'released')),
+                    status INTEGER,
+                    created_at INTEGER NOT NULL,
+                    settled_at INTEGER
+                );
+                CREATE INDEX ledger_created_at ON ledger(created_at);
+                CREATE TABLE usage_counters (
+                    day TEXT NOT NULL,
+                    route TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    count INTEGER NOT NULL,
+                    saved_micros INTEGER NOT NULL,
+                    PRIMARY KEY (day, route, event)
+                );
+                CREATE TABLE pauses (route TEXT PRIMARY KEY, paused_at INTEGER NOT NULL);
+                CREATE TABLE alerts_fired (
+                    budget TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    period_start INTEGER NOT NULL,
+                    threshold INTEGER NOT NULL,
+                    fired_at INTEGER NOT NULL,
+                    PRIMARY KEY (budget, scope, period_start, threshold)
+                );
+                """)
+        }
+        return migrator
+    }
+
+    public func reserve(_ entry: LedgerEntry, done: @escaping @Sendable (Result<Int64, any Error>) -> Void) {
+        enqueue { $0.reservations.append((entry, done)) }
+    }
+
+    public func settle(id: Int64, costMicros: Int64, status: Int?, at: Int64) {
+        enqueue { $0.updates.append(.settle(id: id, cost: costMicros, status: status, at: at)) }
+    }
+
+    public func release(id: Int64, status: Int?, at: Int64) {
+        enqueue { $0.updates.append(.release(id: id, status: status, at: at)) }
+    }
+
+    public func count(_ event: UsageEvent, route: String, day: String, savedMicros: Int64) {
+        pending.withLock { p in
+            let key = CounterKey(day: day, route: route, event: event)
+            let old = p.counters[key] ?? (0, 0)
+            p.counters[key] = (old.count + 1, old.saved + savedMicros)
+        }
+    }
+
+    public func spend(since: Int64) throws -> [SpendRow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT route, client, created_at, COALESCE(cost_micros, reserved_micros) AS micros
+                FROM ledger WHERE state != 'released' AND created_at >= ?
+                """, arguments: [since]).map {
+                SpendRow(route: $0["route"], client: $0["client"], createdAt: $0["created_at"], micros: $0["micros"])
+            }
+        }
+    }
+
+    public func pausedRoutes() throws -> Set<String> {
+        try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT route FROM pauses")) }
+    }
+
+    public func setPaused(_ route: String, paused: Bool, at: Int64) throws {
+        try pool.write { db in
+            if paused {
+                try db.execute(sql: "INSERT OR REPLACE INTO pauses (route, paused_at) VALUES (?, ?)", arguments: [route, at])
+            } else {
+                try db.execute(sql: "DELETE FROM pauses WHERE route = ?", arguments: [route])
+            }
+        }
+    }
+
+    public func recordAlert(budget: String, scope: String, periodStart: Int64, threshold: Int, at: Int64) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO alerts_fired (budget, scope, period_start, threshold, fired_at) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [budget, scope, periodStart, threshold, at])
+            return db.changesCount > 0
+        }
+    }
+
+    public func flush() {
+        writer.sync { self.commit(includeCounters: true) }
+    }
+
+    // MARK: Group commit
+
+    private func enqueue(_ add: (inout Pending) -> Void) {
+        let schedule = pending.withLock { p -> Bool in
+            add(&p)
+            guard !p.scheduled else { return false }
+            p.scheduled = true
+            return true
+        }
+        if schedule { writer.async { self.commit(includeCounters: false) } }
+    }
+
+    /// Writes everything pending in one transaction, then tells the waiting requests.
+    private func commit(includeCounters: Bool) {
+        let (reservations, updates, counters) = pending.withLock { p in
+            defer {
+                p.reservations = []
+                p.updates = []
+                if includeCounters { p.counters = [:] }
+                p.scheduled = false
+            }
+            return (p.reservations, p.updates, includeCounters ? p.counters : [:])
+        }
+        guard !reservations.isEmpty || !updates.isEmpty || !counters.isEmpty else { return }
+        var ids: [Int64] = []
+        do {
+            try pool.write { db in
+                for (entry, _) in reservations {
+                    try db.execute(sql: """
+                        INSERT INTO ledger (request_id, route, client, reserved_micros, created_at) VALUES (?, ?, ?, ?, ?)
+                        """, arguments: [entry.requestID, entry.route, entry.client, entry.reservedMicros, entry.createdAt])
+                    ids.append(db.lastInsertedRowID)
+                }
+                for update in updates {
+                    switch update {
+                    case .settle(let id, let cost, let status, let at):
+                        try db.execute(sql: """
+                            UPDATE ledger SET state = 'settled', cost_micros = ?, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
+                            """, arguments: [cost, status, at, id])
+                    case .release(let id, let status, let at):
+                        try db.execute(sql: """
+                            UPDATE ledger SET state = 'released', cost_micros = 0, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
+                            """, arguments: [status, at, id])
+                    }
+                }
+                for (key, value) in counters {
+                    try db.execute(sql: """
+                        INSERT INTO usage_counters (day, route, event, count, saved_micros) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (day, route, event) DO UPDATE SET count = count + excluded.count,
+                            saved_micros = saved_micros + excluded.saved_micros
+                        """, arguments: [key.day, key.route, key.event.rawValue, value.count, value.saved])
+                }
+            }
+        } catch {
+            for (_, done) in reservations { done(.failure(error)) }
+            return
+        }
+        for (i, (_, done)) in reservations.enumerated() { done(.success(ids[i])) }
+    }
+
+    private func scheduleCounterFlush() {
+        writer.asyncAfter(deadline: .now() + Self.counterInterval) { [weak self] in
+            guard let self else { return }
+            self.commit(includeCounters: true)
+            self.scheduleCounterFlush()
+        }
+    }
+}
