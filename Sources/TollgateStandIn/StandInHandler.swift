@@ -55,7 +55,9 @@ final class StandInHandler: ChannelInboundHandler {
         let keepAlive = head.isKeepAlive
         switch snapshot.mode {
         case .normal:
-            send(status: answer.status, json: answer.json, keepAlive: keepAlive, context: context)
+            // Like many providers, report the units this call used: one per word of the query.
+            let units = max(1, ((answer.json["formatted"] as? String) ?? "").split(separator: ",").first?.split(separator: " ").count ?? 1)
+            send(status: answer.status, json: answer.json, extra: "X-Billing-Units: \(units)\r\n", keepAlive: keepAlive, context: context)
         case .slow:
             context.eventLoop.scheduleTask(in: .milliseconds(Int64(snapshot.delayMillis))) {
                 self.send(status: answer.status, json: answer.json, keepAlive: keepAlive, context: context)

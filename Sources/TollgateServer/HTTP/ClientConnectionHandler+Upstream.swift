@@ -148,7 +148,8 @@ extension ClientConnectionHandler {
             outcome = UpstreamOutcome.classify(response, route: route.config, projection: route.projection)
         }
         var stored = false
-        if req.cacheKey != nil, let ttl = route.config.cache?.ttl,
+        let ledCache = req.cacheKey != nil
+        if ledCache, let ttl = route.config.cache?.ttl,
            case .relay(let status, let contentType, let body, _)? = outcome, (200...299).contains(status) {
             completeCache(req, with: ResponseCache.Entry(status: status, contentType: contentType, body: body,
                                                          expires: .now() + TimeAmount(ttl), costMicros: req.reservation.map { settledMicros($0) } ?? 0))
@@ -172,7 +173,7 @@ extension ClientConnectionHandler {
                                upstreamStatus: response.status, upstreamMicros: upstreamMicros)
         case (.success(let response), .relay(let status, let contentType, let body, let headers)?):
             var extra = headers + (req.view?.responseHeaders ?? [])
-            if req.cacheKey != nil { extra.append(("Cache-Status", stored ? "tollgate; fwd=miss; stored" : "tollgate; fwd=miss")) }
+            if ledCache { extra.append(("Cache-Status", stored ? "tollgate; fwd=miss; stored" : "tollgate; fwd=miss")) }
             let head = ResponseEncoder.Head(status: status, contentType: contentType, cacheControl: route.config.response.cacheControl,
                                             requestID: req.requestID, keepAlive: req.keepAlive, secure: req.secure,
                                             extraHeaders: extra)
