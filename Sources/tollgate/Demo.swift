@@ -34,6 +34,7 @@ struct Demo: AsyncParsableCommand {
             sign-up page:     \(base)/
             address lookup:   \(base)/api/address?q=10+Downing+Street&country=GB
             stand-in API:     http://127.0.0.1:\(upstreamPort)/_standin/stats  (calls that reached the "paid" API)
+            spend so far:     tollgate usage --config \(config)
           Press Ctrl-C to stop.
 
         """)
