@@ -26,7 +26,7 @@ let package = Package(
         // Config model, validation, routing and policies. Must never import NIO.
         .target(
             name: "TollgateCore",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: [.product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: hotPathSettings
         ),
         // Durable state behind protocols: the usage ledger and operator switches (SQLite via GRDB).

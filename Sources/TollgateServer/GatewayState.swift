@@ -18,6 +18,7 @@ final class GatewayState: Sendable {
     let ledger: any SpendLedger
     let alerts: AlertSender
     let cache: ResponseCache
+    let pageTokens: PageTokens?
 
     init(config: GatewayConfig, secrets: [String: String], logger: Logger) throws {
         self.config = config
@@ -31,7 +32,10 @@ final class GatewayState: Sendable {
         book.setPaused(try ledger.pausedRoutes())
         self.alerts = try AlertSender(config: config, secrets: secrets, book: book, ledger: ledger, logger: logger)
         self.cache = ResponseCache(maxBytes: config.cacheMaxBytes)
-        self.routes = GatewayRoutes.table(config: config, secrets: secrets, limiters: limiters, book: book)
+        self.pageTokens = config.pageTokens.map { PageTokens(config: $0, secrets: secrets) }
+        let pow = config.challenge.flatMap { c in secrets[c.key].map { ProofOfWork(config: c, secret: $0) } }
+        let shared = Route.Shared(limiters: limiters, book: book, pageTokens: pageTokens, proofOfWork: pow)
+        self.routes = GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
         self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
         var files: [String: ByteBuffer] = [:]
         for route in config.routes {

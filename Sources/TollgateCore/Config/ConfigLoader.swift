@@ -41,7 +41,7 @@ public enum ConfigLoader {
 
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
                                         "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers",
-                                        "budgets", "alerts", "store", "cache"]
+                                        "budgets", "alerts", "store", "cache", "page_tokens", "challenge"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -162,6 +162,13 @@ public enum ConfigLoader {
         config.alerts = alerts
         config.store = store
         config.cacheMaxBytes = cacheMax
+        config.pageTokens = keys["page_tokens"].flatMap { BrowserReader.pageTokens($0, secrets: secrets) }
+        config.challenge = keys["challenge"].flatMap { BrowserReader.pow($0, secrets: secrets) }
+        for (i, route) in routes.enumerated() {
+            let node = keys["routes"]?.sequence()?[i] ?? root
+            if route.requiresPageToken, config.pageTokens == nil { node.error("requires page_token but there is no top-level page_tokens") }
+            if route.challenge != nil, config.challenge == nil { node.error("requires challenge but there is no top-level challenge") }
+        }
         return config
     }
 

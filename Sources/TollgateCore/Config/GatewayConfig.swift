@@ -26,6 +26,10 @@ public struct GatewayConfig: Sendable {
     public var store: StoreConfig = .memory
     /// Total size of the response cache.
     public var cacheMaxBytes: Int = 64 << 20
+    /// Page-load tokens (`page_tokens`), needed by routes that require them.
+    public var pageTokens: PageTokens.Config?
+    /// Proof-of-work challenges (`challenge`), needed by routes that require them.
+    public var challenge: ProofOfWork.Config?
     /// Directory of the config file; relative paths in the config are resolved against it.
     public var baseDirectory: String
 }
@@ -81,15 +85,28 @@ public struct RouteConfig: Sendable {
     public var cost: CostConfig?
     /// Serve identical validated requests from a cache.
     public var cache: CacheConfig?
+    /// Browser origin checks.
+    public var origin: OriginPolicy.Config?
+    public var cors: CORSConfig?
+    /// Page-load token required.
+    public var requiresPageToken = false
+    /// Proof of work required, always or over a soft rate.
+    public var challenge: (when: ChallengePolicy.When, softRate: Rate)?
+    /// Policies that only log what they would refuse.
+    public var shadow: Set<PolicyKind> = []
     /// The order policies run in (data, not code).
     public var policyOrder: [PolicyKind] = PolicyKind.defaultOrder
 
     /// The policies a route can have, by config name.
     public enum PolicyKind: String, Sendable, CaseIterable {
+        case origin
+        case pageToken = "page_token"
+        case challenge
         case rateLimit = "rate_limit"
         case validation
-        /// Limits first: invalid requests are counted too, so a flood of garbage is limited like any other.
-        public static let defaultOrder: [PolicyKind] = [.rateLimit, .validation]
+        /// Cheap browser checks first, then proof of the page and of work, then limits (so that invalid
+        /// requests are counted too), then validation.
+        public static let defaultOrder: [PolicyKind] = [.origin, .pageToken, .challenge, .rateLimit, .validation]
     }
 
     public enum Target: Sendable {

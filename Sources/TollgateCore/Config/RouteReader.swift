@@ -5,7 +5,8 @@ struct RouteReader {
 
     static let routeKeys: Set<String> = ["name", "match", "upstream", "file", "content_type", "params", "fixed",
                                          "fixed_body", "forward_headers", "response", "max_body",
-                                         "limits", "policy_order", "cost", "cache"]
+                                         "limits", "policy_order", "cost", "cache", "origin", "cors", "require",
+                                         "challenge", "shadow"]
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     /// Headers a route may never forward: hop-by-hop, framing, and ones the gateway sets itself.
     static let unforwardable: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -82,14 +83,17 @@ struct RouteReader {
 
         let limits = keys["limits"].map { LimitReader.read($0, routeName: name ?? "route") } ?? []
         var order = RouteConfig.PolicyKind.defaultOrder
-        if let orderNode = keys["policy_order"], let list = orderNode.stringList() {
-            let kinds = list.compactMap(RouteConfig.PolicyKind.init(rawValue:))
-            if kinds.count != list.count || Set(kinds).count != RouteConfig.PolicyKind.allCases.count || kinds.count != RouteConfig.PolicyKind.allCases.count {
-                orderNode.error("must list each of \(RouteConfig.PolicyKind.allCases.map(\.rawValue).joined(separator: ", ")) once")
-            } else {
-                order = kinds
-            }
+        if let orderNode = keys["policy_order"] {
+            let listed = BrowserReader.kinds(orderNode, allowed: Set(RouteConfig.PolicyKind.allCases))
+            order = listed + RouteConfig.PolicyKind.defaultOrder.filter { !listed.contains($0) }
         }
+        let origin = keys["origin"].flatMap { BrowserReader.origin($0) }
+        let cors = keys["cors"].flatMap { BrowserReader.cors($0) }
+        let required = keys["require"].map { BrowserReader.kinds($0, allowed: [.pageToken, .challenge]) } ?? []
+        var challenge = keys["challenge"].flatMap { BrowserReader.challenge($0) }
+        if required.contains(.challenge), challenge == nil { challenge = (.always, Rate("30/min")!) }
+        if challenge != nil, !required.contains(.challenge) { keys["challenge"]?.error("add challenge to require: to use it") }
+        let shadow = keys["shadow"].map { BrowserReader.kinds($0, allowed: [.origin, .pageToken, .challenge, .rateLimit]) } ?? []
 
         let cost = keys["cost"].flatMap { SpendReader.cost($0) }
         var cache: CacheConfig?
@@ -101,7 +105,9 @@ struct RouteReader {
         guard let name, let method, let path, let target else { return nil }
         return RouteConfig(name: name, method: method, path: path, target: target, params: params, fixedQuery: fixedQuery,
                            fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody,
-                           limits: limits, cost: cost, cache: cache, policyOrder: order)
+                           limits: limits, cost: cost, cache: cache, origin: origin, cors: cors,
+                           requiresPageToken: required.contains(.pageToken), challenge: challenge, shadow: Set(shadow),
+                           policyOrder: order)
     }
 
     private func readParams(_ node: ConfigNode?) -> [ParamSpec] {

@@ -18,16 +18,43 @@ public final class Route: Sendable {
         case delay(Duration, resumeAt: Int)
     }
 
-    public init(config: RouteConfig, secrets: [String: String], limiters: LimiterRegistry, book: SpendBook? = nil) {
+    /// Shared, gateway-wide parts that policies of several routes use.
+    public struct Shared: Sendable {
+        public var limiters: LimiterRegistry
+        public var book: SpendBook
+        public var pageTokens: PageTokens?
+        public var proofOfWork: ProofOfWork?
+
+        public init(limiters: LimiterRegistry, book: SpendBook = SpendBook(budgets: []), pageTokens: PageTokens? = nil,
+                    proofOfWork: ProofOfWork? = nil) {
+            self.limiters = limiters
+            self.book = book
+            self.pageTokens = pageTokens
+            self.proofOfWork = proofOfWork
+        }
+    }
+
+    public convenience init(config: RouteConfig, secrets: [String: String], limiters: LimiterRegistry, book: SpendBook? = nil) {
+        self.init(config: config, secrets: secrets, shared: Shared(limiters: limiters, book: book ?? SpendBook(budgets: [])))
+    }
+
+    public init(config: RouteConfig, secrets: [String: String], shared: Shared) {
         self.config = config
         var byKind: [RouteConfig.PolicyKind: any Policy] = [.validation: ValidationPolicy(specs: config.params)]
         if !config.limits.isEmpty {
-            byKind[.rateLimit] = RateLimitPolicy(limits: config.limits.map { limiters.bind($0) })
+            byKind[.rateLimit] = RateLimitPolicy(limits: config.limits.map { shared.limiters.bind($0) })
         }
-        self.policies = config.policyOrder.compactMap { byKind[$0] }
+        if let origin = config.origin { byKind[.origin] = OriginPolicy(config: origin) }
+        if config.requiresPageToken, let tokens = shared.pageTokens { byKind[.pageToken] = PageTokenPolicy(tokens: tokens) }
+        if let (when, rate) = config.challenge, let pow = shared.proofOfWork {
+            byKind[.challenge] = ChallengePolicy(pow: pow, when: when, softRate: rate, route: config.name)
+        }
+        self.policies = config.policyOrder.compactMap { kind in
+            byKind[kind].map { config.shadow.contains(kind) ? ShadowPolicy($0) : $0 }
+        }
         self.template = config.upstream.map { UpstreamRequestTemplate(route: config, upstream: $0, secrets: secrets) }
         self.projection = config.response.fields.map { ResponseProjection(fields: $0) }
-        self.spend = config.cost.map { SpendControl(route: config.name, cost: $0, book: book ?? SpendBook(budgets: [])) }
+        self.spend = config.cost.map { SpendControl(route: config.name, cost: $0, book: shared.book) }
     }
 
     public var name: String { config.name }
@@ -55,8 +82,7 @@ public final class Route: Sendable {
 
 /// Builds the route table of a loaded config with its resolved secrets.
 public enum GatewayRoutes {
-    public static func table(config: GatewayConfig, secrets: [String: String], limiters: LimiterRegistry,
-                             book: SpendBook) -> RouteTable<Route> {
-        RouteTable(config.routes.map { ($0.method, $0.path, Route(config: $0, secrets: secrets, limiters: limiters, book: book)) })
+    public static func table(config: GatewayConfig, secrets: [String: String], shared: Route.Shared) -> RouteTable<Route> {
+        RouteTable(config.routes.map { ($0.method, $0.path, Route(config: $0, secrets: secrets, shared: shared)) })
     }
 }

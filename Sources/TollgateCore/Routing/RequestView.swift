@@ -1,3 +1,5 @@
+import Foundation
+
 /// What policies see of a client request. Built once by the data plane, handed down the chain,
 /// and filled in as policies learn things (validated parameters).
 public struct RequestView: Sendable {
@@ -24,6 +26,10 @@ public struct RequestView: Sendable {
     public var responseHeaders: [(String, String)] = []
     /// Resources held while the request is alive (throttle slots); released when it is dropped.
     public var holds: [Hold] = []
+    /// Wall-clock time in Unix milliseconds (token ages, challenge expiry).
+    public var wallMillis: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+    /// What shadow-mode policies would have refused (`policy:code:reason`), for the log.
+    public var shadowed: [String] = []
 
     public init(method: String, path: Substring, query: Substring, headers: [(name: String, value: String)],
                 body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = [],

@@ -249,6 +249,13 @@ extension NIODeadline {
         clock_gettime(CLOCK_REALTIME, &ts)
         return ts.tv_sec
     }
+
+    /// Wall-clock Unix milliseconds (token ages).
+    static var wallClockMillis: Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
 }
 
 extension Problem {

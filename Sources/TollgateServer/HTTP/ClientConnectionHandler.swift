@@ -137,15 +137,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         req.path = uri[..<(q ?? uri.endIndex)]
         req.query = q.map { uri[uri.index(after: $0)...] } ?? ""
 
-        switch loop.state.routes.match(method: head.method.rawValue, path: req.path) {
-        case .found(let route, let pathParams):
-            req.route = route
-            req.pathParams = pathParams
-            req.maxBody = route.config.maxBodyBytes
-        case .methodNotAllowed(let allow):
-            req.early = (.methodNotAllowed(allow: allow), "routing", nil)
-        case .notFound:
-            req.early = (.notFound, "routing", nil)
+        if let builtin = BuiltinEndpoint.match(head: head, path: req.path, state: loop.state) {
+            req.builtin = builtin
+        } else {
+            switch loop.state.routes.match(method: head.method.rawValue, path: req.path) {
+            case .found(let route, let pathParams):
+                req.route = route
+                req.pathParams = pathParams
+                req.maxBody = route.config.maxBodyBytes
+            case .methodNotAllowed(let allow):
+                req.early = (.methodNotAllowed(allow: allow), "routing", nil)
+            case .notFound:
+                req.early = (.notFound, "routing", nil)
+            }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > req.maxBody {
             request = req
@@ -172,12 +176,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Answering
 
+    /// The client as limits count it (key) and as the log shows it (address): the TCP peer, or the
+    /// rightmost untrusted hop when the peer is a trusted proxy.
+    func resolveClient(_ headers: HTTPHeaders) -> (key: ClientKey, address: String) {
+        guard peerIsTrustedProxy else { return (peerKey, peerAddress) }
+        let resolved = loop.state.config.clientIdentity.resolve(peer: peerBytes, fields: headers)
+        return (loop.state.config.clientIdentity.key(for: resolved),
+                ClientKey(bytes: resolved, ipv4Prefix: 32, ipv6Prefix: 128)?.description ?? peerAddress)
+    }
+
     private func respond() {
         guard let req = request else { return }
         responding = true
         loop.inFlight += 1
         if let (problem, stage, note) = req.early {
             respondWithProblem(problem, requestID: req.requestID, decidedBy: stage, note: note)
+            return
+        }
+        if let builtin = req.builtin {
+            answerBuiltin(builtin, req: req)
             return
         }
         guard let route = req.route else { return }
@@ -190,18 +207,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             finishResponse(buffer, status: 200, decision: "pass", decidedBy: nil)
         case .upstream:
             let headers = req.head.headers
-            var clientKey = peerKey
-            var clientAddress = peerAddress
-            if peerIsTrustedProxy {
-                let resolved = loop.state.config.clientIdentity.resolve(peer: peerBytes, fields: headers)
-                clientKey = loop.state.config.clientIdentity.key(for: resolved)
-                clientAddress = ClientKey(bytes: resolved, ipv4Prefix: 32, ipv6Prefix: 128)?.description ?? peerAddress
-            }
+            let (clientKey, clientAddress) = resolveClient(headers)
             req.client = clientAddress
+            var extraHeaders: [(String, String)] = []
+            if let cors = route.config.cors { extraHeaders = cors.responseHeaders(origin: headers.first(name: "origin")) }
             req.view = RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, fields: headers,
                                    body: req.body.map { Array($0.readableBytesView) } ?? [],
                                    clientAddress: clientAddress, pathParams: req.pathParams,
                                    clientKey: clientKey, now: Int64(NIODeadline.now().uptimeNanoseconds))
+            req.view!.wallMillis = NIODeadline.wallClockMillis
+            req.view!.responseHeaders = extraHeaders
             runChain(route: route, from: 0)
         }
     }
@@ -241,7 +256,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 requestID: requestID ?? req.requestID, route: req.route?.name, method: req.head.method.rawValue,
                 path: String(req.path), status: status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
                 client: req.client ?? peerAddress, decision: decision, decidedBy: decidedBy, upstreamStatus: upstreamStatus,
-                upstreamLatencyMicros: upstreamMicros, note: note)) }
+                upstreamLatencyMicros: upstreamMicros,
+                note: [note, req.view.flatMap { $0.shadowed.isEmpty ? nil : "shadow " + $0.shadowed.joined(separator: ",") }]
+                    .compactMap { $0 }.joined(separator: "; ").nilIfEmpty)) }
         }
 
         if !keepAlive {
@@ -345,6 +362,8 @@ final class InboundRequest {
     var reservation: SpendReservation?
     /// Set while this request leads the fetch of a cache key.
     var cacheKey: String?
+    /// A gateway endpoint (page token, browser snippet, CORS preflight) instead of a route.
+    var builtin: BuiltinEndpoint?
 
     init(head: HTTPRequestHead, requestID: String, started: NIODeadline) {
         self.head = head
@@ -358,4 +377,8 @@ extension TimeAmount {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
+}
+
+extension String {
+    var nilIfEmpty: String? { isEmpty ? nil : self }
 }

@@ -1,0 +1,130 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// Page-load tokens: what a page gets when it loads and must show with each API call.
+///
+/// A token is `v1.<key id>.<payload>.<mac>` (base64url), the MAC an HMAC-SHA256 over the rest with
+/// the current signing key; during a key rotation tokens signed with the previous key are still
+/// accepted. The payload holds the issue time, a random nonce (for use counting) and hashes of what
+/// the token is bound to: the session cookie the gateway set, and optionally the client's address
+/// prefix and user agent. A token is accepted only between `min_age` (a script must wait like a
+/// page) and `max_age`, at most `max_uses` times.
+public final class PageTokens: Sendable {
+    public struct Config: Sendable, Equatable {
+        /// Secret names; the first signs, all verify (rotation).
+        public var keys: [String]
+        public var path: String
+        public var minAge: Duration
+        public var maxAge: Duration
+        public var maxUses: Int
+        public var bindAddress: Bool
+        public var bindUserAgent: Bool
+        public var cookie: String
+        /// Most token nonces tracked for use counting; beyond it new tokens are refused (fail closed).
+        public var maxTracked: Int
+    }
+
+    /// Why a token was refused. Codes are deliberately coarse: a forger learns only "invalid".
+    public enum Refusal: String, Sendable, Equatable {
+        case missing = "token-missing"
+        case invalid = "token-invalid"
+        case tooYoung = "token-too-young"
+        case expired = "token-expired"
+        case usedUp = "token-used-up"
+    }
+
+    public let config: Config
+    private let keys: [(id: String, key: SymmetricKey)]
+    private let uses = Mutex<[Data: (count: Int, expires: Int64)]>([:])
+
+    /// `secrets` must hold every name in `config.keys`.
+    public init(config: Config, secrets: [String: String]) {
+        self.config = config
+        self.keys = config.keys.compactMap { name in
+            secrets[name].map { (Self.keyID(name), SymmetricKey(data: Data($0.utf8))) }
+        }
+    }
+
+    static func keyID(_ name: String) -> String {
+        String(Data(SHA256.hash(data: Data(name.utf8))).prefix(3).base64URL)
+    }
+
+    /// A new token for a session, at `nowMillis`.
+    public func issue(session: String, address: String, userAgent: String, nowMillis: Int64) -> String {
+        var payload = Data()
+        withUnsafeBytes(of: nowMillis.bigEndian) { payload.append(contentsOf: $0) }
+        payload.append(contentsOf: (0..<12).map { _ in UInt8.random(in: 0...255) })
+        payload.append(binding(session: session, address: address, userAgent: userAgent))
+        let (id, key) = keys[0]
+        let signed = "v1.\(id).\(payload.base64URL)"
+        return signed + "." + Data(HMAC<SHA256>.authenticationCode(for: Data(signed.utf8), using: key)).base64URL
+    }
+
+    /// Checks a token presented with `session` (the cookie), counting a use if it is accepted.
+    public func verify(_ token: String?, session: String?, address: String, userAgent: String, nowMillis: Int64) -> Refusal? {
+        guard let token, !token.isEmpty else { return .missing }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "v1", token.utf8.count < 512,
+              let key = keys.first(where: { $0.id == parts[1] })?.key,
+              let payload = Data(base64URL: parts[2]), payload.count == 8 + 12 + 16,
+              let mac = Data(base64URL: parts[3]),
+              HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data("v1.\(parts[1]).\(parts[2])".utf8), using: key)
+        else { return .invalid }
+        guard let session, payload.suffix(16) == binding(session: session, address: address, userAgent: userAgent) else {
+            return .invalid
+        }
+        let issued = payload.prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }
+        let age = nowMillis - issued
+        if age < config.minAge.milliseconds { return .tooYoung }
+        if age > config.maxAge.milliseconds { return .expired }
+        let nonce = Data(payload[8..<20])
+        let expires = issued + config.maxAge.milliseconds
+        return uses.withLock { table -> Refusal? in
+            if let entry = table[nonce] {
+                guard entry.count < config.maxUses else { return .usedUp }
+                table[nonce] = (entry.count + 1, entry.expires)
+                return nil
+            }
+            if table.count >= config.maxTracked {
+                table = table.filter { $0.value.expires > nowMillis }
+                guard table.count < config.maxTracked else { return .usedUp }  // fail closed
+            }
+            table[nonce] = (1, expires)
+            return nil
+        }
+    }
+
+    /// 16 bytes standing for what the token is bound to.
+    private func binding(session: String, address: String, userAgent: String) -> Data {
+        var text = "s=" + session
+        if config.bindAddress { text += "\u{0}a=" + address }
+        if config.bindUserAgent { text += "\u{0}u=" + userAgent }
+        return Data(SHA256.hash(data: Data(text.utf8))).prefix(16)
+    }
+
+    /// A new random session id for the cookie.
+    public static func newSession() -> String {
+        Data((0..<18).map { _ in UInt8.random(in: 0...255) }).base64URL
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (s, atto) = components
+        return s * 1000 + atto / 1_000_000_000_000_000
+    }
+}
+
+extension Data {
+    var base64URL: String {
+        base64EncodedString().replacingAll("+", with: "-").replacingAll("/", with: "_").replacingAll("=", with: "")
+    }
+
+    init?(base64URL text: Substring) {
+        guard text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
+        var s = String(text).replacingAll("-", with: "+").replacingAll("_", with: "/")
+        while s.count % 4 != 0 { s += "=" }
+        self.init(base64Encoded: s)
+    }
+}
