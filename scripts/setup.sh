@@ -31,7 +31,9 @@ pip_install() {
 
 ensure_test_tools() {
   command -v python3 >/dev/null || apt_install python3 python3-pip
-  pip_install pytest:pytest cryptography:cryptography
+  # SQLite headers for GRDB; Chromium and its driver for the real-browser test.
+  apt_install libsqlite3-dev chromium chromium-driver
+  pip_install pytest:pytest cryptography:cryptography selenium:selenium
 }
 
 ensure_bench_tools() {

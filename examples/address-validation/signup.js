@@ -1,4 +1,5 @@
 // Validates the address through the gateway's /api/address route and shows the result.
+// tollgate.fetch (from /_tollgate/client.js) adds the page token and solves challenges when asked.
 document.getElementById("signup").addEventListener("submit", async (event) => {
   event.preventDefault();
   const result = document.getElementById("result");
@@ -7,7 +8,7 @@ document.getElementById("signup").addEventListener("submit", async (event) => {
   result.className = "pending";
   result.textContent = "Checking…";
   try {
-    const response = await fetch(`/api/address?q=${encodeURIComponent(q)}&country=${country}`);
+    const response = await tollgate.fetch(`/api/address?q=${encodeURIComponent(q)}&country=${country}`);
     const body = await response.json();
     if (response.ok) {
       result.className = body.valid ? "ok" : "warn";

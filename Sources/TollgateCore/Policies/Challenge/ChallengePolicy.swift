@@ -68,7 +68,8 @@ public final class LoadMeter: Sendable {
             // Cap how far ahead the arrival time may run: 30 steps is more than any difficulty uses.
             let tat = min(max(table[key] ?? nowNanos, nowNanos) + interval, nowNanos + window * 31)
             if table.count < maxKeys || table[key] != nil { table[key] = tat }
-            return Int(max(0, tat - nowNanos - window) / window) + (tat - nowNanos > window ? 1 : 0)
+            let over = tat - nowNanos - window
+            return over <= 0 ? 0 : Int((over + window - 1) / window)  // whole windows over, rounded up
         }
     }
 }
