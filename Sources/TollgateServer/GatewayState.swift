@@ -19,6 +19,8 @@ final class GatewayState: Sendable {
     let alerts: AlertSender
     let cache: ResponseCache
     let pageTokens: PageTokens?
+    /// Endpoints for policies' external checks (CAPTCHA siteverify), by URL.
+    let checkEndpoints: [String: UpstreamEndpoint]
 
     init(config: GatewayConfig, secrets: [String: String], logger: Logger) throws {
         self.config = config
@@ -34,7 +36,11 @@ final class GatewayState: Sendable {
         self.cache = ResponseCache(maxBytes: config.cacheMaxBytes)
         self.pageTokens = config.pageTokens.map { PageTokens(config: $0, secrets: secrets) }
         let pow = config.challenge.flatMap { c in secrets[c.key].map { ProofOfWork(config: c, secret: $0) } }
-        let shared = Route.Shared(limiters: limiters, book: book, pageTokens: pageTokens, proofOfWork: pow)
+        var shared = Route.Shared(limiters: limiters, book: book, pageTokens: pageTokens, proofOfWork: pow)
+        if let captcha = config.captcha, let secret = secrets[captcha.secret] {
+            shared.captcha = (captcha, secret, CaptchaPasses())
+        }
+        self.checkEndpoints = try config.captcha.map { [$0.siteverifyURL.description: try UpstreamEndpoint(url: $0.siteverifyURL, caFile: nil)] } ?? [:]
         self.routes = GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
         self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
         var files: [String: ByteBuffer] = [:]

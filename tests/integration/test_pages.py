@@ -126,3 +126,51 @@ def test_shadow_mode_logs_and_lets_through(gateways, standin, api_key):
     line = [l for l in gw.access_log() if l["path"] == "/api/address"][0]
     assert "shadow origin:origin:origin-not-allowed" in line["note"]
     assert "page_token:page-token:token-missing" in line["note"]
+
+
+def test_captcha_siteverify_fails_closed_and_never_blocks(gateways, standin, api_key, tmp_path):
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+    log = tmp_path / "siteverify.jsonl"
+    secret = "captcha_secret_" + "s" * 20
+    fake = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_siteverify.py"), secret, str(log)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(fake.stdout.readline())
+        root = (f'  CAPTCHA_SECRET: env:CAPTCHA_SECRET\ncaptcha: {{ provider: turnstile, '
+                f'siteverify_url: "http://127.0.0.1:{port}/turnstile/v0/siteverify", secret: CAPTCHA_SECRET, timeout: 1s }}')
+        config = page_config(standin.port, "    require: [page_token, captcha]\n").replace(
+            "  CHALLENGE_KEY: env:CHALLENGE_KEY\n", "  CHALLENGE_KEY: env:CHALLENGE_KEY\n" + root + "\n", 1)
+        gw = gateways(config, env={"ADDRESS_API_KEY": api_key, "CAPTCHA_SECRET": secret, **KEYS})
+        session, issued = new_session(gw)
+        time.sleep(0.35)
+        base = {"Cookie": session, "X-Tollgate-Token": issued["token"]}
+        r = gw.get("/api/address?q=Main+Street", headers=base)
+        assert r.status == 403 and r.json()["reason"] == "captcha-required"
+        r = gw.get("/api/address?q=Main+Street", headers={**base, "X-Tollgate-Captcha": "forged"})
+        assert r.status == 403 and r.json()["reason"] == "captcha-failed"
+        # While the provider is slow, other requests are still answered (the event loop is not blocked)...
+        slow = {}
+        t = threading.Thread(target=lambda: slow.update(r=gw.get("/api/address?q=Main+Street",
+                                                                   headers={**base, "X-Tollgate-Captcha": "slow-token"})))
+        started = time.monotonic()
+        t.start()
+        time.sleep(0.2)
+        assert gw.get("/nope").status == 404 and time.monotonic() - started < 1.0
+        t.join(5)
+        # ...and the slow one fails closed at the timeout.
+        assert slow["r"].status == 503 and slow["r"].json()["reason"] == "captcha-unverifiable"
+        r = gw.get("/api/address?q=Main+Street", headers={**base, "X-Tollgate-Captcha": "good-token"})
+        assert r.status == 200
+        # The session passed: the next call needs no new CAPTCHA.
+        assert gw.get("/api/address?q=Main+Street", headers=base).status == 200
+        calls = [json.loads(l) for l in log.read_text().splitlines()]
+        assert [c["token"] for c in calls] == ["forged", "slow-token", "good-token"]
+        assert all(c["secret_ok"] and c["remoteip"] == "127.0.0.1" for c in calls)
+        assert standin.stats()["calls"] == 2
+        gw.stop()
+        assert secret not in gw.output()
+    finally:
+        fake.terminate()

@@ -114,4 +114,28 @@ enum BrowserReader {
         if config.maxDifficulty < config.baseDifficulty { keys["max_difficulty"]?.error("must be ≥ base_difficulty") }
         return config
     }
+
+    static func captcha(_ node: ConfigNode, secrets: [String: SecretReference]) -> CaptchaPolicy.Config? {
+        guard let keys = node.object(allowed: ["provider", "siteverify_url", "secret", "timeout", "on_error", "remember"]) else { return nil }
+        var provider = CaptchaPolicy.Config.Provider.turnstile
+        if let p = keys["provider"], let text = p.string() {
+            guard let parsed = CaptchaPolicy.Config.Provider(rawValue: text) else { p.error("must be turnstile, hcaptcha or recaptcha"); return nil }
+            provider = parsed
+        }
+        guard let secret = keys["secret"]?.nonEmptyString() else { node.error("needs secret: a secret name"); return nil }
+        if secrets[secret] == nil { keys["secret"]?.error("names no entry under secrets") }
+        let urlText = keys["siteverify_url"]?.string() ?? CaptchaPolicy.Config.defaultURL(provider)
+        guard let url = try? UpstreamURL(urlText) else { keys["siteverify_url"]?.error("must be an http:// or https:// URL"); return nil }
+        var failOpen = false
+        if let e = keys["on_error"], let text = e.string() {
+            switch text {
+            case "refuse": failOpen = false
+            case "allow": failOpen = true
+            default: e.error("must be refuse (fail closed) or allow")
+            }
+        }
+        return CaptchaPolicy.Config(provider: provider, siteverifyURL: url, secret: secret,
+                                    timeout: keys["timeout"]?.duration() ?? .seconds(3), failOpen: failOpen,
+                                    remember: keys["remember"]?.duration() ?? .seconds(600))
+    }
 }

@@ -41,7 +41,7 @@ public enum ConfigLoader {
 
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
                                         "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers",
-                                        "budgets", "alerts", "store", "cache", "page_tokens", "challenge"]
+                                        "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -164,10 +164,12 @@ public enum ConfigLoader {
         config.cacheMaxBytes = cacheMax
         config.pageTokens = keys["page_tokens"].flatMap { BrowserReader.pageTokens($0, secrets: secrets) }
         config.challenge = keys["challenge"].flatMap { BrowserReader.pow($0, secrets: secrets) }
+        config.captcha = keys["captcha"].flatMap { BrowserReader.captcha($0, secrets: secrets) }
         for (i, route) in routes.enumerated() {
             let node = keys["routes"]?.sequence()?[i] ?? root
             if route.requiresPageToken, config.pageTokens == nil { node.error("requires page_token but there is no top-level page_tokens") }
             if route.challenge != nil, config.challenge == nil { node.error("requires challenge but there is no top-level challenge") }
+            if route.requiresCaptcha, config.captcha == nil { node.error("requires captcha but there is no top-level captcha") }
         }
         return config
     }

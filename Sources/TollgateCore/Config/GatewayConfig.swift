@@ -30,6 +30,8 @@ public struct GatewayConfig: Sendable {
     public var pageTokens: PageTokens.Config?
     /// Proof-of-work challenges (`challenge`), needed by routes that require them.
     public var challenge: ProofOfWork.Config?
+    /// CAPTCHA verification (`captcha`), needed by routes that require it.
+    public var captcha: CaptchaPolicy.Config?
     /// Directory of the config file; relative paths in the config are resolved against it.
     public var baseDirectory: String
 }
@@ -90,6 +92,8 @@ public struct RouteConfig: Sendable {
     public var cors: CORSConfig?
     /// Page-load token required.
     public var requiresPageToken = false
+    /// CAPTCHA required.
+    public var requiresCaptcha = false
     /// Proof of work required, always or over a soft rate.
     public var challenge: (when: ChallengePolicy.When, softRate: Rate)?
     /// Policies that only log what they would refuse.
@@ -102,11 +106,12 @@ public struct RouteConfig: Sendable {
         case origin
         case pageToken = "page_token"
         case challenge
+        case captcha
         case rateLimit = "rate_limit"
         case validation
         /// Cheap browser checks first, then proof of the page and of work, then limits (so that invalid
         /// requests are counted too), then validation.
-        public static let defaultOrder: [PolicyKind] = [.origin, .pageToken, .challenge, .rateLimit, .validation]
+        public static let defaultOrder: [PolicyKind] = [.origin, .pageToken, .challenge, .captcha, .rateLimit, .validation]
     }
 
     public enum Target: Sendable {

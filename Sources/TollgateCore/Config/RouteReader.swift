@@ -89,11 +89,11 @@ struct RouteReader {
         }
         let origin = keys["origin"].flatMap { BrowserReader.origin($0) }
         let cors = keys["cors"].flatMap { BrowserReader.cors($0) }
-        let required = keys["require"].map { BrowserReader.kinds($0, allowed: [.pageToken, .challenge]) } ?? []
+        let required = keys["require"].map { BrowserReader.kinds($0, allowed: [.pageToken, .challenge, .captcha]) } ?? []
         var challenge = keys["challenge"].flatMap { BrowserReader.challenge($0) }
         if required.contains(.challenge), challenge == nil { challenge = (.always, Rate("30/min")!) }
         if challenge != nil, !required.contains(.challenge) { keys["challenge"]?.error("add challenge to require: to use it") }
-        let shadow = keys["shadow"].map { BrowserReader.kinds($0, allowed: [.origin, .pageToken, .challenge, .rateLimit]) } ?? []
+        let shadow = keys["shadow"].map { BrowserReader.kinds($0, allowed: [.origin, .pageToken, .challenge, .captcha, .rateLimit]) } ?? []
 
         let cost = keys["cost"].flatMap { SpendReader.cost($0) }
         var cache: CacheConfig?
@@ -106,7 +106,8 @@ struct RouteReader {
         return RouteConfig(name: name, method: method, path: path, target: target, params: params, fixedQuery: fixedQuery,
                            fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody,
                            limits: limits, cost: cost, cache: cache, origin: origin, cors: cors,
-                           requiresPageToken: required.contains(.pageToken), challenge: challenge, shadow: Set(shadow),
+                           requiresPageToken: required.contains(.pageToken), requiresCaptcha: required.contains(.captcha),
+                           challenge: challenge, shadow: Set(shadow),
                            policyOrder: order)
     }
 

@@ -16,6 +16,8 @@ public final class Route: Sendable {
         case reject(policy: String, problem: Problem)
         /// Wait, then resume the chain at policy index `resumeAt`.
         case delay(Duration, resumeAt: Int)
+        /// Make this call, let it decide, then (if it passes) resume at `resumeAt`.
+        case external(ExternalCheck, policy: String, resumeAt: Int)
     }
 
     /// Shared, gateway-wide parts that policies of several routes use.
@@ -24,6 +26,7 @@ public final class Route: Sendable {
         public var book: SpendBook
         public var pageTokens: PageTokens?
         public var proofOfWork: ProofOfWork?
+        public var captcha: (config: CaptchaPolicy.Config, secret: String, passes: CaptchaPasses)?
 
         public init(limiters: LimiterRegistry, book: SpendBook = SpendBook(budgets: []), pageTokens: PageTokens? = nil,
                     proofOfWork: ProofOfWork? = nil) {
@@ -46,6 +49,10 @@ public final class Route: Sendable {
         }
         if let origin = config.origin { byKind[.origin] = OriginPolicy(config: origin) }
         if config.requiresPageToken, let tokens = shared.pageTokens { byKind[.pageToken] = PageTokenPolicy(tokens: tokens) }
+        if config.requiresCaptcha, let captcha = shared.captcha {
+            byKind[.captcha] = CaptchaPolicy(config: captcha.config, secretValue: captcha.secret,
+                                             sessionCookie: shared.pageTokens?.config.cookie, passes: captcha.passes)
+        }
         if let (when, rate) = config.challenge, let pow = shared.proofOfWork {
             byKind[.challenge] = ChallengePolicy(pow: pow, when: when, softRate: rate, route: config.name)
         }
@@ -69,6 +76,7 @@ public final class Route: Sendable {
             case .pass: continue
             case .reject(let problem): return .reject(policy: policy.name, problem: problem)
             case .delay(let d): return .delay(d, resumeAt: index)
+            case .external(let check): return .external(check, policy: policy.name, resumeAt: index)
             }
         }
         return .pass

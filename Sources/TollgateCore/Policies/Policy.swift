@@ -6,6 +6,17 @@ public enum Decision: Sendable, Equatable {
     case reject(Problem)
     /// Continue after waiting this long (throttling instead of refusing).
     case delay(Duration)
+    /// Decide after an HTTP call the data plane makes without blocking (e.g. CAPTCHA siteverify).
+    case external(ExternalCheck)
+
+    public static func == (a: Decision, b: Decision) -> Bool {
+        switch (a, b) {
+        case (.pass, .pass): true
+        case (.reject(let x), .reject(let y)): x == y
+        case (.delay(let x), .delay(let y)): x == y
+        default: false
+        }
+    }
 }
 
 /// One step of a route's policy chain. Pure and synchronous: it runs on the event loop, so it must not

@@ -10,6 +10,8 @@ public struct ShadowPolicy: Policy {
         switch inner.evaluate(&request) {
         case .pass, .delay:
             return .pass
+        case .external(let check):
+            return .external(check)  // the data plane makes the call and notes a refusal instead of answering it
         case .reject(let problem):
             var note = "\(inner.name):\(problem.code)"
             if case .string(let reason)? = problem.extensions.first(where: { $0.key == "reason" })?.value { note += ":\(reason)" }

@@ -26,8 +26,44 @@ extension ClientConnectionHandler {
                 req.delayTimer = nil
                 self.runChain(route: route, from: resumeAt)
             }
+        case .external(let check, let policy, let resumeAt):
+            runExternalCheck(check, policy: policy, route: route, req: req, resumeAt: resumeAt)
         case .pass:
             lookUpCache(route: route, req: req)
+        }
+    }
+
+    /// Makes a policy's HTTP call on this loop's pool (no blocking), lets the policy decide, and
+    /// goes on with the chain or answers.
+    private func runExternalCheck(_ check: ExternalCheck, policy: String, route: Route, req: InboundRequest, resumeAt: Int) {
+        guard let endpoint = loop.state.checkEndpoints[check.url.description] else {
+            respondWithProblem(.internalError, requestID: req.requestID, decidedBy: policy, note: "no endpoint for external check")
+            return
+        }
+        let url = check.url
+        var buffer = ByteBuffer(string: "POST \(url.pathTemplate)\(url.staticQuery.isEmpty ? "" : "?" + url.staticQuery) HTTP/1.1\r\n"
+            + "Host: \(url.hostHeader)\r\nUser-Agent: tollgate\r\nAccept: application/json\r\n"
+            + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(check.formBody.utf8.count)\r\n\r\n")
+        buffer.writeString(check.formBody)
+        let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: false, retryable: false, timeout: TimeAmount(check.timeout),
+                                connectTimeout: TimeAmount(min(check.timeout, .seconds(2))), maxResponseBytes: 64 * 1024)
+        loop.pool.execute(call) { [weak self, weak req] result in
+            guard let self, let req, self.request === req else { return }
+            var decision: Decision
+            switch result {
+            case .success(let response): decision = check.decide(response.status, Array(response.body.readableBytesView))
+            case .failure: decision = check.decide(nil, nil)
+            }
+            if route.config.shadow.contains(where: { $0.rawValue == policy }), case .reject(let problem) = decision {
+                req.view?.shadowed.append("\(policy):\(problem.code)")
+                decision = .pass
+            }
+            switch decision {
+            case .reject(let problem):
+                self.respondWithProblem(problem, requestID: req.requestID, decidedBy: policy)
+            default:
+                self.runChain(route: route, from: resumeAt)
+            }
         }
     }
 
