@@ -109,13 +109,16 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
     }
 
     public func spend(since: Int64) throws -> [SpendRow] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT route, client, created_at, COALESCE(cost_micros, reserved_micros) AS micros
-                FROM ledger WHERE state != 'released' AND created_at >= ?
-                """, arguments: [since]).map {
-                SpendRow(route: $0["route"], client: $0["client"], createdAt: $0["created_at"], micros: $0["micros"])
-            }
+        try pool.read { db in try Self.spend(db, since: since) }
+    }
+
+    /// Unreleased entries since `since`, unsettled ones at their reserved amount.
+    static func spend(_ db: Database, since: Int64) throws -> [SpendRow] {
+        try Row.fetchAll(db, sql: """
+            SELECT route, client, created_at, COALESCE(cost_micros, reserved_micros) AS micros
+            FROM ledger WHERE state != 'released' AND created_at >= ?
+            """, arguments: [since]).map {
+            SpendRow(route: $0["route"], client: $0["client"], createdAt: $0["created_at"], micros: $0["micros"])
         }
     }
 

@@ -76,14 +76,7 @@ public struct UsageReport: Sendable {
 
     /// Spend per route and client since `since`, for `tollgate budgets`.
     public func spend(since: Int64) throws -> [SpendRow] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT route, client, created_at, COALESCE(cost_micros, reserved_micros) AS micros
-                FROM ledger WHERE state != 'released' AND created_at >= ?
-                """, arguments: [since]).map {
-                SpendRow(route: $0["route"], client: $0["client"], createdAt: $0["created_at"], micros: $0["micros"])
-            }
-        }
+        try pool.read { db in try SQLiteLedger.spend(db, since: since) }
     }
 
     public static func day(_ seconds: Int64) -> String {

@@ -110,18 +110,9 @@ extension Data {
         var bytes: [UInt8] = []
         var it = hex.utf8.makeIterator()
         while let a = it.next(), let b = it.next() {
-            guard let h = Self.nibble(a), let l = Self.nibble(b) else { return nil }
+            guard let h = PercentEncoding.hexValue(a), let l = PercentEncoding.hexValue(b) else { return nil }
             bytes.append(h << 4 | l)
         }
         self.init(bytes)
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x61...0x66: c - 0x61 + 10
-        case 0x41...0x46: c - 0x41 + 10
-        default: nil
-        }
     }
 }
