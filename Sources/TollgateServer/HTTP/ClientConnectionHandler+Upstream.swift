@@ -124,6 +124,7 @@ extension ClientConnectionHandler {
         case .reserved(let reservation):
             req.reservation = reservation
             let eventLoop = context.eventLoop
+            let state = loop.state
             let entry = LedgerEntry(requestID: req.requestID, route: route.name, client: reservation.client,
                                     reservedMicros: reservation.amount, createdAt: now)
             loop.state.ledger.reserve(entry) { [weak self] result in
@@ -131,16 +132,15 @@ extension ClientConnectionHandler {
                     switch result {
                     case .success(let id):
                         reservation.ledgerID.store(id, ordering: .relaxed)
-                        if let self {
-                            self.loop.state.alerts.check(reservation.keys, now: now, pool: self.loop.pool)
-                            self.callUpstream(route: route, req: req)
-                        } else {
-                            self?.abandon(req)
+                        guard let self else {
+                            Self.abandon(req, state: state)  // the connection is gone: nothing will be sent
+                            return
                         }
+                        self.loop.state.alerts.check(reservation.keys, now: now, pool: self.loop.pool)
+                        self.callUpstream(route: route, req: req)
                     case .failure(let error):
-                        reservation.release()
-                        self?.completeCache(req, with: nil)
-                        self?.loop.state.logger.error("ledger write failed", metadata: ["error": "\(error)"])
+                        state.logger.error("ledger write failed", metadata: ["error": "\(error)"])
+                        Self.abandon(req, state: state)
                         if let self, self.request === req {
                             self.respondWithProblem(.ledgerUnavailable, requestID: req.requestID, decidedBy: "budget",
                                                     note: "ledger write failed")
@@ -257,18 +257,28 @@ extension ClientConnectionHandler {
 
     /// Ends this request's lead on a cache key (if it had one) and wakes those waiting on it.
     func completeCache(_ req: InboundRequest, with entry: ResponseCache.Entry?) {
+        Self.completeCache(req, with: entry, state: loop.state)
+    }
+
+    static func completeCache(_ req: InboundRequest, with entry: ResponseCache.Entry?, state: GatewayState) {
         guard let key = req.cacheKey else { return }
         req.cacheKey = nil
-        loop.state.cache.complete(key, with: entry)
+        state.cache.complete(key, with: entry)
     }
 
     /// The request was given up before its upstream call: nothing was spent.
     func abandon(_ req: InboundRequest) {
+        Self.abandon(req, state: loop.state)
+    }
+
+    /// Releases the request's reservation (recording that in the ledger once it has a row) and ends
+    /// its cache lead. Needs no connection: it also runs after the client has gone.
+    static func abandon(_ req: InboundRequest, state: GatewayState) {
         if let reservation = req.reservation, reservation.release() {
-            loop.state.ledger.release(id: reservation.ledgerID.load(ordering: .relaxed), status: nil,
-                                      at: Int64(NIODeadline.wallClockSeconds))
+            let id = reservation.ledgerID.load(ordering: .relaxed)
+            if id > 0 { state.ledger.release(id: id, status: nil, at: Int64(NIODeadline.wallClockSeconds)) }
         }
-        completeCache(req, with: nil)
+        completeCache(req, with: nil, state: state)
     }
 
     private func countRefusal(_ policy: String, route: Route) {
