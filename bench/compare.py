@@ -82,7 +82,11 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def wrk(url):
-    out = subprocess.run(["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", url],
+    return wrk_with(url, CONNECTIONS)
+
+
+def wrk_with(url, connections):
+    out = subprocess.run(["wrk", f"-t{min(THREADS, connections)}", f"-c{connections}", f"-d{DURATION}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
@@ -209,6 +213,20 @@ routes:
         print(f"refusal  tollgate {refused['rps']:10.0f} req/s  p50 {refused['p50_ms']:.3f} ms  p99 {refused['p99_ms']:.3f} ms  "
               f"(429s: {refused['non2xx']})", flush=True)
 
+        # Legitimate traffic while another client floods a route that refuses it: both run at once,
+        # each with half the connections; the flood must not starve the legitimate calls.
+        half = max(1, CONNECTIONS // 2)
+        flood = subprocess.Popen(["wrk", "-t1", f"-c{half}", f"-d{DURATION}s", refused_url],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        legit_out = subprocess.run(["wrk", "-t1", f"-c{half}", f"-d{DURATION}s", "--latency", urls["tollgate"]],
+                                   capture_output=True, text=True).stdout
+        flood_out = flood.communicate()[0]
+        legit_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", legit_out).group(1))
+        flood_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", flood_out).group(1))
+        legit_alone = wrk_with(urls["tollgate"], half)
+        print(f"under flood: legitimate {legit_rps:.0f} req/s while {flood_rps:.0f} req/s were refused; "
+              f"legitimate alone with {half} connections: {legit_alone['rps']:.0f} req/s", flush=True)
+
         rss = {"nginx": peak_rss_kib(worker_pids(proxy.pid)), "tollgate": peak_rss_kib([tg.pid])}
         summary = {}
         for name in ("nginx", "tollgate"):
@@ -230,11 +248,13 @@ routes:
         print(f"ratio_throughput: {ratio_throughput:.2f}")
         print(f"ratio_p99: {ratio_p99:.2f}")
         print(f"ratio_reject_vs_pass: {ratio_reject:.2f}")
+        print(f"ratio_legit_under_flood: {legit_rps / legit_alone['rps']:.2f}")
         out_dir = ROOT / "bench" / "results"
         out_dir.mkdir(exist_ok=True)
         (out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(
             {"summary": summary, "rounds": results, "refused": refused, "ratio_throughput": ratio_throughput,
-             "ratio_p99": ratio_p99, "ratio_reject_vs_pass": ratio_reject, "machine": machine}, indent=2))
+             "ratio_p99": ratio_p99, "ratio_reject_vs_pass": ratio_reject, "machine": machine,
+             "legit_under_flood_rps": legit_rps, "flood_refused_rps": flood_rps, "legit_alone_rps": legit_alone["rps"]}, indent=2))
     finally:
         for p in procs:
             if p.poll() is None:
