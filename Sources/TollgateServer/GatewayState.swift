@@ -34,8 +34,12 @@ final class GatewayState: Sendable {
         book.setPaused(try ledger.pausedRoutes())
         self.alerts = try AlertSender(config: config, secrets: secrets, book: book, ledger: ledger, logger: logger)
         self.cache = ResponseCache(maxBytes: config.cacheMaxBytes)
-        self.pageTokens = config.pageTokens.map { PageTokens(config: $0, secrets: secrets) }
-        let pow = config.challenge.flatMap { c in secrets[c.key].map { ProofOfWork(config: c, secret: $0) } }
+        let nowMillis = NIODeadline.wallClockMillis
+        let journal = ledger
+        self.pageTokens = config.pageTokens.map { PageTokens(config: $0, secrets: secrets, journal: journal, nowMillis: nowMillis) }
+        let pow = config.challenge.flatMap { c in
+            secrets[c.key].map { ProofOfWork(config: c, secret: $0, journal: journal, nowSeconds: nowMillis / 1000) }
+        }
         var shared = Route.Shared(limiters: limiters, book: book, pageTokens: pageTokens, proofOfWork: pow)
         if let captcha = config.captcha, let secret = secrets[captcha.secret] {
             shared.captcha = (captcha, secret, CaptchaPasses())

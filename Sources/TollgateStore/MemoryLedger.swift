@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// A ledger that lives in memory only (`store: memory`): nothing survives a restart, and the CLI
@@ -66,4 +67,10 @@ public final class MemoryLedger: SpendLedger {
     }
 
     public func flush() {}
+
+    // Nothing outlives the process in memory: the policies' own tables are all there is.
+    public func recordTokenUse(nonce: Data, uses: Int, expiresMillis: Int64) {}
+    public func recordSolved(challenge: String, expiresSeconds: Int64) {}
+    public func tokenUses(nowMillis: Int64) throws -> [(nonce: Data, uses: Int, expiresMillis: Int64)] { [] }
+    public func solvedChallenges(nowSeconds: Int64) throws -> [(challenge: String, expiresSeconds: Int64)] { [] }
 }

@@ -21,6 +21,8 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         var reservations: [(LedgerEntry, @Sendable (Result<Int64, any Error>) -> Void)] = []
         var updates: [Update] = []
         var counters: [CounterKey: (count: Int64, saved: Int64)] = [:]
+        var tokenUses: [Data: (uses: Int, expires: Int64)] = [:]
+        var solved: [String: Int64] = [:]
         var scheduled = false
     }
 
@@ -85,7 +87,41 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2: page-token uses and solved challenges") { db in
+            try db.execute(sql: """
+                CREATE TABLE token_uses (nonce BLOB PRIMARY KEY, uses INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
+                CREATE INDEX token_uses_expires ON token_uses(expires_ms);
+                CREATE TABLE solved_challenges (challenge TEXT PRIMARY KEY, expires_s INTEGER NOT NULL);
+                CREATE INDEX solved_challenges_expires ON solved_challenges(expires_s);
+                """)
+        }
         return migrator
+    }
+
+    // MARK: Page-token uses and solved challenges (written behind, with the counters)
+
+    public func recordTokenUse(nonce: Data, uses: Int, expiresMillis: Int64) {
+        pending.withLock { p in
+            if (p.tokenUses[nonce]?.uses ?? 0) < uses { p.tokenUses[nonce] = (uses, expiresMillis) }
+        }
+    }
+
+    public func recordSolved(challenge: String, expiresSeconds: Int64) {
+        pending.withLock { $0.solved[challenge] = expiresSeconds }
+    }
+
+    public func tokenUses(nowMillis: Int64) throws -> [(nonce: Data, uses: Int, expiresMillis: Int64)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT nonce, uses, expires_ms FROM token_uses WHERE expires_ms > ?", arguments: [nowMillis])
+                .map { (nonce: $0["nonce"], uses: $0["uses"], expiresMillis: $0["expires_ms"]) }
+        }
+    }
+
+    public func solvedChallenges(nowSeconds: Int64) throws -> [(challenge: String, expiresSeconds: Int64)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT challenge, expires_s FROM solved_challenges WHERE expires_s >= ?", arguments: [nowSeconds])
+                .map { (challenge: $0["challenge"], expiresSeconds: $0["expires_s"]) }
+        }
     }
 
     public func reserve(_ entry: LedgerEntry, done: @escaping @Sendable (Result<Int64, any Error>) -> Void) {
@@ -163,16 +199,21 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
 
     /// Writes everything pending in one transaction, then tells the waiting requests.
     private func commit(includeCounters: Bool) {
-        let (reservations, updates, counters) = pending.withLock { p in
+        let (reservations, updates, counters, tokenUses, solved) = pending.withLock { p in
             defer {
                 p.reservations = []
                 p.updates = []
-                if includeCounters { p.counters = [:] }
+                if includeCounters {
+                    p.counters = [:]
+                    p.tokenUses = [:]
+                    p.solved = [:]
+                }
                 p.scheduled = false
             }
-            return (p.reservations, p.updates, includeCounters ? p.counters : [:])
+            return (p.reservations, p.updates, includeCounters ? p.counters : [:],
+                    includeCounters ? p.tokenUses : [:], includeCounters ? p.solved : [:])
         }
-        guard !reservations.isEmpty || !updates.isEmpty || !counters.isEmpty else { return }
+        guard !reservations.isEmpty || !updates.isEmpty || !counters.isEmpty || !tokenUses.isEmpty || !solved.isEmpty else { return }
         var ids: [Int64] = []
         do {
             try pool.write { db in
@@ -193,6 +234,21 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
                             UPDATE ledger SET state = 'released', cost_micros = 0, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
                             """, arguments: [status, at, id])
                     }
+                }
+                for (nonce, entry) in tokenUses {
+                    try db.execute(sql: """
+                        INSERT INTO token_uses (nonce, uses, expires_ms) VALUES (?, ?, ?)
+                        ON CONFLICT (nonce) DO UPDATE SET uses = max(uses, excluded.uses)
+                        """, arguments: [nonce, entry.uses, entry.expires])
+                }
+                for (challenge, expires) in solved {
+                    try db.execute(sql: "INSERT OR IGNORE INTO solved_challenges (challenge, expires_s) VALUES (?, ?)",
+                                   arguments: [challenge, expires])
+                }
+                if includeCounters {
+                    let now = Int64(Date().timeIntervalSince1970)
+                    try db.execute(sql: "DELETE FROM token_uses WHERE expires_ms < ?", arguments: [now * 1000])
+                    try db.execute(sql: "DELETE FROM solved_challenges WHERE expires_s < ?", arguments: [now])
                 }
                 for (key, value) in counters {
                     try db.execute(sql: """

@@ -43,7 +43,7 @@ public enum UsageEvent: String, Sendable, CaseIterable {
 /// and counters are written in batches after the fact; losing them in a crash leaves a reservation
 /// counted at its (higher) reserved amount, and undercounts non-money counters by at most one
 /// batch interval.
-public protocol SpendLedger: AnyObject, Sendable {
+public protocol SpendLedger: AnyObject, Sendable, UseJournal {
     /// Commits `entry`; then calls `done` with its row id, on the ledger's own thread.
     func reserve(_ entry: LedgerEntry, done: @escaping @Sendable (Result<Int64, any Error>) -> Void)
     /// The call's real cost is known.

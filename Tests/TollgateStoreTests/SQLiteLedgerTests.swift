@@ -93,3 +93,28 @@ import TollgateCore
         #expect(try report.lines(since: 0, by: .day).count == 2)
     }
 }
+
+@Suite struct UseJournalTests {
+    @Test func tokenUsesAndSolvedChallengesSurviveARestart() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString).db").path
+        let config = PageTokens.Config(keys: ["K"], path: "/t", minAge: .zero, maxAge: .seconds(60), maxUses: 2,
+                                       bindAddress: false, bindUserAgent: false, cookie: "s", maxTracked: 100)
+        let now: Int64 = 1_800_000_000_000
+        let token: String
+        do {
+            let ledger = try SQLiteLedger(path: path)
+            let tokens = PageTokens(config: config, secrets: ["K": "key-0123456789"], journal: ledger, nowMillis: now)
+            token = tokens.issue(session: "s", address: "", userAgent: "", nowMillis: now)
+            #expect(tokens.verify(token, session: "s", address: "", userAgent: "", nowMillis: now + 1) == nil)
+            #expect(tokens.verify(token, session: "s", address: "", userAgent: "", nowMillis: now + 2) == nil)
+            ledger.recordSolved(challenge: "abc", expiresSeconds: now / 1000 + 60)
+            ledger.recordSolved(challenge: "old", expiresSeconds: now / 1000 - 60)
+            ledger.flush()
+        }
+        let reopened = try SQLiteLedger(path: path)
+        let restarted = PageTokens(config: config, secrets: ["K": "key-0123456789"], journal: reopened, nowMillis: now + 3)
+        #expect(restarted.verify(token, session: "s", address: "", userAgent: "", nowMillis: now + 3) == .usedUp)
+        #expect(try reopened.solvedChallenges(nowSeconds: now / 1000).map(\.challenge) == ["abc"])
+        #expect(try reopened.tokenUses(nowMillis: now + 61_000).isEmpty)
+    }
+}

@@ -174,3 +174,23 @@ def test_captcha_siteverify_fails_closed_and_never_blocks(gateways, standin, api
         assert secret not in gw.output()
     finally:
         fake.terminate()
+
+
+def test_token_uses_and_solutions_survive_a_restart_with_the_sqlite_store(gateways, standin, api_key):
+    route = "    require: [page_token, challenge]\n"
+    config = page_config(standin.port, route).replace("store: memory", "")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key, **KEYS})
+    session, issued = new_session(gw)
+    time.sleep(0.35)
+    headers = {"Cookie": session, "X-Tollgate-Token": issued["token"]}
+    challenge = gw.get("/api/address?q=Main+Street", headers=headers).json()["challenge"]
+    solution = solve(challenge)
+    assert gw.get("/api/address?q=Main+Street", headers={**headers, "X-Tollgate-Solution": solution}).status == 200
+    time.sleep(1.2)  # written behind, at most a second late
+    gw.stop()
+    gw.start()
+    r = gw.get("/api/address?q=Main+Street", headers={**headers, "X-Tollgate-Solution": solution})
+    assert r.status == 403 and r.json()["reason"] == "solution-replayed"
+    for _ in range(2):  # max_uses is 5: two were used before the restart, one just now
+        gw.get("/api/address?q=Main+Street", headers=headers)
+    assert gw.get("/api/address?q=Main+Street", headers=headers).json()["reason"] == "token-used-up"

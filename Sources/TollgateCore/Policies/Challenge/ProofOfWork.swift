@@ -25,9 +25,18 @@ public final class ProofOfWork: Sendable {
     private let used = Mutex<[String: Int64]>([:])
     static let maxTracked = 1_000_000
 
-    public init(config: Config, secret: String) {
+    private let journal: (any UseJournal)?
+
+    /// With a journal, solved challenges stay refused across restarts.
+    public init(config: Config, secret: String, journal: (any UseJournal)? = nil, nowSeconds: Int64 = 0) {
         self.config = config
         self.key = SymmetricKey(data: Data(secret.utf8))
+        self.journal = journal
+        if let restored = try? journal?.solvedChallenges(nowSeconds: nowSeconds) {
+            used.withLock { table in
+                for entry in restored.prefix(Self.maxTracked) { table[entry.challenge] = entry.expiresSeconds }
+            }
+        }
     }
 
     /// A new challenge for `route` and `client` at difficulty `maxNumber`.
@@ -69,13 +78,15 @@ public final class ProofOfWork: Sendable {
         guard let expires = params["expires"].flatMap({ Int64($0) }) else { return .malformed }
         guard expires >= nowSeconds else { return .expired }
         guard params["route"] == PercentEncoding.encode(route), params["client"] == Self.clientTag(client) else { return .otherRoute }
-        return used.withLock { table -> Refusal? in
+        let refusal = used.withLock { table -> Refusal? in
             if table[challenge] != nil { return .replayed }
             if table.count >= Self.maxTracked { table = table.filter { $0.value >= nowSeconds } }
             guard table.count < Self.maxTracked else { return .replayed }  // fail closed
             table[challenge] = expires
             return nil
         }
+        if refusal == nil { journal?.recordSolved(challenge: challenge, expiresSeconds: expires) }
+        return refusal
     }
 
     /// A short, non-reversible tag of the client key (the salt is visible to the client).

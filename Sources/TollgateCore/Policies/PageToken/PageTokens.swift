@@ -23,6 +23,19 @@ public final class PageTokens: Sendable {
         public var cookie: String
         /// Most token nonces tracked for use counting; beyond it new tokens are refused (fail closed).
         public var maxTracked: Int
+
+        public init(keys: [String], path: String, minAge: Duration, maxAge: Duration, maxUses: Int,
+                    bindAddress: Bool, bindUserAgent: Bool, cookie: String, maxTracked: Int) {
+            self.keys = keys
+            self.path = path
+            self.minAge = minAge
+            self.maxAge = maxAge
+            self.maxUses = maxUses
+            self.bindAddress = bindAddress
+            self.bindUserAgent = bindUserAgent
+            self.cookie = cookie
+            self.maxTracked = maxTracked
+        }
     }
 
     /// Why a token was refused. Codes are deliberately coarse: a forger learns only "invalid".
@@ -37,12 +50,19 @@ public final class PageTokens: Sendable {
     public let config: Config
     private let keys: [(id: String, key: SymmetricKey)]
     private let uses = Mutex<[Data: (count: Int, expires: Int64)]>([:])
+    private let journal: (any UseJournal)?
 
-    /// `secrets` must hold every name in `config.keys`.
-    public init(config: Config, secrets: [String: String]) {
+    /// `secrets` must hold every name in `config.keys`. With a journal, use counts survive restarts.
+    public init(config: Config, secrets: [String: String], journal: (any UseJournal)? = nil, nowMillis: Int64 = 0) {
         self.config = config
         self.keys = config.keys.compactMap { name in
             secrets[name].map { (Self.keyID(name), SymmetricKey(data: Data($0.utf8))) }
+        }
+        self.journal = journal
+        if let restored = try? journal?.tokenUses(nowMillis: nowMillis) {
+            uses.withLock { table in
+                for entry in restored.prefix(config.maxTracked) { table[entry.nonce] = (entry.uses, entry.expiresMillis) }
+            }
         }
     }
 
@@ -80,19 +100,22 @@ public final class PageTokens: Sendable {
         if age > config.maxAge.milliseconds { return .expired }
         let nonce = Data(payload[8..<20])
         let expires = issued + config.maxAge.milliseconds
-        return uses.withLock { table -> Refusal? in
+        let counted = uses.withLock { table -> Int? in
             if let entry = table[nonce] {
-                guard entry.count < config.maxUses else { return .usedUp }
+                guard entry.count < config.maxUses else { return nil }
                 table[nonce] = (entry.count + 1, entry.expires)
-                return nil
+                return entry.count + 1
             }
             if table.count >= config.maxTracked {
                 table = table.filter { $0.value.expires > nowMillis }
-                guard table.count < config.maxTracked else { return .usedUp }  // fail closed
+                guard table.count < config.maxTracked else { return nil }  // fail closed
             }
             table[nonce] = (1, expires)
-            return nil
+            return 1
         }
+        guard let counted else { return .usedUp }
+        journal?.recordTokenUse(nonce: nonce, uses: counted, expiresMillis: expires)
+        return nil
     }
 
     /// 16 bytes standing for what the token is bound to.
