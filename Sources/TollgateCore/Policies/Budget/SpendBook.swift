@@ -29,6 +29,7 @@ public final class SpendBook: Sendable {
     }
 
     public let budgets: [BudgetConfig]
+    static let maxKeysBeforeSweep = 100_000
     private let tallies = Mutex<[Key: Tally]>([:])
     private let pausedRoutes = Mutex<Set<String>>([])
 
@@ -62,6 +63,11 @@ public final class SpendBook: Sendable {
                 let slot = Self.slot(budgets[key.budget], time: now)
                 tallies[key, default: Tally()].slices[slot, default: 0] += amount
                 Self.prune(&tallies[key]!, budget: budgets[key.budget], now: now)
+            }
+            // Per-client budgets add a key per client: drop the ones with nothing in their current
+            // period (they count as zero either way), so memory follows active clients only.
+            if tallies.count > Self.maxKeysBeforeSweep {
+                tallies = tallies.filter { Self.spent($0.value, budget: budgets[$0.key.budget], now: now) > 0 }
             }
             return nil
         }
