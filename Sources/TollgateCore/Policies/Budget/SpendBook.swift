@@ -30,6 +30,7 @@ public final class SpendBook: Sendable {
 
     public let budgets: [BudgetConfig]
     static let maxKeysBeforeSweep = 100_000
+    private let sweepAt = Mutex<Int>(SpendBook.maxKeysBeforeSweep)
     private let tallies = Mutex<[Key: Tally]>([:])
     private let pausedRoutes = Mutex<Set<String>>([])
 
@@ -66,8 +67,11 @@ public final class SpendBook: Sendable {
             }
             // Per-client budgets add a key per client: drop the ones with nothing in their current
             // period (they count as zero either way), so memory follows active clients only.
-            if tallies.count > Self.maxKeysBeforeSweep {
+            // The next sweep waits until the table has doubled, so sweeping stays O(1) per reservation.
+            if tallies.count > sweepAt.withLock({ $0 }) {
                 tallies = tallies.filter { Self.spent($0.value, budget: budgets[$0.key.budget], now: now) > 0 }
+                let next = max(Self.maxKeysBeforeSweep, tallies.count * 2)
+                sweepAt.withLock { $0 = next }
             }
             return nil
         }
