@@ -8,7 +8,7 @@ struct StandInCommand: AsyncParsableCommand {
         commandName: "tollgate-standin",
         abstract: "A stand-in paid API for Tollgate's demo and tests.",
         discussion: """
-        Requires the key from the environment variable STANDIN_API_KEY (as X-Api-Key, ?key=, Bearer or Basic),
+        Requires the key from the environment variable STANDIN_API_KEY (as X-Api-Key, ?key=, Bearer or Basic), \
         answers GET/POST /v2/validate and GET /v2/places/{id}, and counts every call.
         Control: GET /_standin/stats, GET /_standin/last, POST /_standin/reset, POST /_standin/mode {"mode": "slow", "delay_ms": 2000}.
         """)

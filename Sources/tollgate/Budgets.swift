@@ -7,8 +7,8 @@ struct Budgets: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show budgets with what is used and left, or pause and resume upstream calls.",
         discussion: """
-        Reads the store named in the config (the SQLite file by default). `pause ROUTE|all` stops upstream
-        calls of a running gateway within a second, without a restart; cached answers are still served.
+        Reads the store named in the config (the SQLite file by default). `pause ROUTE|all` stops upstream \
+        calls of a running gateway within a second, without a restart; cached answers are still served. \
         `resume ROUTE|all` lifts it.
         """,
         subcommands: [List.self, Pause.self, Resume.self],

@@ -6,7 +6,7 @@ struct Tollgate: AsyncParsableCommand {
         commandName: "tollgate",
         abstract: "A self-hosted API gateway that keeps a paid API's key on the server.",
         discussion: """
-        Tollgate sits between a public page and a paid third-party API: it injects the key, lets through
+        Tollgate sits between a public page and a paid third-party API: it injects the key, lets through \
         only the declared parameters, and strips the response to the fields the page needs.
 
         Start with `tollgate demo`, then write your own config and run `tollgate check --config FILE`.
