@@ -240,3 +240,22 @@ def test_per_client_budget_and_cli_reports(gateways, standin, api_key):
                                                                            ("127.0.0.3", "0.04 USD", "0.00 USD")}
     by_day = json.loads(cli(gw, "usage", "--by", "day", "--json").stdout)["lines"]
     assert by_day[0]["calls"] == 4 and by_day[0]["refusals"] == 2
+
+
+def test_a_leader_that_disconnects_still_fills_the_cache_for_those_waiting(gateways, standin, api_key):
+    import socket
+    config = spend_config(standin.port, "    cost: 0.01 USD\n    cache: { ttl: 1m }\n",
+                          "budgets:\n  - { name: daily, limit: 1 USD, period: day }")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    standin.mode("slow", delay_ms=500)
+    leader = socket.create_connection(("127.0.0.1", gw.port))
+    leader.sendall(b"GET /api/address?q=Main+Street HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    leader.close()  # gone while its upstream call is in flight
+    r = gw.get("/api/address?q=Main+Street")
+    assert r.status == 200 and r.header("cache-status") in ("tollgate; fwd=miss; collapsed", "tollgate; hit; ttl=59")
+    assert standin.stats()["calls"] == 1
+    time.sleep(0.3)
+    gw.stop()
+    rows = sqlite3.connect(gw.dir / "tollgate.db").execute("SELECT state, cost_micros FROM ledger").fetchall()
+    assert rows == [("settled", 10000)]  # the call was made, so it was paid for, once
