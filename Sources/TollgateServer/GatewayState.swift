@@ -68,7 +68,7 @@ final class GatewayState: Sendable {
         guard !book.budgets.isEmpty else { return }
         let since = book.budgets.map { $0.period.bounds(containing: now, in: $0.timeZone).start }.min() ?? now
         for row in try ledger.spend(since: since) {
-            for key in book.keys(route: row.route, client: row.client) {
+            for key in book.keys(route: row.route, client: row.client, session: row.session) {
                 book.seed(key, amount: row.micros, at: row.createdAt)
             }
         }

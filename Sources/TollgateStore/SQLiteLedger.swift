@@ -95,6 +95,9 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
                 CREATE INDEX solved_challenges_expires ON solved_challenges(expires_s);
                 """)
         }
+        migrator.registerMigration("v3: session of each ledger entry") { db in
+            try db.execute(sql: "ALTER TABLE ledger ADD COLUMN session TEXT NOT NULL DEFAULT ''")
+        }
         return migrator
     }
 
@@ -151,10 +154,10 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
     /// Unreleased entries since `since`, unsettled ones at their reserved amount.
     static func spend(_ db: Database, since: Int64) throws -> [SpendRow] {
         try Row.fetchAll(db, sql: """
-            SELECT route, client, created_at, COALESCE(cost_micros, reserved_micros) AS micros
+            SELECT route, client, session, created_at, COALESCE(cost_micros, reserved_micros) AS micros
             FROM ledger WHERE state != 'released' AND created_at >= ?
             """, arguments: [since]).map {
-            SpendRow(route: $0["route"], client: $0["client"], createdAt: $0["created_at"], micros: $0["micros"])
+            SpendRow(route: $0["route"], client: $0["client"], session: $0["session"], createdAt: $0["created_at"], micros: $0["micros"])
         }
     }
 
@@ -219,8 +222,8 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
             try pool.write { db in
                 for (entry, _) in reservations {
                     try db.execute(sql: """
-                        INSERT INTO ledger (request_id, route, client, reserved_micros, created_at) VALUES (?, ?, ?, ?, ?)
-                        """, arguments: [entry.requestID, entry.route, entry.client, entry.reservedMicros, entry.createdAt])
+                        INSERT INTO ledger (request_id, route, client, session, reserved_micros, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                        """, arguments: [entry.requestID, entry.route, entry.client, entry.session, entry.reservedMicros, entry.createdAt])
                     ids.append(db.lastInsertedRowID)
                 }
                 for update in updates {

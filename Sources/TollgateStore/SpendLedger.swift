@@ -5,14 +5,17 @@ public struct LedgerEntry: Sendable {
     public var requestID: String
     public var route: String
     public var client: String
+    /// Hash of the session cookie (never the cookie itself), or empty.
+    public var session: String
     public var reservedMicros: Int64
     /// Unix seconds.
     public var createdAt: Int64
 
-    public init(requestID: String, route: String, client: String, reservedMicros: Int64, createdAt: Int64) {
+    public init(requestID: String, route: String, client: String, session: String = "", reservedMicros: Int64, createdAt: Int64) {
         self.requestID = requestID
         self.route = route
         self.client = client
+        self.session = session
         self.reservedMicros = reservedMicros
         self.createdAt = createdAt
     }
@@ -23,6 +26,7 @@ public struct LedgerEntry: Sendable {
 public struct SpendRow: Sendable, Equatable {
     public var route: String
     public var client: String
+    public var session: String = ""
     public var createdAt: Int64
     public var micros: Int64
 }

@@ -175,3 +175,19 @@ import Testing
         #expect(mixed.contains { $0.contains("must use one currency") })
     }
 }
+
+@Suite struct SessionBudgetTests {
+    @Test func sessionsHaveTheirOwnTotalsAndCallsWithoutOneShareOne() {
+        let budget = BudgetConfig(name: "s", scope: .session, routes: nil, limit: Money("0.02 USD")!, period: .day,
+                                  timeZone: TimeZone(identifier: "UTC")!, alertAt: [], status: 402)
+        let book = SpendBook(budgets: [budget])
+        let now: Int64 = 1_800_000_000
+        let a = SessionTag.of("cookie-a"), b = SessionTag.of("cookie-b")
+        #expect(a != b && !a.contains("cookie"))
+        #expect(book.reserve(book.keys(route: "r", client: "1.1.1.1", session: a), amount: 20_000, now: now) == nil)
+        #expect(book.reserve(book.keys(route: "r", client: "1.1.1.1", session: a), amount: 1, now: now) != nil)
+        #expect(book.reserve(book.keys(route: "r", client: "1.1.1.1", session: b), amount: 20_000, now: now) == nil)
+        #expect(book.reserve(book.keys(route: "r", client: "2.2.2.2"), amount: 20_000, now: now) == nil)
+        #expect(book.reserve(book.keys(route: "r", client: "3.3.3.3"), amount: 1, now: now) != nil)
+    }
+}

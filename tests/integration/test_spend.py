@@ -259,3 +259,26 @@ def test_a_leader_that_disconnects_still_fills_the_cache_for_those_waiting(gatew
     gw.stop()
     rows = sqlite3.connect(gw.dir / "tollgate.db").execute("SELECT state, cost_micros FROM ledger").fetchall()
     assert rows == [("settled", 10000)]  # the call was made, so it was paid for, once
+
+
+def test_per_session_budget(gateways, standin, api_key):
+    config = spend_config(standin.port, "    cost: 0.01 USD\n", """
+page_tokens: { keys: [PAGE_TOKEN_KEY], min_age: 0s, max_age: 1m, max_uses: 50 }
+budgets:
+  - { name: per-session, scope: session, limit: 0.02 USD, period: day }
+""").replace("secrets:\n  ADDRESS_API_KEY: env:ADDRESS_API_KEY\n", "secrets:\n  ADDRESS_API_KEY: env:ADDRESS_API_KEY\n  PAGE_TOKEN_KEY: env:PAGE_TOKEN_KEY\n", 1)
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key, "PAGE_TOKEN_KEY": "k" * 32})
+
+    def session():
+        r = gw.get("/_tollgate/token")
+        return r.header("set-cookie").split(";")[0]
+
+    first, second = session(), session()
+    assert [gw.get("/api/address?q=Main+Street", headers={"Cookie": first}).status for _ in range(3)] == [200, 200, 402]
+    assert [gw.get("/api/address?q=Main+Street", headers={"Cookie": second}).status for _ in range(3)] == [200, 200, 402]
+    budgets = json.loads(cli(gw, "budgets", "--json").stdout)["budgets"]
+    assert len(budgets) == 2 and all(b["used"] == "0.02 USD" and b["scope"].startswith("s-") for b in budgets)
+    gw.stop()
+    stored = b"".join(p.read_bytes() for p in gw.dir.glob("tollgate.db*"))
+    assert sqlite3.connect(gw.dir / "tollgate.db").execute("SELECT COUNT(*) FROM ledger WHERE session LIKE 's-%'").fetchone()[0] == 4
+    assert first.split("=", 1)[1].encode() not in stored  # only a hash of the session cookie is kept

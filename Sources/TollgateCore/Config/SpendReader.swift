@@ -50,7 +50,7 @@ enum SpendReader {
             guard let name = keys["name"]?.nonEmptyString() else { item.error("needs a name"); continue }
             var scope = BudgetConfig.Scope.global
             if let s = keys["scope"], let text = s.string() {
-                guard let parsed = BudgetConfig.Scope(rawValue: text) else { s.error("must be global, route or client"); continue }
+                guard let parsed = BudgetConfig.Scope(rawValue: text) else { s.error("must be global, route, client or session"); continue }
                 scope = parsed
             }
             guard let limitNode = keys["limit"], let limit = money(limitNode) else {

@@ -115,7 +115,7 @@ extension ClientConnectionHandler {
             return
         }
         let now = Int64(NIODeadline.wallClockSeconds)
-        switch spend.reserve(client: req.client ?? "unknown", now: now) {
+        switch spend.reserve(client: req.client ?? "unknown", session: sessionTag(req), now: now) {
         case .refused(let problem):
             loop.state.ledger.count(problem.status == 503 ? .refusedPaused : .refusedBudget, route: route.name,
                                     day: loop.today(), savedMicros: 0)
@@ -126,7 +126,7 @@ extension ClientConnectionHandler {
             let eventLoop = context.eventLoop
             let state = loop.state
             let entry = LedgerEntry(requestID: req.requestID, route: route.name, client: reservation.client,
-                                    reservedMicros: reservation.amount, createdAt: now)
+                                    session: reservation.session, reservedMicros: reservation.amount, createdAt: now)
             loop.state.ledger.reserve(entry) { [weak self] result in
                 eventLoop.execute {
                     switch result {
@@ -279,6 +279,12 @@ extension ClientConnectionHandler {
             if id > 0 { state.ledger.release(id: id, status: nil, at: Int64(NIODeadline.wallClockSeconds)) }
         }
         completeCache(req, with: nil, state: state)
+    }
+
+    /// A hash of the page-token session cookie (never the cookie itself), or empty without one.
+    private func sessionTag(_ req: InboundRequest) -> String {
+        guard let name = loop.state.pageTokens?.config.cookie, let cookie = req.view?.cookie(name), !cookie.isEmpty else { return "" }
+        return SessionTag.of(cookie)
     }
 
     private func countRefusal(_ policy: String, route: Route) {

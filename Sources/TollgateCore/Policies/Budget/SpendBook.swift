@@ -38,14 +38,16 @@ public final class SpendBook: Sendable {
         self.budgets = budgets
     }
 
-    /// The keys a request of `route` from `client` is counted in.
-    public func keys(route: String, client: String) -> [Key] {
+    /// The keys a request of `route` from `client` (in `session`, a hash of the session cookie, or
+    /// empty without one) is counted in.
+    public func keys(route: String, client: String, session: String = "") -> [Key] {
         budgets.enumerated().compactMap { i, b in
             guard b.covers(route) else { return nil }
             switch b.scope {
             case .global: return Key(budget: i, scope: "*")
             case .route: return Key(budget: i, scope: route)
             case .client: return Key(budget: i, scope: client)
+            case .session: return Key(budget: i, scope: session.isEmpty ? "no-session" : session)
             }
         }
     }

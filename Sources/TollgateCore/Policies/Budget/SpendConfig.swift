@@ -47,6 +47,8 @@ public struct BudgetConfig: Sendable, Equatable {
         case route
         /// A total per client address (grouped by the client_ip prefixes).
         case client
+        /// A total per browser session (the page-token session cookie); calls without one share a total.
+        case session
     }
 
     public var name: String

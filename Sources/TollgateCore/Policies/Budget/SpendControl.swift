@@ -19,13 +19,14 @@ public struct SpendControl: Sendable {
         self.book = book
     }
 
-    /// Reserves the call's cost for `client` at `now` (Unix seconds), or says why not.
-    public func reserve(client: String, now: Int64) -> Outcome {
+    /// Reserves the call's cost for `client` (and `session`, a hash of the session cookie) at `now`
+    /// (Unix seconds), or says why not.
+    public func reserve(client: String, session: String = "", now: Int64) -> Outcome {
         if book.isPaused(route) {
             return .refused(Problem(status: 503, code: "paused", title: "Service Unavailable",
                                     detail: "Calls to this service are paused by the operator."))
         }
-        let keys = book.keys(route: route, client: client)
+        let keys = book.keys(route: route, client: client, session: session)
         let amount = cost.reserve.micros
         if let refusal = book.reserve(keys, amount: amount, now: now) {
             let budget = book.budgets[refusal.budget]
@@ -38,7 +39,8 @@ public struct SpendControl: Sendable {
                              JSONMember("reset_at", .string(Self.iso8601(refusal.resetAt)))],
                 headers: [("Retry-After", String(retry))]))
         }
-        return .reserved(SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client, book: book))
+        return .reserved(SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client,
+                                          session: session, book: book))
     }
 
     public static func iso8601(_ seconds: Int64) -> String {
@@ -57,6 +59,8 @@ public final class SpendReservation: Sendable {
     public let reservedAt: Int64
     public let route: String
     public let client: String
+    /// Hash of the session cookie, or empty.
+    public let session: String
     private let book: SpendBook
     private let state = Mutex<State>(.reserved)
     /// Row of this reservation in the durable ledger, once written.
@@ -68,7 +72,8 @@ public final class SpendReservation: Sendable {
         case released
     }
 
-    init(keys: [SpendBook.Key], amount: Int64, reservedAt: Int64, route: String, client: String, book: SpendBook) {
+    init(keys: [SpendBook.Key], amount: Int64, reservedAt: Int64, route: String, client: String, session: String, book: SpendBook) {
+        self.session = session
         self.keys = keys
         self.amount = amount
         self.reservedAt = reservedAt

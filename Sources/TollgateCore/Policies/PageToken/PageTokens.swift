@@ -151,3 +151,11 @@ extension Data {
         self.init(base64Encoded: s)
     }
 }
+
+/// A short, non-reversible name for a session cookie, for budgets and the ledger (the cookie itself
+/// is a credential and is never stored).
+public enum SessionTag {
+    public static func of(_ cookie: String) -> String {
+        "s-" + Data(SHA256.hash(data: Data(("session:" + cookie).utf8))).prefix(9).base64URL
+    }
+}
