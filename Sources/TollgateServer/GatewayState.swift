@@ -19,6 +19,8 @@ final class GatewayState: Sendable {
     let alerts: AlertSender
     let cache: ResponseCache
     let pageTokens: PageTokens?
+    /// Tokens each client address may get from the token endpoint.
+    let tokenIssueLimiter: RateLimiter?
     /// Endpoints for policies' external checks (CAPTCHA siteverify), by URL.
     let checkEndpoints: [String: UpstreamEndpoint]
 
@@ -35,6 +37,9 @@ final class GatewayState: Sendable {
         self.alerts = try AlertSender(config: config, secrets: secrets, book: book, ledger: ledger, logger: logger)
         self.cache = ResponseCache(maxBytes: config.cacheMaxBytes)
         let nowMillis = NIODeadline.wallClockMillis
+        self.tokenIssueLimiter = config.pageTokens.map {
+            RateLimiter(rate: $0.issueRate, burst: $0.issueRate.count, maxKeys: config.rateLimitMaxKeys)
+        }
         let journal = ledger
         self.pageTokens = config.pageTokens.map { PageTokens(config: $0, secrets: secrets, journal: journal, nowMillis: nowMillis) }
         let pow = config.challenge.flatMap { c in

@@ -194,3 +194,12 @@ def test_token_uses_and_solutions_survive_a_restart_with_the_sqlite_store(gatewa
     for _ in range(2):  # max_uses is 5: two were used before the restart, one just now
         gw.get("/api/address?q=Main+Street", headers=headers)
     assert gw.get("/api/address?q=Main+Street", headers=headers).json()["reason"] == "token-used-up"
+
+
+def test_token_endpoint_has_its_own_limit(gateways, standin, api_key):
+    config = page_config(standin.port, "    require: [page_token]\n").replace("max_uses: 5 }", "max_uses: 5, issue_rate: 3/min }")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key, **KEYS})
+    statuses = [gw.get("/_tollgate/token").status for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    r = gw.get("/_tollgate/token")
+    assert r.json()["type"].endswith("rate-limited") and int(r.header("retry-after")) > 0

@@ -67,7 +67,8 @@ enum BrowserReader {
         return out
     }
 
-    static let pageTokenKeys: Set<String> = ["keys", "path", "min_age", "max_age", "max_uses", "bind", "cookie", "max_tracked"]
+    static let pageTokenKeys: Set<String> = ["keys", "path", "min_age", "max_age", "max_uses", "bind", "cookie", "max_tracked",
+                                             "issue_rate"]
 
     static func pageTokens(_ node: ConfigNode, secrets: [String: SecretReference]) -> PageTokens.Config? {
         guard let keys = node.object(allowed: pageTokenKeys) else { return nil }
@@ -90,6 +91,9 @@ enum BrowserReader {
         if let n = keys["max_uses"]?.int(min: 1) { config.maxUses = n }
         if let n = keys["max_tracked"]?.int(min: 100) { config.maxTracked = n }
         if let c = keys["cookie"]?.nonEmptyString() { config.cookie = c }
+        if let r = keys["issue_rate"], let text = r.string() {
+            if let rate = Rate(text) { config.issueRate = rate } else { r.error("must be a rate such as 30/min") }
+        }
         if let b = keys["bind"], let list = b.stringList() {
             for item in list {
                 switch item {

@@ -34,13 +34,25 @@ extension ClientConnectionHandler {
         switch endpoint {
         case .pageToken:
             guard let tokens = loop.state.pageTokens else { return }
+            let clientKey = resolveClient(req.head.headers).key
+            if let limiter = loop.state.tokenIssueLimiter {
+                let outcome = limiter.acquire(BucketKey(clientKey), now: Int64(NIODeadline.now().uptimeNanoseconds))
+                if !outcome.allowed {
+                    let seconds = (outcome.retryAfterNanos + 999_999_999) / 1_000_000_000
+                    respondWithProblem(Problem(status: 429, code: "rate-limited", title: "Too Many Requests",
+                                               detail: "Too many page tokens for this client; try again later.",
+                                               headers: [("Retry-After", String(seconds))]),
+                                       requestID: req.requestID, decidedBy: "page_token_issue")
+                    return
+                }
+            }
             var headers: [(String, String)] = []
             var session = HeaderList(req.head.headers.map { ($0.name, $0.value) }).cookieValue(tokens.config.cookie)
             if session == nil || !PageTokenSession.isWellFormed(session!) {
                 session = PageTokens.newSession()
                 headers.append(("Set-Cookie", "\(tokens.config.cookie)=\(session!); Path=/; HttpOnly; Secure; SameSite=Strict"))
             }
-            let client = resolveClient(req.head.headers).key.description
+            let client = clientKey.description
             let token = tokens.issue(session: session!, address: client, userAgent: req.head.headers.first(name: "user-agent") ?? "",
                                      nowMillis: NIODeadline.wallClockMillis)
             let body = JSONValue.object([

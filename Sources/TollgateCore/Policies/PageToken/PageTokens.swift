@@ -23,6 +23,8 @@ public final class PageTokens: Sendable {
         public var cookie: String
         /// Most token nonces tracked for use counting; beyond it new tokens are refused (fail closed).
         public var maxTracked: Int
+        /// How many tokens one client address may get (GCRA, burst = the count).
+        public var issueRate: Rate = Rate("30/min")!
 
         public init(keys: [String], path: String, minAge: Duration, maxAge: Duration, maxUses: Int,
                     bindAddress: Bool, bindUserAgent: Bool, cookie: String, maxTracked: Int) {
