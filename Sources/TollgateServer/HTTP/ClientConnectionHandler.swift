@@ -126,6 +126,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         req.keepAlive = head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining
         req.secure = secureListener || (peerIsTrustedProxy
             && head.headers.first(name: "x-forwarded-proto")?.lowercased() == "https")
+        if peerIsTrustedProxy { req.client = resolveClient(head.headers).address }  // every log line names the real client
 
         let uri = head.uri
         guard uri.hasPrefix("/") else {
