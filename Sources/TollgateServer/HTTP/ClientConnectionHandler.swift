@@ -7,7 +7,8 @@ import TollgateCore
 /// Invariants:
 /// - At most one request is being answered (`responding`); parts of later pipelined requests wait in
 ///   `queued`, and once any wait there socket reads are held until the answer is written, so a client
-///   cannot make the gateway buffer more than one read's worth of pipelined requests.
+///   cannot make the gateway buffer more than one read cycle (at most `maxMessagesPerRead` socket
+///   reads) of pipelined requests.
 /// - Every request gets exactly one response and one access-log line.
 /// - A body over the route's limit is answered with 413 and the connection is closed (the rest of the
 ///   body is never read).
