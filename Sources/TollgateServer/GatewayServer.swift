@@ -16,6 +16,7 @@ public final class GatewayServer: @unchecked Sendable {
     private var serverChannel: Channel?
     private let logger: Logger
     private var pauseWatch: DispatchSourceTimer?
+    private var admin: AdminServer?
 
     /// Prepares the server; throws when a TLS file or upstream trust setting cannot be loaded.
     public init(config: GatewayConfig, secrets: [String: String], logger: Logger,
@@ -67,6 +68,11 @@ public final class GatewayServer: @unchecked Sendable {
             }
         let listen = state.config.listen
         serverChannel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
+        if let address = state.config.admin {
+            let admin = AdminServer(state: state, contexts: Array(contexts.values))
+            try await admin.start(on: group, at: address)
+            self.admin = admin
+        }
         watchLimitTables()
         watchPauses()
     }
@@ -111,6 +117,7 @@ public final class GatewayServer: @unchecked Sendable {
     /// Stops accepting, lets in-flight requests finish for up to `grace`, then closes everything.
     public func shutdown(grace: Duration) async {
         try? await serverChannel?.close()
+        await admin?.stop()
         for ctx in contexts.values {
             try? await ctx.eventLoop.submit { ctx.beginDrain() }.get()
         }

@@ -96,6 +96,8 @@ final class LoopContext {
     var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
     /// Requests whose response has not been written yet.
     var inFlight = 0
+    /// Responses by status class (index 1…5 for 1xx…5xx), read by the metrics endpoint.
+    var responses = [Int](repeating: 0, count: 6)
     /// Set at shutdown: connections close after their current response.
     var draining = false
 

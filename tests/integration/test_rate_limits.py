@@ -3,7 +3,7 @@ import http.client
 import threading
 import time
 
-from conftest import address_config
+from conftest import address_config, request
 
 
 def limited_config(port, limits, root_extra=""):
@@ -171,3 +171,22 @@ def test_64_connections_get_exactly_the_allowance(gateways, standin, api_key):
     assert counts["limited"] > counts["ok"]            # the clients really pushed past the limit
     assert calls == counts["ok"]                       # every 200 was one upstream call, and only those
     assert burst + rate * 1.9 <= calls <= allowance + 1, (calls, allowance)
+
+
+def test_metrics_count_responses_and_a_full_rate_limit_table(gateways, standin, api_key):
+    from conftest import free_port
+    admin = free_port()
+    config = limited_config(standin.port, ["{ per: ip, rate: 10/min }"],
+                            root_extra=f"trusted_proxies: [127.0.0.1/32]\nrate_limit: {{ max_keys: 64 }}\nadmin: 127.0.0.1:{admin}")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    for i in range(200):  # far more distinct live clients than the table holds
+        get_from(gw.port, "/api/address?q=x", headers={"X-Forwarded-For": f"198.51.{i // 250}.{i % 250}"})
+    assert gw.get("/nope").status == 404
+    text = request(admin, "GET", "/metrics").text
+    lines = dict(l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
+    assert int(lines['tollgate_responses_total{class="4xx"}']) >= 200
+    assert int(lines['tollgate_ratelimit_overflow_total{limit="ip"}']) > 0
+    assert int(lines['tollgate_ratelimit_tracked_keys{limit="ip"}']) <= 64
+    assert request(admin, "GET", "/other").status == 404
+    # The operator endpoint is not on the public listener.
+    assert gw.get("/metrics").status == 404

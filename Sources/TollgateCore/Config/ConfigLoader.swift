@@ -41,7 +41,7 @@ public enum ConfigLoader {
 
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
                                         "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers",
-                                        "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha"]
+                                        "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha", "admin"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -162,6 +162,15 @@ public enum ConfigLoader {
         config.alerts = alerts
         config.store = store
         config.cacheMaxBytes = cacheMax
+        if let node = keys["admin"], let text = node.string() {
+            if let hp = HostPort(text) {
+                config.admin = hp
+                if hp == listen { node.error("must differ from listen: operator endpoints never share the public listener") }
+                if !["127.0.0.1", "::1", "localhost"].contains(hp.host) { node.warning("the admin listener is not on loopback: firewall it") }
+            } else {
+                node.error("must be host:port, e.g. 127.0.0.1:9090")
+            }
+        }
         config.pageTokens = keys["page_tokens"].flatMap { BrowserReader.pageTokens($0, secrets: secrets) }
         config.challenge = keys["challenge"].flatMap { BrowserReader.pow($0, secrets: secrets) }
         config.captcha = keys["captcha"].flatMap { BrowserReader.captcha($0, secrets: secrets) }

@@ -19,6 +19,8 @@ public struct GatewayConfig: Sendable {
     public var rateLimitMaxKeys: Int
     /// Event loop threads; defaults to the number of cores.
     public var workers: Int?
+    /// Listener for operators (`/metrics`), never the public one.
+    public var admin: HostPort?
     /// Spend caps.
     public var budgets: [BudgetConfig] = []
     public var alerts = AlertConfig(webhookURL: nil, secret: nil)

@@ -251,6 +251,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         request = nil
         responding = false
         loop.inFlight -= 1
+        loop.responses[min(5, max(1, status / 100))] += 1
 
         if let req {
             if let view = req.view { req.route?.completed(view, status: status) }

@@ -1,0 +1,111 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TollgateCore
+
+/// The operators' listener (`admin:`), separate from the public one: `GET /metrics` in the
+/// Prometheus text format. Numbers are gathered from each event loop on request, so counting them
+/// costs the data plane nothing but a local increment.
+final class AdminServer: @unchecked Sendable {
+    private let state: GatewayState
+    private let contexts: [LoopContext]
+    private var channel: Channel?
+
+    init(state: GatewayState, contexts: [LoopContext]) {
+        self.state = state
+        self.contexts = contexts
+    }
+
+    func start(on group: EventLoopGroup, at address: HostPort) async throws {
+        let server = self
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                do {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: server))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
+    }
+
+    func stop() async {
+        try? await channel?.close()
+    }
+
+    /// The metrics text, gathered from every loop.
+    func metrics(on eventLoop: EventLoop) -> EventLoopFuture<String> {
+        let perLoop = contexts.map { ctx in ctx.eventLoop.submit { (ctx.responses, ctx.inFlight, ctx.connections.count) } }
+        return EventLoopFuture.whenAllSucceed(perLoop, on: eventLoop).map { [state] loops in
+            var out = ""
+            func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int64)]) {
+                out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+                for (labels, value) in samples { out += "\(name)\(labels) \(value)\n" }
+            }
+            metric("tollgate_responses_total", "counter", "Responses by status class.",
+                   (1...5).map { c in ("{class=\"\(c)xx\"}", Int64(loops.reduce(0) { $0 + $1.0[c] })) })
+            metric("tollgate_requests_in_flight", "gauge", "Requests being answered.", [("", Int64(loops.reduce(0) { $0 + $1.1 }))])
+            metric("tollgate_client_connections", "gauge", "Open client connections.", [("", Int64(loops.reduce(0) { $0 + $1.2 }))])
+            let limiters = state.limiters.all
+            metric("tollgate_ratelimit_tracked_keys", "gauge", "Keys a rate limit tracks now.",
+                   limiters.map { ("{limit=\"\(Self.label($0.name))\"}", Int64($0.limiter.count)) })
+            metric("tollgate_ratelimit_evicted_total", "counter", "Fully decayed keys dropped to make room.",
+                   limiters.map { ("{limit=\"\(Self.label($0.name))\"}", Int64($0.limiter.evicted)) })
+            metric("tollgate_ratelimit_overflow_total", "counter",
+                   "Requests of new keys counted in the shared overflow bucket because the table was full of live keys.",
+                   limiters.map { ("{limit=\"\(Self.label($0.name))\"}", Int64($0.limiter.overflowed)) })
+            metric("tollgate_cache_bytes", "gauge", "Bytes held by the response cache.", [("", Int64(state.cache.byteCount))])
+            let now = Int64(NIODeadline.wallClockSeconds)
+            let spend = state.book.snapshot(now: now).filter { state.book.budgets[$0.key.budget].scope != .client
+                && state.book.budgets[$0.key.budget].scope != .session }
+            metric("tollgate_budget_spent_micros", "gauge", "Spend in the current period, in millionths of the currency (global and per-route budgets).",
+                   spend.map { ("{budget=\"\(Self.label(state.book.budgets[$0.key.budget].name))\",scope=\"\(Self.label($0.key.scope))\"}", $0.spent) })
+            metric("tollgate_budget_limit_micros", "gauge", "Budget limits.",
+                   state.book.budgets.map { ("{budget=\"\(Self.label($0.name))\"}", $0.limit.micros) })
+            return out
+        }
+    }
+
+    static func label(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: " ")
+    }
+}
+
+/// Answers one admin connection.
+private final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = ByteBuffer
+    let server: AdminServer
+    private var head: HTTPRequestHead?
+
+    init(server: AdminServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h): head = h
+        case .body: break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let keepAlive = head.isKeepAlive
+            guard head.method == .GET, head.uri == "/metrics" else {
+                write(context, status: "404 Not Found", type: "text/plain", body: "not found\n", keepAlive: keepAlive)
+                return
+            }
+            server.metrics(on: context.eventLoop).whenSuccess { text in
+                self.write(context, status: "200 OK", type: "text/plain; version=0.0.4", body: text, keepAlive: keepAlive)
+            }
+        }
+    }
+
+    private func write(_ context: ChannelHandlerContext, status: String, type: String, body: String, keepAlive: Bool) {
+        let text = "HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\n"
+            + (keepAlive ? "" : "Connection: close\r\n") + "\r\n" + body
+        let done = context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+}
