@@ -16,6 +16,20 @@ extension HeaderFields {
         return found
     }
 
+    /// The value of cookie `name` in the `Cookie` field(s).
+    public func cookie(_ name: String) -> String? {
+        var found: String?
+        forEachField { n, v in
+            guard ASCII.equalsIgnoringCase(n, "cookie") else { return true }
+            for pair in v.split(separator: ";") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                if kv.count == 2, kv[0].trimmingWhitespace() == name { found = kv[1].trimmingWhitespace(); return false }
+            }
+            return true
+        }
+        return found
+    }
+
     /// Every value of the field `name`, in order.
     public func all(_ name: String) -> [(name: String, value: String)] {
         var out: [(name: String, value: String)] = []

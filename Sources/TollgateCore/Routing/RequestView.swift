@@ -26,21 +26,22 @@ public struct RequestView: Sendable {
     public var responseHeaders: [(String, String)] = []
     /// Resources held while the request is alive (throttle slots); released when it is dropped.
     public var holds: [Hold] = []
-    /// Wall-clock time in Unix milliseconds (token ages, challenge expiry).
-    public var wallMillis: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+    /// Wall-clock time in Unix milliseconds (token ages, challenge expiry); the data plane passes the
+    /// time it read once, tests may leave it to the current time.
+    public var wallMillis: Int64
     /// What shadow-mode policies would have refused (`policy:code:reason`), for the log.
     public var shadowed: [String] = []
 
     public init(method: String, path: Substring, query: Substring, headers: [(name: String, value: String)],
                 body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = [],
-                clientKey: ClientKey? = nil, now: Int64 = 0) {
+                clientKey: ClientKey? = nil, now: Int64 = 0, wallMillis: Int64? = nil) {
         self.init(method: method, path: path, query: query, fields: HeaderList(headers), body: body, clientAddress: clientAddress,
-                  pathParams: pathParams, clientKey: clientKey, now: now)
+                  pathParams: pathParams, clientKey: clientKey, now: now, wallMillis: wallMillis)
     }
 
     public init(method: String, path: Substring, query: Substring, fields headers: any HeaderFields,
                 body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = [],
-                clientKey: ClientKey? = nil, now: Int64 = 0) {
+                clientKey: ClientKey? = nil, now: Int64 = 0, wallMillis: Int64? = nil) {
         self.method = method
         self.path = path
         self.query = query
@@ -50,20 +51,12 @@ public struct RequestView: Sendable {
         self.pathParams = pathParams
         self.clientKey = clientKey ?? ClientKey(clientAddress) ?? ClientKey(high: 0, low: 0)
         self.now = now
+        self.wallMillis = wallMillis ?? Int64(Date().timeIntervalSince1970 * 1000)
     }
 
     /// The value of cookie `name` from the `Cookie` header(s).
     public func cookie(_ name: String) -> String? {
-        var found: String?
-        headers.forEachField { n, v in
-            guard ASCII.equalsIgnoringCase(n, "cookie") else { return true }
-            for pair in v.split(separator: ";") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
-                if kv.count == 2, kv[0].trimmingWhitespace() == name { found = kv[1].trimmingWhitespace(); return false }
-            }
-            return true
-        }
-        return found
+        headers.cookie(name)
     }
 
     /// The first value of header `name` (case-insensitive).

@@ -1,4 +1,5 @@
 import Foundation
+import TollgateCore
 /// The browser side of page protection, served at `/_tollgate/client.js` (about 1.9 KB, no
 /// dependencies). It fetches a page token when the page loads, waits out its minimum age, sends it
 /// with every call, solves proof-of-work challenges in a Web Worker and retries once, and fetches a
@@ -6,7 +7,7 @@ import Foundation
 enum BrowserSnippet {
     static func source(tokenPath: String) -> String {
         """
-        (()=>{"use strict";const P=\(JSONValueQuoted(tokenPath));let t=null,ready=0,p=null;
+        (()=>{"use strict";const P=\(JSONValue.quoted(tokenPath));let t=null,ready=0,p=null;
         function load(){return p||(p=fetch(P,{credentials:"same-origin",cache:"no-store"}).then(r=>{if(!r.ok)throw Error("token "+r.status);return r.json()}).then(j=>{t=j.token;ready=Date.now()+j.min_age_ms;p=null;return t},e=>{p=null;throw e}))}
         async function token(){if(!t)await load();const w=ready-Date.now();if(w>0)await new Promise(r=>setTimeout(r,w));return t}
         const W="onmessage=async e=>{const c=e.data,n=new TextEncoder();for(let i=0;i<=c.maxnumber;i++){const h=new Uint8Array(await crypto.subtle.digest('SHA-256',n.encode(c.salt+i)));let x='';for(const b of h)x+=(b<16?'0':'')+b.toString(16);if(x===c.challenge){postMessage(i);return}}postMessage(-1)}";
@@ -19,16 +20,5 @@ enum BrowserSnippet {
         r=await fetch(url,o)}return r}
         window.tollgate={fetch:tfetch,token};load().catch(()=>{})})();
         """
-    }
-
-    private static func JSONValueQuoted(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"", "\\", "<", ">": out += String(format: "\\u%04x", c.value)
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
     }
 }

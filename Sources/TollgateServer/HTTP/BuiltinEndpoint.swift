@@ -47,7 +47,7 @@ extension ClientConnectionHandler {
                 }
             }
             var headers: [(String, String)] = []
-            var session = HeaderList(req.head.headers.map { ($0.name, $0.value) }).cookieValue(tokens.config.cookie)
+            var session = req.head.headers.cookie(tokens.config.cookie)
             if session == nil || !PageTokenSession.isWellFormed(session!) {
                 session = PageTokens.newSession()
                 headers.append(("Set-Cookie", "\(tokens.config.cookie)=\(session!); Path=/; HttpOnly; Secure; SameSite=Strict"))
@@ -93,12 +93,6 @@ enum PageTokenSession {
         (16...64).contains(s.utf8.count) && s.utf8.allSatisfy { b in
             (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
         }
-    }
-}
-
-extension HeaderList {
-    func cookieValue(_ name: String) -> String? {
-        RequestView(method: "GET", path: "/", query: "", fields: self, clientAddress: "0.0.0.0").cookie(name)
     }
 }
 

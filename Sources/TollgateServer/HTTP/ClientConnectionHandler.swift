@@ -216,8 +216,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             req.view = RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, fields: headers,
                                    body: req.body.map { Array($0.readableBytesView) } ?? [],
                                    clientAddress: clientAddress, pathParams: req.pathParams,
-                                   clientKey: clientKey, now: Int64(NIODeadline.now().uptimeNanoseconds))
-            req.view!.wallMillis = NIODeadline.wallClockMillis
+                                   clientKey: clientKey, now: Int64(NIODeadline.now().uptimeNanoseconds),
+                                   wallMillis: NIODeadline.wallClockMillis)
             req.view!.responseHeaders = extraHeaders
             runChain(route: route, from: 0)
         }
