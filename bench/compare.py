@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOLLGATE = ROOT / ".build" / "release" / "tollgate"
+TOLLGATE = Path(os.environ.get("TOLLGATE_BIN", ROOT / ".build" / "release" / "tollgate"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))

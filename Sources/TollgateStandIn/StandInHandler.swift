@@ -95,6 +95,17 @@ final class StandInHandler: ChannelInboundHandler {
             context.close(promise: nil)
         case .notJSON:
             send(status: 200, raw: "this is not json", type: "text/plain", keepAlive: keepAlive, context: context)
+        case .echo:
+            let credentials = (head.headers["x-api-key"] + head.headers["authorization"]).joined(separator: " ")
+            let echoed = "\(head.uri) \(credentials)"
+            var json = answer.json
+            var extra = ""
+            switch snapshot.echoIn {
+            case "field": json["formatted"] = echoed
+            case "header": extra = "X-Echo: \(echoed)\r\n"
+            default: json["request"] = ["target": head.uri, "credentials": credentials]
+            }
+            send(status: answer.status, json: json, extra: extra, keepAlive: keepAlive, context: context)
         }
     }
 
@@ -161,6 +172,7 @@ final class StandInHandler: ChannelInboundHandler {
                 $0.delayMillis = object["delay_ms"] as? Int ?? 0
                 $0.size = object["size"] as? Int ?? 0
                 $0.status = object["status"] as? Int ?? 500
+                $0.echoIn = object["where"] as? String ?? "body"
             }
             send(status: 200, json: ["mode": mode.rawValue], keepAlive: keepAlive, context: context)
         default:

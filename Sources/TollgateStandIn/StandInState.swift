@@ -25,6 +25,10 @@ public enum StandInMode: String, Sendable, CaseIterable {
     case notJSON = "not_json"
     /// Answer with `status` and an error body that echoes the key.
     case status
+    /// A 200 that echoes what authenticated the call (the target and the key or Authorization
+    /// header) where `where` says: `body` (an extra member), `field` (inside `formatted`, a field the
+    /// demo route projects) or `header` (an `X-Echo` header). Many real APIs do this in a debug field.
+    case echo
 }
 
 /// Call counts and the last request, shared by all connections of one stand-in.
@@ -39,6 +43,7 @@ final class StandInState: Sendable {
         var delayMillis = 0
         var size = 0
         var status = 500
+        var echoIn = "body"
         var last: [String: Any] = [:]
     }
 

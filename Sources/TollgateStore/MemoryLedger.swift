@@ -45,6 +45,15 @@ public final class MemoryLedger: SpendLedger {
         }
     }
 
+    /// Kept per route and reason only: nothing reads a memory ledger, and a count per client would
+    /// grow with every address that was ever refused.
+    public func countRefusal(route: String, client: String, reason: String, day: String) {
+        state.withLock { s in
+            let key = "\(day)|\(route)|refused:\(reason)"
+            s.counters[key, default: (0, 0)].count += 1
+        }
+    }
+
     public func spend(since: Int64) throws -> [SpendRow] {
         state.withLock { s in
             s.rows.filter { !$0.released && $0.entry.createdAt >= since }.map {

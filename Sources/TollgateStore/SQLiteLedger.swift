@@ -21,6 +21,7 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         var reservations: [(LedgerEntry, @Sendable (Result<Int64, any Error>) -> Void)] = []
         var updates: [Update] = []
         var counters: [CounterKey: (count: Int64, saved: Int64)] = [:]
+        var refusals: [RefusalKey: Int64] = [:]
         var tokenUses: [Data: (uses: Int, expires: Int64)] = [:]
         var solved: [String: Int64] = [:]
         var scheduled = false
@@ -30,6 +31,13 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         var day: String
         var route: String
         var event: UsageEvent
+    }
+
+    private struct RefusalKey: Hashable {
+        var day: String
+        var route: String
+        var client: String
+        var reason: String
     }
 
     private enum Update {
@@ -98,6 +106,18 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         migrator.registerMigration("v3: session of each ledger entry") { db in
             try db.execute(sql: "ALTER TABLE ledger ADD COLUMN session TEXT NOT NULL DEFAULT ''")
         }
+        migrator.registerMigration("v4: refusals by client and reason") { db in
+            try db.execute(sql: """
+                CREATE TABLE refusals (
+                    day TEXT NOT NULL,
+                    route TEXT NOT NULL,
+                    client TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    count INTEGER NOT NULL,
+                    PRIMARY KEY (day, route, client, reason)
+                );
+                """)
+        }
         return migrator
     }
 
@@ -145,6 +165,10 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
             let old = p.counters[key] ?? (0, 0)
             p.counters[key] = (old.count + 1, old.saved + savedMicros)
         }
+    }
+
+    public func countRefusal(route: String, client: String, reason: String, day: String) {
+        pending.withLock { $0.refusals[RefusalKey(day: day, route: route, client: client, reason: reason), default: 0] += 1 }
     }
 
     public func spend(since: Int64) throws -> [SpendRow] {
@@ -202,21 +226,23 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
 
     /// Writes everything pending in one transaction, then tells the waiting requests.
     private func commit(includeCounters: Bool) {
-        let (reservations, updates, counters, tokenUses, solved) = pending.withLock { p in
+        let (reservations, updates, counters, tokenUses, solved, refusals) = pending.withLock { p in
             defer {
                 p.reservations = []
                 p.updates = []
                 if includeCounters {
                     p.counters = [:]
+                    p.refusals = [:]
                     p.tokenUses = [:]
                     p.solved = [:]
                 }
                 p.scheduled = false
             }
             return (p.reservations, p.updates, includeCounters ? p.counters : [:],
-                    includeCounters ? p.tokenUses : [:], includeCounters ? p.solved : [:])
+                    includeCounters ? p.tokenUses : [:], includeCounters ? p.solved : [:], includeCounters ? p.refusals : [:])
         }
-        guard !reservations.isEmpty || !updates.isEmpty || !counters.isEmpty || !tokenUses.isEmpty || !solved.isEmpty else { return }
+        guard !reservations.isEmpty || !updates.isEmpty || !counters.isEmpty || !tokenUses.isEmpty || !solved.isEmpty
+            || !refusals.isEmpty else { return }
         var ids: [Int64] = []
         do {
             try pool.write { db in
@@ -259,6 +285,12 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
                         ON CONFLICT (day, route, event) DO UPDATE SET count = count + excluded.count,
                             saved_micros = saved_micros + excluded.saved_micros
                         """, arguments: [key.day, key.route, key.event.rawValue, value.count, value.saved])
+                }
+                for (key, count) in refusals {
+                    try db.execute(sql: """
+                        INSERT INTO refusals (day, route, client, reason, count) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (day, route, client, reason) DO UPDATE SET count = count + excluded.count
+                        """, arguments: [key.day, key.route, key.client, key.reason, count])
                 }
             }
         } catch {

@@ -32,12 +32,9 @@ public struct SpendRow: Sendable, Equatable {
 }
 
 /// Things counted without money attached; written in batches (see ``SpendLedger/count(_:route:day:savedMicros:)``).
+/// Refusals are counted apart, with who was refused and why (``SpendLedger/countRefusal(route:client:reason:day:)``).
 public enum UsageEvent: String, Sendable, CaseIterable {
     case cacheHit = "cache_hit"
-    case refusedBudget = "refused_budget"
-    case refusedRateLimit = "refused_rate_limit"
-    case refusedValidation = "refused_validation"
-    case refusedPaused = "refused_paused"
 }
 
 /// The durable record of what was spent, and the operator's switches.
@@ -54,8 +51,12 @@ public protocol SpendLedger: AnyObject, Sendable, UseJournal {
     func settle(id: Int64, costMicros: Int64, status: Int?, at: Int64)
     /// The upstream did not bill: the reservation no longer counts.
     func release(id: Int64, status: Int?, at: Int64)
-    /// Adds to a per-day counter (cache hits with the money they saved, refusals).
+    /// Adds to a per-day counter (cache hits with the money they saved).
     func count(_ event: UsageEvent, route: String, day: String, savedMicros: Int64)
+    /// Counts one refused request: the route (`-` for none), the resolved client, and the policy or
+    /// stage that refused it (`rate_limit`, `origin`, `budget`, … — `shadow:NAME` for a refusal a
+    /// shadow-mode policy would have made).
+    func countRefusal(route: String, client: String, reason: String, day: String)
     /// Spend of every entry created at or after `since` (Unix seconds), released ones excluded.
     func spend(since: Int64) throws -> [SpendRow]
     /// Routes whose upstream calls an operator paused (`*` for all).

@@ -4,7 +4,7 @@ import TollgateCore
 
 /// Reads the ledger for `tollgate usage`: spend, calls, cache savings and refusals, grouped.
 public struct UsageReport: Sendable {
-    public enum Grouping: String, Sendable, CaseIterable { case route, client, day }
+    public enum Grouping: String, Sendable, CaseIterable { case route, client, day, reason }
 
     public struct Line: Sendable, Equatable {
         public var key: String
@@ -15,6 +15,8 @@ public struct UsageReport: Sendable {
         public var cacheHits: Int64
         public var savedMicros: Int64
         public var refusals: Int64
+        /// Refusals by the policy or stage that made them.
+        public var refusalsByReason: [String: Int64] = [:]
     }
 
     let pool: DatabasePool
@@ -29,46 +31,61 @@ public struct UsageReport: Sendable {
         pool = try DatabasePool(path: path, configuration: config)
     }
 
-    /// Totals since `since` (Unix seconds), grouped. Days are UTC.
+    /// Totals since `since` (Unix seconds), grouped. Days are UTC. Grouped by reason, only refusals
+    /// are counted (calls and spend have no reason).
     public func lines(since: Int64, by grouping: Grouping) throws -> [Line] {
         try pool.read { db in
-            let keyExpr: String
-            switch grouping {
-            case .route: keyExpr = "route"
-            case .client: keyExpr = "client"
-            case .day: keyExpr = "date(created_at, 'unixepoch')"
-            }
             var lines: [String: Line] = [:]
-            for row in try Row.fetchAll(db, sql: """
-                SELECT \(keyExpr) AS k,
-                       SUM(CASE WHEN state != 'released' THEN 1 ELSE 0 END) AS calls,
-                       SUM(CASE WHEN state = 'settled' THEN cost_micros ELSE 0 END) AS spent,
-                       SUM(CASE WHEN state = 'reserved' THEN reserved_micros ELSE 0 END) AS open
-                FROM ledger WHERE created_at >= ? GROUP BY k
-                """, arguments: [since]) {
-                let key: String = row["k"]
-                lines[key] = Line(key: key, calls: row["calls"], spentMicros: row["spent"], openMicros: row["open"],
-                                  cacheHits: 0, savedMicros: 0, refusals: 0)
+            func line(_ key: String) -> Line {
+                lines[key] ?? Line(key: key, calls: 0, spentMicros: 0, openMicros: 0, cacheHits: 0, savedMicros: 0, refusals: 0)
             }
-            if grouping != .client {
-                let sinceDay = Self.day(since)
-                let counterKey = grouping == .route ? "route" : "day"
+            if grouping != .reason {
+                let keyExpr = grouping == .day ? "date(created_at, 'unixepoch')" : grouping.rawValue
                 for row in try Row.fetchAll(db, sql: """
-                    SELECT \(counterKey) AS k, event, SUM(count) AS n, SUM(saved_micros) AS saved
-                    FROM usage_counters WHERE day >= ? GROUP BY k, event
-                    """, arguments: [sinceDay]) {
+                    SELECT \(keyExpr) AS k,
+                           SUM(CASE WHEN state != 'released' THEN 1 ELSE 0 END) AS calls,
+                           SUM(CASE WHEN state = 'settled' THEN cost_micros ELSE 0 END) AS spent,
+                           SUM(CASE WHEN state = 'reserved' THEN reserved_micros ELSE 0 END) AS open
+                    FROM ledger WHERE created_at >= ? GROUP BY k
+                    """, arguments: [since]) {
                     let key: String = row["k"]
-                    var line = lines[key] ?? Line(key: key, calls: 0, spentMicros: 0, openMicros: 0, cacheHits: 0, savedMicros: 0, refusals: 0)
-                    let event: String = row["event"]
-                    let n: Int64 = row["n"]
-                    if event == UsageEvent.cacheHit.rawValue {
-                        line.cacheHits += n
-                        line.savedMicros += row["saved"] as Int64
-                    } else {
-                        line.refusals += n
-                    }
-                    lines[key] = line
+                    lines[key] = Line(key: key, calls: row["calls"], spentMicros: row["spent"], openMicros: row["open"],
+                                      cacheHits: 0, savedMicros: 0, refusals: 0)
                 }
+            }
+            let sinceDay = Self.day(since)
+            if grouping == .route || grouping == .day {
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT \(grouping.rawValue) AS k, SUM(count) AS n, SUM(saved_micros) AS saved
+                    FROM usage_counters WHERE day >= ? AND event = ? GROUP BY k
+                    """, arguments: [sinceDay, UsageEvent.cacheHit.rawValue]) {
+                    let key: String = row["k"]
+                    var l = line(key)
+                    l.cacheHits += row["n"] as Int64
+                    l.savedMicros += row["saved"] as Int64
+                    lines[key] = l
+                }
+            }
+            // Refusals: the refusals table, and (databases from before it) refused_* counters, which
+            // knew route, day and reason but not the client.
+            var sql = "SELECT \(grouping.rawValue) AS k, reason, SUM(count) AS n FROM refusals WHERE day >= ? GROUP BY k, reason"
+            if grouping != .client {
+                sql = """
+                    SELECT k, reason, SUM(n) AS n FROM (
+                        SELECT \(grouping.rawValue) AS k, reason, count AS n FROM refusals WHERE day >= ?1
+                        UNION ALL
+                        SELECT \(grouping == .reason ? "substr(event, 9)" : grouping.rawValue) AS k, substr(event, 9) AS reason, count AS n
+                        FROM usage_counters WHERE day >= ?1 AND event LIKE 'refused_%'
+                    ) GROUP BY k, reason
+                    """
+            }
+            for row in try Row.fetchAll(db, sql: sql, arguments: [sinceDay]) {
+                let key: String = row["k"]
+                let n: Int64 = row["n"]
+                var l = line(key)
+                l.refusals += n
+                l.refusalsByReason[row["reason"] as String, default: 0] += n
+                lines[key] = l
             }
             return lines.values.sorted { $0.key < $1.key }
         }

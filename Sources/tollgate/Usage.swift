@@ -10,7 +10,7 @@ struct Usage: ParsableCommand {
 
     @OptionGroup var options: ConfigOption
     @Option(help: "Start date (YYYY-MM-DD, UTC) or a duration back from now (24h, 7d).") var since = "30d"
-    @Option(help: "Group by route, client or day.") var by: UsageReport.Grouping = .route
+    @Option(help: "Group by route, client, day or reason (the policy that refused).") var by: UsageReport.Grouping = .route
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() throws {
@@ -30,20 +30,24 @@ struct Usage: ParsableCommand {
                              JSONMember("unsettled", .string(money(l.openMicros))),
                              JSONMember("cache_hits", .number(String(l.cacheHits))),
                              JSONMember("saved_by_cache", .string(money(l.savedMicros))),
-                             JSONMember("refusals", .number(String(l.refusals)))])
+                             JSONMember("refusals", .number(String(l.refusals))),
+                             JSONMember("refusals_by_reason", .object(l.refusalsByReason.sorted { $0.key < $1.key }.map {
+                                 JSONMember($0.key, .number(String($0.value)))
+                             }))])
                 })),
             ]).serialized)
             return
         }
         var rows = lines.map { l in
-            [l.key, String(l.calls), money(l.spentMicros + l.openMicros), String(l.cacheHits), money(l.savedMicros), String(l.refusals)]
+            [l.key, String(l.calls), money(l.spentMicros + l.openMicros), String(l.cacheHits), money(l.savedMicros), String(l.refusals),
+             l.refusalsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")]
         }
         let total = lines.reduce(into: (0 as Int64, 0 as Int64, 0 as Int64, 0 as Int64, 0 as Int64)) { t, l in
             t.0 += l.calls; t.1 += l.spentMicros + l.openMicros; t.2 += l.cacheHits; t.3 += l.savedMicros; t.4 += l.refusals
         }
-        rows.append(["total", String(total.0), money(total.1), String(total.2), money(total.3), String(total.4)])
+        rows.append(["total", String(total.0), money(total.1), String(total.2), money(total.3), String(total.4), ""])
         print("since \(SpendControl.iso8601(start))")
-        print(Table.render(header: [by.rawValue, "calls", "spent", "cache hits", "saved by cache", "refusals"], rows: rows))
+        print(Table.render(header: [by.rawValue, "calls", "spent", "cache hits", "saved by cache", "refusals", "refused by"], rows: rows))
     }
 
     static func parseSince(_ text: String) throws -> Int64 {

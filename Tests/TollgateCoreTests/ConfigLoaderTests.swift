@@ -165,6 +165,30 @@ func loadErrors(_ yaml: String) -> [String] {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let path = root.appendingPathComponent("examples/address-validation/tollgate.yaml").path
         let loaded = try ConfigLoader.load(path: path)
-        #expect(loaded.config.routes.map(\.name).contains("address-lookup"))
+        #expect(loaded.config.routes.map(\.name) == ["signup-page", "signup-script", "signup-style", "address-lookup"])
+        #expect(loaded.warnings.isEmpty, "\(loaded.warnings)")
+        let lookup = try #require(loaded.config.routes.last)
+        #expect(lookup.requiresPageToken && lookup.challenge != nil && lookup.cost != nil && lookup.cache != nil)
+        #expect(lookup.upstream?.auth == .header(name: "X-Api-Key", secret: "ADDRESS_API_KEY"))
+        #expect(loaded.config.pageTokens != nil && loaded.config.challenge != nil)
+        #expect(loaded.config.budgets.map(\.name) == ["daily", "per-visitor"])
+        #expect(Set(loaded.config.secrets.keys) == ["ADDRESS_API_KEY", "PAGE_TOKEN_KEY", "CHALLENGE_KEY"])
+    }
+
+    /// An error in one route is reported at that route, not at a neighbour, even after a route
+    /// before it failed to read.
+    @Test func errorsNameTheirOwnRouteAfterAnUnreadableOne() {
+        let yaml = configYAML(route: """
+          - name: broken
+            match: { method: GET }
+          - name: twin
+            match: { method: GET, path: /b }
+            upstream: { url: "https://paid.example/" }
+          - name: twin
+            match: { method: GET, path: /c }
+            upstream: { url: "https://paid.example/" }
+        """)
+        let errors = loadErrors(yaml)
+        #expect(errors.contains { $0.hasPrefix("routes[3]") && $0.contains("route name twin is used twice") }, "\(errors)")
     }
 }

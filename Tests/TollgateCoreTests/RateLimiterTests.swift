@@ -115,13 +115,31 @@ import Testing
     }
 
     @Test func headerAndCookieKeys() {
-        var view = RequestView(method: "GET", path: "/", query: "", headers: [("X-Api-Key", "a"), ("Cookie", "sid=1; other=2")], clientAddress: "1.1.1.1")
-        let a = RateLimitPolicy.key(.header("x-api-key"), view)
-        #expect(a == RateLimitPolicy.key(.header("x-api-key"), view))
-        #expect(RateLimitPolicy.key(.cookie("sid"), view) != RateLimitPolicy.key(.cookie("other"), view))
-        view.headers = HeaderList([])
-        #expect(RateLimitPolicy.key(.header("x-api-key"), view) == .shared)
+        func view(_ headers: [(String, String)], from address: String = "1.1.1.1") -> RequestView {
+            RequestView(method: "GET", path: "/", query: "", headers: headers.map { (name: $0.0, value: $0.1) }, clientAddress: address)
+        }
+        let a = RateLimitPolicy.key(.header("x-api-key"), view([("X-Api-Key", "a")]))
+        // The same value from another client, with the header spelled otherwise, is the same bucket...
+        #expect(a == RateLimitPolicy.key(.header("x-api-key"), view([("x-api-key", "a")], from: "2.2.2.2")))
+        // ...another value is another bucket, and no header at all is the shared one.
+        #expect(a != RateLimitPolicy.key(.header("x-api-key"), view([("X-Api-Key", "b")])))
+        #expect(RateLimitPolicy.key(.header("x-api-key"), view([])) == .shared)
         #expect(a != .shared)
+        let cookies = view([("Cookie", "sid=1; other=2")])
+        #expect(RateLimitPolicy.key(.cookie("sid"), cookies) != RateLimitPolicy.key(.cookie("other"), cookies))
+        #expect(RateLimitPolicy.key(.cookie("sid"), cookies) == RateLimitPolicy.key(.cookie("sid"), view([("Cookie", "x=9; sid=1")])))
+    }
+
+    @Test func peekReportsTheBucketWithoutTakingFromIt() {
+        let limiter = RateLimiter(rate: Rate("10/s")!, burst: 10, maxKeys: 100)
+        let key = BucketKey(ClientKey("198.51.100.9")!)
+        #expect(limiter.peek(key, now: 0) == (remaining: 10, resetNanos: 0))
+        #expect(limiter.count == 0)  // peeking adds no key
+        _ = limiter.acquire(key, weight: 3, now: 0)
+        let state = limiter.peek(key, now: 0)
+        #expect(state.remaining == 7 && state.resetNanos == 300_000_000)
+        #expect(limiter.peek(key, now: 0) == state)  // and takes nothing
+        #expect(limiter.acquire(key, now: 0).remaining == 6)
     }
 
     @Test func sharedLimitsMustAgree() {

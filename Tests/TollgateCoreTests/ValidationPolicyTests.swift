@@ -85,4 +85,27 @@ import Testing
         #expect(rules("", body: "[1,2]", policy: body) == [":json"])
         #expect(rules("q=abc", body: #"{"q":"x"}"#) == [":unexpected"])
     }
+
+    @Test func bodyInAnotherMediaTypeIs415() {
+        let body = ValidationPolicy(specs: [try! ParamSpec(name: "q", location: .body, kind: .string)])
+        func decide(_ type: String?) -> Int? {
+            var view = RequestView(method: "POST", path: "/x", query: "", headers: type.map { [("Content-Type", $0)] } ?? [],
+                                   body: Array(#"{"q":"Main"}"#.utf8), clientAddress: "1.2.3.4")
+            guard case .reject(let problem) = body.evaluate(&view) else { return nil }
+            return problem.status
+        }
+        #expect(decide("text/plain") == 415)  // what a browser sends cross-origin without a preflight
+        #expect(decide("application/x-www-form-urlencoded") == 415)
+        #expect(decide("application/json; charset=utf-8") == nil)
+        #expect(decide("Application/JSON") == nil)
+        #expect(decide("application/merge-patch+json") == nil)
+        #expect(decide(nil) == nil)
+    }
+
+    /// A refused request keeps the parameters that passed, and only those (what shadow mode sends on).
+    @Test func refusalKeepsOnlyValidParameters() {
+        let (decision, params) = run("q=Main+St&limit=500&debug=1")
+        guard case .reject = decision else { Issue.record("must refuse"); return }
+        #expect(params.map(\.name) == ["q", "country"])
+    }
 }

@@ -60,7 +60,9 @@ import TollgateCore
         let ledger = try SQLiteLedger(path: path)
         ledger.count(.cacheHit, route: "r", day: "2026-11-22", savedMicros: 5_000)
         ledger.count(.cacheHit, route: "r", day: "2026-11-22", savedMicros: 5_000)
-        ledger.count(.refusedBudget, route: "r", day: "2026-11-22", savedMicros: 0)
+        ledger.countRefusal(route: "r", client: "198.51.100.7", reason: "budget", day: "2026-11-22")
+        ledger.countRefusal(route: "r", client: "198.51.100.7", reason: "rate_limit", day: "2026-11-22")
+        ledger.countRefusal(route: "r", client: "198.51.100.8", reason: "rate_limit", day: "2026-11-22")
         ledger.flush()
         try ledger.setPaused("r", paused: true, at: 1)
         try ledger.setPaused("*", paused: true, at: 1)
@@ -71,7 +73,24 @@ import TollgateCore
         #expect(try ledger.recordAlert(budget: "b", scope: "*", periodStart: 20, threshold: 50, at: 21))
         let lines = try UsageReport(path: path).lines(since: 0, by: .route)
         #expect(lines.count == 1)
-        #expect(lines[0].cacheHits == 2 && lines[0].savedMicros == 10_000 && lines[0].refusals == 1)
+        #expect(lines[0].cacheHits == 2 && lines[0].savedMicros == 10_000 && lines[0].refusals == 3)
+        #expect(lines[0].refusalsByReason == ["budget": 1, "rate_limit": 2])
+        let byClient = try UsageReport(path: path).lines(since: 0, by: .client)
+        #expect(byClient.map(\.key) == ["198.51.100.7", "198.51.100.8"] && byClient.map(\.refusals) == [2, 1])
+        let byReason = try UsageReport(path: path).lines(since: 0, by: .reason)
+        #expect(byReason.map(\.key) == ["budget", "rate_limit"] && byReason.map(\.refusals) == [1, 2])
+    }
+
+    /// Databases written before refusals had their own table kept them as `refused_*` counters.
+    @Test func refusalsFromOlderCountersAreStillReported() throws {
+        let path = tempPath()
+        let ledger = try SQLiteLedger(path: path)
+        try ledger.pool.write { db in
+            try db.execute(sql: "INSERT INTO usage_counters (day, route, event, count, saved_micros) VALUES ('2026-11-22', 'r', 'refused_validation', 4, 0)")
+        }
+        let byReason = try UsageReport(path: path).lines(since: 0, by: .reason)
+        #expect(byReason.map(\.key) == ["validation"] && byReason[0].refusals == 4)
+        #expect(try UsageReport(path: path).lines(since: 0, by: .route)[0].refusalsByReason == ["validation": 4])
     }
 
     @Test func usageReportGroups() async throws {

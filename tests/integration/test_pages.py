@@ -178,7 +178,7 @@ def test_captcha_siteverify_fails_closed_and_never_blocks(gateways, standin, api
 
 def test_token_uses_and_solutions_survive_a_restart_with_the_sqlite_store(gateways, standin, api_key):
     route = "    require: [page_token, challenge]\n"
-    config = page_config(standin.port, route).replace("store: memory", "")
+    config = page_config(standin.port, route, root_extra="store: sqlite:state.db")
     gw = gateways(config, env={"ADDRESS_API_KEY": api_key, **KEYS})
     session, issued = new_session(gw)
     time.sleep(0.35)
@@ -192,8 +192,11 @@ def test_token_uses_and_solutions_survive_a_restart_with_the_sqlite_store(gatewa
     r = gw.get("/api/address?q=Main+Street", headers={**headers, "X-Tollgate-Solution": solution})
     assert r.status == 403 and r.json()["reason"] == "solution-replayed"
     for _ in range(2):  # max_uses is 5: two were used before the restart, one just now
-        gw.get("/api/address?q=Main+Street", headers=headers)
+        r = gw.get("/api/address?q=Main+Street", headers=headers)
+        assert r.status == 403 and r.json()["reason"] == "challenge-required"  # the token passed; work is asked
     assert gw.get("/api/address?q=Main+Street", headers=headers).json()["reason"] == "token-used-up"
+    assert (gw.dir / "state.db").exists()
+    assert standin.stats()["calls"] == 1  # only the solved call before the restart reached the upstream
 
 
 def test_token_endpoint_has_its_own_limit(gateways, standin, api_key):
@@ -203,3 +206,20 @@ def test_token_endpoint_has_its_own_limit(gateways, standin, api_key):
     assert statuses == [200, 200, 200, 429]
     r = gw.get("/_tollgate/token")
     assert r.json()["type"].endswith("rate-limited") and int(r.header("retry-after")) > 0
+
+
+def test_browser_snippet_matches_what_the_docs_say(gateways, standin, api_key):
+    """README: "a browser snippet under 2 KB"; docs/anonymous-pages.md: "about 1.8 KB", "retries at
+    most twice"."""
+    import re
+    from conftest import ROOT
+    gw = gateways(page_config(standin.port, "    require: [page_token]\n"), env={"ADDRESS_API_KEY": api_key, **KEYS})
+    r = gw.get("/_tollgate/client.js")
+    assert r.status == 200 and r.header("content-type").startswith("text/javascript")
+    size = len(r.body)
+    assert size < 2000
+    stated = float(re.search(r"client\.js` \(about (\d\.\d) KB", (ROOT / "docs/anonymous-pages.md").read_text()).group(1))
+    assert abs(size / 1000 - stated) < 0.05, size
+    assert "retries at most twice" in " ".join((ROOT / "docs/anonymous-pages.md").read_text().split())
+    assert "for(let n=0;n<2&&r.status===403;n++)" in r.text  # the retry bound the docs state
+    assert "under 2 KB" in (ROOT / "README.md").read_text()

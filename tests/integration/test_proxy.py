@@ -145,6 +145,14 @@ def test_json_body_route(gateways, standin, api_key):
     assert ["Authorization", "Bearer " + api_key] in last["headers"]
     r = gw.post("/api/address", '{"q": "Main Street", "admin": true}', headers={"Content-Type": "application/json"})
     assert r.status == 422 and r.json()["errors"][0]["field"] == "admin"
+    # A body in another media type (text/plain is what a cross-site form or fetch sends without a
+    # preflight) is refused before it is read as JSON.
+    for media_type in ["text/plain", "application/x-www-form-urlencoded"]:
+        r = gw.post("/api/address", '{"q": "Main Street"}', headers={"Content-Type": media_type})
+        assert r.status == 415 and r.header("content-type") == "application/problem+json", media_type
+        assert r.json()["type"] == "urn:tollgate:problem:unsupported-media-type" and r.json()["request_id"]
+    assert gw.post("/api/address", '{"q": "Main Street"}', headers={"Content-Type": "application/json; charset=utf-8"}).status == 200
+    assert standin.stats()["calls"] == 2
 
 
 def test_file_route_serves_page_with_page_csp(gateways, standin, api_key):

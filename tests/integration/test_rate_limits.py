@@ -190,3 +190,24 @@ def test_metrics_count_responses_and_a_full_rate_limit_table(gateways, standin, 
     assert request(admin, "GET", "/other").status == 404
     # The operator endpoint is not on the public listener.
     assert gw.get("/metrics").status == 404
+
+
+def test_ratelimit_headers_on_every_response_of_a_limited_route(gateways, standin, api_key):
+    """Responses refused by a policy that runs before the limits (origin here) or before any policy
+    (a body over the limit) still carry the limits' state, and consume nothing."""
+    route_extra = '    origin: { allow: ["https://shop.example"] }\n'
+    config = limited_config(standin.port, ["{ per: ip, rate: 5/min }"]).replace(
+        "    limits:\n", route_extra + "    limits:\n", 1)
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    for _ in range(3):
+        r = gw.get("/api/address?q=Main+Street", headers={"Origin": "https://evil.example"})
+        assert r.status == 403
+        assert r.header("ratelimit-policy") == '"ip";q=5;w=60'
+        assert r.header("ratelimit") == '"ip";r=5;t=0'  # refused before the limit: nothing taken
+    ok = gw.get("/api/address?q=Main+Street", headers={"Origin": "https://shop.example"})
+    assert ok.status == 200 and ok.header("ratelimit").startswith('"ip";r=4;')
+    r = gw.get("/api/address?q=Main+Street", headers={"Origin": "https://evil.example"})
+    assert r.status == 403 and r.header("ratelimit").startswith('"ip";r=4;t=')
+    big = request(gw.port, "GET", "/api/address?q=Main+Street", headers={"Origin": "https://shop.example"}, body="x" * 20000)
+    assert big.status == 413 and big.header("ratelimit").startswith('"ip";r=4;')
+    assert standin.stats()["calls"] == 1

@@ -278,7 +278,45 @@ budgets:
     assert [gw.get("/api/address?q=Main+Street", headers={"Cookie": second}).status for _ in range(3)] == [200, 200, 402]
     budgets = json.loads(cli(gw, "budgets", "--json").stdout)["budgets"]
     assert len(budgets) == 2 and all(b["used"] == "0.02 USD" and b["scope"].startswith("s-") for b in budgets)
+    # Cookies the gateway did not issue get no budget of their own: they all share one total.
+    invented = [gw.get("/api/address?q=Main+Street", headers={"Cookie": f"__Host-tollgate_session=invented-{i:032d}"}).status
+                for i in range(3)]
+    assert invented == [200, 200, 402]
+    assert gw.get("/api/address?q=Main+Street").status == 402  # no cookie at all: the same shared total
+    budgets = json.loads(cli(gw, "budgets", "--json").stdout)["budgets"]
+    assert {b["scope"] for b in budgets if not b["scope"].startswith("s-")} == {"unverified"}
+    assert standin.stats()["calls"] == 6
     gw.stop()
     stored = b"".join(p.read_bytes() for p in gw.dir.glob("tollgate.db*"))
     assert sqlite3.connect(gw.dir / "tollgate.db").execute("SELECT COUNT(*) FROM ledger WHERE session LIKE 's-%'").fetchone()[0] == 4
     assert first.split("=", 1)[1].encode() not in stored  # only a hash of the session cookie is kept
+
+
+def test_refusals_are_counted_by_policy_and_client_on_every_route(gateways, standin, api_key):
+    """A route with neither cost nor cache still records who was refused and by which policy."""
+    route = ('    origin: { allow: ["https://shop.example"] }\n'
+             '    limits:\n      - { per: ip, rate: 1/min }\n')
+    gw = gateways(spend_config(standin.port, route), env={"ADDRESS_API_KEY": api_key})
+    page = {"Origin": "https://shop.example"}
+
+    def get_from(source, path, headers):
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=5, source_address=(source, 0))
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        return r.status
+
+    assert get_from("127.0.0.2", "/api/address?q=Main+Street", {"Origin": "https://evil.example"}) == 403
+    assert get_from("127.0.0.2", "/api/address?q=ab", page) == 422
+    assert get_from("127.0.0.3", "/api/address?q=Main+Street", page) == 200
+    assert get_from("127.0.0.3", "/api/address?q=Main+Street", page) == 429
+    time.sleep(1.3)  # counters are written once a second
+    by_reason = {l["reason"]: l["refusals"] for l in json.loads(cli(gw, "usage", "--by", "reason", "--json").stdout)["lines"]}
+    assert by_reason == {"origin": 1, "rate_limit": 1, "validation": 1}
+    by_client = {l["client"]: l for l in json.loads(cli(gw, "usage", "--by", "client", "--json").stdout)["lines"]}
+    assert by_client["127.0.0.2"]["refusals_by_reason"] == {"origin": 1, "validation": 1}
+    assert by_client["127.0.0.3"]["refusals_by_reason"] == {"rate_limit": 1}
+    table = cli(gw, "usage", "--by", "route")
+    assert table.returncode == 0 and "origin 1, rate_limit 1, validation 1" in table.stdout
+    assert standin.stats()["calls"] == 1

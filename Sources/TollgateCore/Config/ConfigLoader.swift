@@ -111,9 +111,15 @@ public enum ConfigLoader {
         let idleTimeout = keys["idle_timeout"].flatMap { $0.duration() } ?? .seconds(60)
 
         var routes: [RouteConfig] = []
-        if let node = keys["routes"], let items = node.sequence() {
+        /// The node each route in `routes` was read from (routes that failed to read are left out of both).
+        var items: [ConfigNode] = []
+        if let node = keys["routes"], let all = node.sequence() {
             let reader = RouteReader(baseDirectory: baseDirectory, secrets: secrets)
-            routes = items.compactMap { reader.read($0) }
+            for item in all {
+                guard let route = reader.read(item) else { continue }
+                routes.append(route)
+                items.append(item)
+            }
             var sharedLimits: [String: LimitConfig] = [:]
             for (i, route) in routes.enumerated() {
                 for limit in route.limits where limit.shared {
@@ -175,12 +181,38 @@ public enum ConfigLoader {
         config.challenge = keys["challenge"].flatMap { BrowserReader.pow($0, secrets: secrets) }
         config.captcha = keys["captcha"].flatMap { BrowserReader.captcha($0, secrets: secrets) }
         for (i, route) in routes.enumerated() {
-            let node = keys["routes"]?.sequence()?[i] ?? root
+            let node = items[i]
             if route.requiresPageToken, config.pageTokens == nil { node.error("requires page_token but there is no top-level page_tokens") }
             if route.challenge != nil, config.challenge == nil { node.error("requires challenge but there is no top-level challenge") }
             if route.requiresCaptcha, config.captcha == nil { node.error("requires captcha but there is no top-level captcha") }
         }
+        checkClientChosenKeys(config, routeNodes: items, budgetsNode: keys["budgets"] ?? root)
         return config
+    }
+
+    /// Warns where a limit or budget is keyed by a value the client chooses: an invented value
+    /// would get a fresh bucket or total. The page-token session cookie is the exception — the
+    /// gateway signs it, and counts unsigned values in one shared bucket.
+    private static func checkClientChosenKeys(_ config: GatewayConfig, routeNodes: [ConfigNode], budgetsNode: ConfigNode) {
+        let sessionCookie = config.pageTokens?.cookie
+        for (i, route) in config.routes.enumerated() {
+            for limit in route.limits {
+                switch limit.scope {
+                case .header(let name):
+                    routeNodes[i].warning("limit \(limit.name) counts per \(name) header, whose value the client chooses: a new value gets a fresh bucket; pair it with a per: ip limit")
+                case .cookie(let name) where name != sessionCookie:
+                    let hint = sessionCookie.map { "count per: cookie:\($0) (the page-token session, which the gateway verifies)" } ?? "configure page_tokens and count per its session cookie"
+                    routeNodes[i].warning("limit \(limit.name) counts per cookie \(name), whose value the client chooses: a new value gets a fresh bucket; \(hint), or pair it with a per: ip limit")
+                default:
+                    break
+                }
+            }
+        }
+        if config.pageTokens == nil {
+            for budget in config.budgets where budget.scope == .session {
+                budgetsNode.warning("budget \(budget.name) is per session, but without page_tokens no session can be verified: every call counts in one shared total")
+            }
+        }
     }
 
     /// Budgets must name existing routes, and all money must be in one currency.

@@ -100,6 +100,18 @@ public struct RouteConfig: Sendable {
     public var challenge: (when: ChallengePolicy.When, softRate: Rate)?
     /// Policies that only log what they would refuse.
     public var shadow: Set<PolicyKind> = []
+    /// Stages outside the policy chain that only log what they would refuse.
+    public var shadowStages: Set<ShadowStage> = []
+
+    /// Stages outside the policy chain that can run in shadow mode.
+    public enum ShadowStage: String, Sendable, CaseIterable {
+        /// A cross-origin call from an origin (or with a method or headers) the CORS rules refuse is
+        /// granted as asked, and noted.
+        case cors
+        /// A call that would pass a budget's cap is reserved and made anyway, and noted; the kill
+        /// switch (`budgets pause`) is an operator's order and is never shadowed.
+        case budget
+    }
     /// The order policies run in (data, not code).
     public var policyOrder: [PolicyKind] = PolicyKind.defaultOrder
 

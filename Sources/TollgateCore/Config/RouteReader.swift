@@ -87,15 +87,17 @@ struct RouteReader {
             let listed = BrowserReader.kinds(orderNode, allowed: Set(RouteConfig.PolicyKind.allCases))
             order = listed + RouteConfig.PolicyKind.defaultOrder.filter { !listed.contains($0) }
         }
+        let cost = keys["cost"].flatMap { SpendReader.cost($0) }
         let origin = keys["origin"].flatMap { BrowserReader.origin($0) }
         let cors = keys["cors"].flatMap { BrowserReader.cors($0) }
         let required = keys["require"].map { BrowserReader.kinds($0, allowed: [.pageToken, .challenge, .captcha]) } ?? []
         var challenge = keys["challenge"].flatMap { BrowserReader.challenge($0) }
         if required.contains(.challenge), challenge == nil { challenge = (.always, Rate("30/min")!) }
         if challenge != nil, !required.contains(.challenge) { keys["challenge"]?.error("add challenge to require: to use it") }
-        let shadow = keys["shadow"].map { BrowserReader.kinds($0, allowed: [.origin, .pageToken, .challenge, .captcha, .rateLimit]) } ?? []
+        let shadow = keys["shadow"].map { Self.shadow($0) } ?? (kinds: [], stages: [])
+        if shadow.stages.contains(.cors), cors == nil { keys["shadow"]?.error("cors is shadowed but the route has no cors") }
+        if shadow.stages.contains(.budget), cost == nil { keys["shadow"]?.error("budget is shadowed but the route has no cost") }
 
-        let cost = keys["cost"].flatMap { SpendReader.cost($0) }
         var cache: CacheConfig?
         if let c = keys["cache"], let ck = c.object(allowed: ["ttl"]) {
             if let ttl = ck["ttl"]?.duration() { cache = CacheConfig(ttl: ttl) } else if ck["ttl"] == nil { c.error("needs ttl, e.g. 1h") }
@@ -107,8 +109,28 @@ struct RouteReader {
                            fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody,
                            limits: limits, cost: cost, cache: cache, origin: origin, cors: cors,
                            requiresPageToken: required.contains(.pageToken), requiresCaptcha: required.contains(.captcha),
-                           challenge: challenge, shadow: Set(shadow),
+                           challenge: challenge, shadow: Set(shadow.kinds), shadowStages: Set(shadow.stages),
                            policyOrder: order)
+    }
+
+    /// `shadow:`: chain policies and the stages outside the chain (CORS, budgets) that only log.
+    static func shadow(_ node: ConfigNode) -> (kinds: [RouteConfig.PolicyKind], stages: [RouteConfig.ShadowStage]) {
+        guard let list = node.stringList() else { return ([], []) }
+        var kinds: [RouteConfig.PolicyKind] = []
+        var stages: [RouteConfig.ShadowStage] = []
+        let names = (RouteConfig.PolicyKind.allCases.map(\.rawValue) + RouteConfig.ShadowStage.allCases.map(\.rawValue)).sorted()
+        for name in list {
+            if let kind = RouteConfig.PolicyKind(rawValue: name), !kinds.contains(kind) {
+                kinds.append(kind)
+            } else if let stage = RouteConfig.ShadowStage(rawValue: name), !stages.contains(stage) {
+                stages.append(stage)
+            } else if names.contains(name) {
+                node.error("\(name) is listed twice")
+            } else {
+                node.error("\(name) is not one of \(names.joined(separator: ", "))")
+            }
+        }
+        return (kinds, stages)
     }
 
     private func readParams(_ node: ConfigNode?) -> [ParamSpec] {

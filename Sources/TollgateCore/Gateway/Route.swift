@@ -9,6 +9,12 @@ public final class Route: Sendable {
     public let projection: ResponseProjection?
     /// Reserves and settles this route's cost in the budgets (nil when the route has no cost).
     public let spend: SpendControl?
+    /// The route's limits, also asked for `RateLimit` headers on responses they did not decide.
+    public let rateLimits: RateLimitPolicy?
+    /// Verifies the session cookie when something on this route counts per session.
+    private let sessions: PageTokens?
+    /// The forms of the secret this route injects, which no relayed response may carry (nil without auth).
+    public let secretEcho: SecretEcho?
 
     /// What the chain decided.
     public enum ChainOutcome {
@@ -44,8 +50,13 @@ public final class Route: Sendable {
     public init(config: RouteConfig, secrets: [String: String], shared: Shared) {
         self.config = config
         var byKind: [RouteConfig.PolicyKind: any Policy] = [.validation: ValidationPolicy(specs: config.params)]
+        let sessionCookie = shared.pageTokens?.config.cookie
         if !config.limits.isEmpty {
-            byKind[.rateLimit] = RateLimitPolicy(limits: config.limits.map { shared.limiters.bind($0) })
+            let limits = RateLimitPolicy(limits: config.limits.map { shared.limiters.bind($0) }, sessionCookie: sessionCookie)
+            byKind[.rateLimit] = limits
+            self.rateLimits = limits
+        } else {
+            self.rateLimits = nil
         }
         if let origin = config.origin { byKind[.origin] = OriginPolicy(config: origin) }
         if config.requiresPageToken, let tokens = shared.pageTokens { byKind[.pageToken] = PageTokenPolicy(tokens: tokens) }
@@ -62,12 +73,23 @@ public final class Route: Sendable {
         self.template = config.upstream.map { UpstreamRequestTemplate(route: config, upstream: $0, secrets: secrets) }
         self.projection = config.response.fields.map { ResponseProjection(fields: $0) }
         self.spend = config.cost.map { SpendControl(route: config.name, cost: $0, book: shared.book) }
+        let budgetsPerSession = config.cost != nil && shared.book.budgets.contains { $0.scope == .session && $0.covers(config.name) }
+        self.sessions = budgetsPerSession || rateLimits?.countsSessions == true ? shared.pageTokens : nil
+        if let auth = config.upstream?.auth, let secret = secrets[auth.secretName], !secret.isEmpty {
+            self.secretEcho = SecretEcho(secret: secret, auth: auth)
+        } else {
+            self.secretEcho = nil
+        }
     }
 
     public var name: String { config.name }
 
     /// Runs the chain from policy `start`.
     public func evaluate(_ request: inout RequestView, from start: Int = 0) -> ChainOutcome {
+        if start == 0, let sessions {
+            let cookie = request.cookie(sessions.config.cookie)
+            request.session = sessions.isIssuedSession(cookie) ? cookie : nil
+        }
         var index = start
         while index < policies.count {
             let policy = policies[index]
@@ -80,6 +102,12 @@ public final class Route: Sendable {
             }
         }
         return .pass
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` for a response of this route whose chain refused before
+    /// its limits ran (or never ran): the buckets' state, nothing consumed. Empty without limits.
+    public func limitHeaders(_ request: RequestView) -> [(String, String)] {
+        rateLimits?.currentHeaders(request) ?? []
     }
 
     /// Tells the policies that ran how the request ended.

@@ -31,6 +31,9 @@ public struct RequestView: Sendable {
     public var wallMillis: Int64
     /// What shadow-mode policies would have refused (`policy:code:reason`), for the log.
     public var shadowed: [String] = []
+    /// The page-token session cookie, set by ``Route/evaluate(_:from:)`` only when the gateway issued
+    /// it (its MAC verifies) and the route counts something per session; nil otherwise.
+    public var session: String?
 
     public init(method: String, path: Substring, query: Substring, headers: [(name: String, value: String)],
                 body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = [],

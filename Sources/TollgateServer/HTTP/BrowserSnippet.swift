@@ -1,9 +1,9 @@
 import Foundation
 import TollgateCore
-/// The browser side of page protection, served at `/_tollgate/client.js` (about 1.9 KB, no
+/// The browser side of page protection, served at `/_tollgate/client.js` (about 1.8 KB, no
 /// dependencies). It fetches a page token when the page loads, waits out its minimum age, sends it
-/// with every call, solves proof-of-work challenges in a Web Worker and retries once, and fetches a
-/// new token when the old one is used up or expired. The page calls `tollgate.fetch(url, options)`.
+/// with every call, solves proof-of-work challenges in a Web Worker, retries a 403 at most twice,
+/// and fetches a new token when the old one is used up or expired. The page calls `tollgate.fetch(url, options)`.
 enum BrowserSnippet {
     static func source(tokenPath: String) -> String {
         """

@@ -48,8 +48,8 @@ extension ClientConnectionHandler {
             }
             var headers: [(String, String)] = []
             var session = req.head.headers.cookie(tokens.config.cookie)
-            if session == nil || !PageTokenSession.isWellFormed(session!) {
-                session = PageTokens.newSession()
+            if !tokens.isIssuedSession(session) {
+                session = tokens.newSession()
                 headers.append(("Set-Cookie", "\(tokens.config.cookie)=\(session!); Path=/; HttpOnly; Secure; SameSite=Strict"))
             }
             let client = clientKey.description
@@ -72,26 +72,27 @@ extension ClientConnectionHandler {
             finishResponse(buffer, status: 200, decision: "pass", decidedBy: nil)
         case .preflight(let route):
             let h = req.head.headers
-            guard let cors = route.config.cors,
-                  let allowed = cors.preflight(origin: h.first(name: "origin"), method: h.first(name: "access-control-request-method"),
-                                               requestHeaders: h.first(name: "access-control-request-headers")) else {
+            guard let cors = route.config.cors else { return }
+            let (origin, method, asked) = (h.first(name: "origin"), h.first(name: "access-control-request-method"),
+                                           h.first(name: "access-control-request-headers"))
+            var note: String?
+            var allowed = cors.preflight(origin: origin, method: method, requestHeaders: asked)
+            if allowed == nil, let origin, route.config.shadowStages.contains(.cors) {
+                allowed = cors.grantAsAsked(origin: origin, method: method, requestHeaders: asked)
+                note = "shadow cors:cors"
+                loop.state.ledger.countRefusal(route: route.name, client: req.client ?? resolveClient(h).address,
+                                               reason: "shadow:cors", day: loop.today())
+            }
+            guard let allowed else {
                 respondWithProblem(.corsRefused, requestID: req.requestID, decidedBy: "cors")
                 return
             }
             let head = ResponseEncoder.Head(status: 204, contentType: nil, requestID: req.requestID, keepAlive: req.keepAlive,
                                             secure: req.secure, extraHeaders: allowed)
             ResponseEncoder.write(head, body: nil, into: &buffer)
-            finishResponse(buffer, status: 204, decision: "pass", decidedBy: "cors")
+            finishResponse(buffer, status: 204, decision: "pass", decidedBy: "cors", note: note)
         case .preflightRefused:
             respondWithProblem(.corsRefused, requestID: req.requestID, decidedBy: "cors")
-        }
-    }
-}
-
-enum PageTokenSession {
-    static func isWellFormed(_ s: String) -> Bool {
-        (16...64).contains(s.utf8.count) && s.utf8.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
         }
     }
 }

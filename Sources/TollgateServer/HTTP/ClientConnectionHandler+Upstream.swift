@@ -18,7 +18,6 @@ extension ClientConnectionHandler {
         let outcome = route.evaluate(&req.view!, from: index)
         switch outcome {
         case .reject(let policy, let problem):
-            countRefusal(policy, route: route)
             respondWithProblem(problem, requestID: req.requestID, decidedBy: policy)
         case .delay(let wait, let resumeAt):
             req.delayTimer = context.eventLoop.scheduleTask(in: TimeAmount(wait)) { [weak self, weak req] in
@@ -37,7 +36,7 @@ extension ClientConnectionHandler {
     /// goes on with the chain or answers.
     private func runExternalCheck(_ check: ExternalCheck, policy: String, route: Route, req: InboundRequest, resumeAt: Int) {
         guard let endpoint = loop.state.checkEndpoints[check.url.description] else {
-            respondWithProblem(.internalError, requestID: req.requestID, decidedBy: policy, note: "no endpoint for external check")
+            respondWithProblem(.internalError, requestID: req.requestID, decidedBy: "internal", note: "no endpoint for external check")
             return
         }
         let url = check.url
@@ -115,12 +114,18 @@ extension ClientConnectionHandler {
             return
         }
         let now = Int64(NIODeadline.wallClockSeconds)
-        switch spend.reserve(client: req.client ?? "unknown", session: sessionTag(req), now: now) {
+        var outcome = spend.reserve(client: req.client ?? "unknown", session: sessionTag(req), now: now,
+                                    shadow: route.config.shadowStages.contains(.budget))
+        if case .reservedOverCap(let reservation, let problem) = outcome {
+            req.view?.shadowed.append("budget:\(problem.code)")
+            outcome = .reserved(reservation)
+        }
+        switch outcome {
         case .refused(let problem):
-            loop.state.ledger.count(problem.status == 503 ? .refusedPaused : .refusedBudget, route: route.name,
-                                    day: loop.today(), savedMicros: 0)
             completeCache(req, with: nil)
             respondWithProblem(problem, requestID: req.requestID, decidedBy: "budget")
+        case .reservedOverCap:
+            break  // turned into .reserved above
         case .reserved(let reservation):
             req.reservation = reservation
             let eventLoop = context.eventLoop
@@ -142,7 +147,7 @@ extension ClientConnectionHandler {
                         state.logger.error("ledger write failed", metadata: ["error": "\(error)"])
                         Self.abandon(req, state: state)
                         if let self, self.request === req {
-                            self.respondWithProblem(.ledgerUnavailable, requestID: req.requestID, decidedBy: "budget",
+                            self.respondWithProblem(.ledgerUnavailable, requestID: req.requestID, decidedBy: "ledger",
                                                     note: "ledger write failed")
                         }
                     }
@@ -181,7 +186,7 @@ extension ClientConnectionHandler {
         settle(result, route: route, req: req)
         var outcome: UpstreamOutcome?
         if case .success(let response) = result {
-            outcome = UpstreamOutcome.classify(response, route: route.config, projection: route.projection)
+            outcome = UpstreamOutcome.classify(response, route: route)
         }
         var stored = false
         let ledCache = req.cacheKey != nil
@@ -281,16 +286,10 @@ extension ClientConnectionHandler {
         completeCache(req, with: nil, state: state)
     }
 
-    /// A hash of the page-token session cookie (never the cookie itself), or empty without one.
+    /// A hash of the session cookie (never the cookie itself) when the gateway issued it, or empty.
     private func sessionTag(_ req: InboundRequest) -> String {
-        guard let name = loop.state.pageTokens?.config.cookie, let cookie = req.view?.cookie(name), !cookie.isEmpty else { return "" }
+        guard let cookie = req.view?.session else { return "" }
         return SessionTag.of(cookie)
-    }
-
-    private func countRefusal(_ policy: String, route: Route) {
-        guard route.spend != nil || route.config.cache != nil else { return }
-        let event: UsageEvent = policy == "rate_limit" ? .refusedRateLimit : .refusedValidation
-        loop.state.ledger.count(event, route: route.name, day: loop.today(), savedMicros: 0)
     }
 }
 

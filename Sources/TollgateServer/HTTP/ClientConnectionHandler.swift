@@ -153,6 +153,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 req.early = (.notFound, "routing", nil)
             }
         }
+        if loop.draining {
+            // Arrived after shutdown began (pipelined behind a request still being answered).
+            req.early = (.shuttingDown, "shutdown", nil)
+        }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > req.maxBody {
             request = req
             respondWithProblem(.bodyTooLarge, requestID: id, decidedBy: "body_limit", note: "content-length \(length)", forceClose: true)
@@ -211,18 +215,28 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             let headers = req.head.headers
             let (clientKey, clientAddress) = resolveClient(headers)
             req.client = clientAddress
-            var extraHeaders: [(String, String)] = []
-            if let cors = route.config.cors { extraHeaders = cors.responseHeaders(origin: headers.first(name: "origin")) }
             req.view = RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, fields: headers,
                                    body: req.body.map { Array($0.readableBytesView) } ?? [],
                                    clientAddress: clientAddress, pathParams: req.pathParams,
                                    clientKey: clientKey, now: Int64(NIODeadline.now().uptimeNanoseconds),
                                    wallMillis: NIODeadline.wallClockMillis)
-            req.view!.responseHeaders = extraHeaders
+            if let cors = route.config.cors, let origin = headers.first(name: "origin") {
+                if !cors.allows(origin: origin), route.config.shadowStages.contains(.cors) {
+                    req.view!.responseHeaders = cors.grantAsAsked(origin: origin)
+                    req.view!.shadowed.append("cors:cors")
+                } else {
+                    req.view!.responseHeaders = cors.responseHeaders(origin: origin)
+                }
+            }
             runChain(route: route, from: 0)
         }
     }
 
+    /// Stages whose problems are failures rather than refusals of the client (not counted as refusals).
+    static let notRefusals: Set<String> = ["http", "routing", "upstream", "internal", "ledger", "shutdown"]
+
+    /// Answers with `problem`; a refusal is counted by the stage that made it (`decidedBy`: a policy
+    /// name, `budget`, `body_limit`, `cors`, …) for `tollgate usage`.
     func respondWithProblem(_ problem: Problem, requestID: String, decidedBy: String, note: String? = nil,
                                     forceClose: Bool = false, upstreamStatus: Int? = nil, upstreamMicros: Int64? = nil) {
         guard let context else { return }
@@ -235,11 +249,28 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let extra = request?.view?.responseHeaders, !extra.isEmpty {
             problem.headers += extra.filter { name, _ in !problem.headers.contains { $0.0 == name } }
         }
+        if let req = request, let route = req.route, route.rateLimits != nil, !problem.headers.contains(where: { $0.0 == "RateLimit" }) {
+            problem.headers += route.limitHeaders(req.view ?? limitView(req))
+        }
+        if !Self.notRefusals.contains(decidedBy) {
+            let reason = decidedBy == "budget" && problem.code == "paused" ? "paused" : decidedBy
+            loop.state.ledger.countRefusal(route: request?.route?.name ?? "-", client: request?.client ?? peerAddress,
+                                           reason: reason, day: loop.today())
+        }
         var buffer = context.channel.allocator.buffer(capacity: 1024)
         ResponseEncoder.writeProblem(problem, requestID: requestID, keepAlive: request?.keepAlive ?? false,
                                      secure: request?.secure ?? secureListener, into: &buffer, allocator: context.channel.allocator)
         finishResponse(buffer, status: problem.status, decision: "reject", decidedBy: decidedBy, note: note,
                        upstreamStatus: upstreamStatus, upstreamMicros: upstreamMicros, requestID: requestID)
+    }
+
+    /// What limits need to look up their buckets, for a request refused before its view was built
+    /// (a body over the limit).
+    private func limitView(_ req: InboundRequest) -> RequestView {
+        let (key, address) = resolveClient(req.head.headers)
+        return RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, fields: req.head.headers,
+                           clientAddress: address, clientKey: key, now: Int64(NIODeadline.now().uptimeNanoseconds),
+                           wallMillis: NIODeadline.wallClockMillis)
     }
 
     /// Writes a complete response, logs it, and moves on to the next pipelined request (or closes).
@@ -254,7 +285,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         loop.responses[min(5, max(1, status / 100))] += 1
 
         if let req {
-            if let view = req.view { req.route?.completed(view, status: status) }
+            if let view = req.view {
+                req.route?.completed(view, status: status)
+                for shadowed in view.shadowed {
+                    let policy = shadowed.prefix { $0 != ":" }
+                    loop.state.ledger.countRefusal(route: req.route?.name ?? "-", client: req.client ?? peerAddress,
+                                                   reason: "shadow:" + policy, day: loop.today())
+                }
+            }
             if loop.state.accessLog.isEnabled { loop.state.accessLog.write(AccessRecord(
                 requestID: requestID ?? req.requestID, route: req.route?.name, method: req.head.method.rawValue,
                 path: String(req.path), status: status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
@@ -264,7 +302,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                     .compactMap { $0 }.joined(separator: "; ").nilIfEmpty)) }
         }
 
-        if !keepAlive {
+        // Shutting down: the next pipelined request, if the client already sent one, still gets an
+        // answer (503, then the connection closes) rather than being dropped unanswered.
+        let answerQueued = loop.draining && req?.keepAlive == true && !queued.isEmpty
+        if !keepAlive && !answerQueued {
             closeAfterWriting(buffer, context: context)
             return
         }

@@ -5,11 +5,30 @@ import TollgateCore
 ///
 /// Redirects are never followed nor passed on (a `Location` could carry the key or point the page
 /// elsewhere); upstream errors become generic problems so that upstream error text, which may echo
-/// the key or internal details, never reaches the client.
+/// the key or internal details, never reaches the client. A success that would carry the route's
+/// secret (``SecretEcho``) is refused whole, so neither the client nor the cache ever holds it.
 enum UpstreamOutcome {
     case relay(status: Int, contentType: String?, body: ByteBuffer, headers: [(String, String)])
     /// Answer with this problem; `note` is for the log.
     case refuse(Problem, note: String)
+
+    static func classify(_ response: UpstreamResponse, route: Route) -> UpstreamOutcome {
+        let outcome = classify(response, route: route.config, projection: route.projection)
+        guard let echo = route.secretEcho, case .relay(_, let contentType, let body, let headers) = outcome else { return outcome }
+        if let place = Self.echoed(echo, contentType: contentType, body: body, headers: headers) {
+            return .refuse(.upstreamFailed, note: "upstream response carried the route's secret in \(place); refused")
+        }
+        return outcome
+    }
+
+    /// Where in what would be relayed a form of the secret occurs (`body`, `content-type`, a header
+    /// name), or nil. Never returns what was found.
+    static func echoed(_ echo: SecretEcho, contentType: String?, body: ByteBuffer, headers: [(String, String)]) -> String? {
+        if body.withUnsafeReadableBytes({ echo.occurs(in: $0) }) { return "the body" }
+        if let contentType, echo.occurs(in: contentType) { return "content-type" }
+        for (name, value) in headers where echo.occurs(in: value) { return "header \(name.lowercased())" }
+        return nil
+    }
 
     static func classify(_ response: UpstreamResponse, route: RouteConfig, projection: ResponseProjection?) -> UpstreamOutcome {
         let status = response.status

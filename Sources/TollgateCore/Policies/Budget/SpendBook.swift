@@ -29,6 +29,8 @@ public final class SpendBook: Sendable {
     }
 
     public let budgets: [BudgetConfig]
+    /// The one total of a session budget for every request without a session the gateway issued.
+    public static let unverifiedSession = "unverified"
     static let maxKeysBeforeSweep = 100_000
     private let sweepAt = Mutex<Int>(SpendBook.maxKeysBeforeSweep)
     private let tallies = Mutex<[Key: Tally]>([:])
@@ -38,8 +40,9 @@ public final class SpendBook: Sendable {
         self.budgets = budgets
     }
 
-    /// The keys a request of `route` from `client` (in `session`, a hash of the session cookie, or
-    /// empty without one) is counted in.
+    /// The keys a request of `route` from `client` (in `session`, a hash of a session cookie the
+    /// gateway issued, or empty) is counted in. Requests without an issued session share one
+    /// total, ``unverifiedSession``: an invented cookie never gets a fresh budget.
     public func keys(route: String, client: String, session: String = "") -> [Key] {
         budgets.enumerated().compactMap { i, b in
             guard b.covers(route) else { return nil }
@@ -47,21 +50,25 @@ public final class SpendBook: Sendable {
             case .global: return Key(budget: i, scope: "*")
             case .route: return Key(budget: i, scope: route)
             case .client: return Key(budget: i, scope: client)
-            case .session: return Key(budget: i, scope: session.isEmpty ? "no-session" : session)
+            case .session: return Key(budget: i, scope: session.isEmpty ? Self.unverifiedSession : session)
             }
         }
     }
 
-    /// Takes `amount` from every key at `now` (Unix seconds) if none would exceed its limit.
-    public func reserve(_ keys: [Key], amount: Int64, now: Int64) -> Refusal? {
+    /// Takes `amount` from every key at `now` (Unix seconds) if none would exceed its limit. With
+    /// `evenOverCap` (shadow mode) it is taken regardless, and the refusal it would have been is returned.
+    public func reserve(_ keys: [Key], amount: Int64, now: Int64, evenOverCap: Bool = false) -> Refusal? {
         tallies.withLock { tallies in
+            var refusal: Refusal?
             for key in keys {
                 let budget = budgets[key.budget]
                 let spent = Self.spent(tallies[key], budget: budget, now: now)
                 if spent + amount > budget.limit.micros {
-                    return Refusal(budget: key.budget, resetAt: Self.resetTime(tallies[key], budget: budget, now: now, needed: amount))
+                    refusal = Refusal(budget: key.budget, resetAt: Self.resetTime(tallies[key], budget: budget, now: now, needed: amount))
+                    break
                 }
             }
+            if refusal != nil, !evenOverCap { return refusal }
             for key in keys {
                 let slot = Self.slot(budgets[key.budget], time: now)
                 tallies[key, default: Tally()].slices[slot, default: 0] += amount
@@ -75,7 +82,7 @@ public final class SpendBook: Sendable {
                 let next = max(Self.maxKeysBeforeSweep, tallies.count * 2)
                 sweepAt.withLock { $0 = next }
             }
-            return nil
+            return refusal
         }
     }
 

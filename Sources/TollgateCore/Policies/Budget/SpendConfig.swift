@@ -47,7 +47,8 @@ public struct BudgetConfig: Sendable, Equatable {
         case route
         /// A total per client address (grouped by the client_ip prefixes).
         case client
-        /// A total per browser session (the page-token session cookie); calls without one share a total.
+        /// A total per browser session: the page-token session cookie, counted only when the gateway
+        /// issued it (its MAC verifies); calls without one, or with an invented one, share one total.
         case session
     }
 

@@ -11,6 +11,8 @@ public struct SpendControl: Sendable {
     public enum Outcome: Sendable {
         case reserved(SpendReservation)
         case refused(Problem)
+        /// Shadow mode: reserved although a cap is passed; `wouldRefuse` is what enforcing would answer.
+        case reservedOverCap(SpendReservation, wouldRefuse: Problem)
     }
 
     public init(route: String, cost: CostConfig, book: SpendBook) {
@@ -20,27 +22,30 @@ public struct SpendControl: Sendable {
     }
 
     /// Reserves the call's cost for `client` (and `session`, a hash of the session cookie) at `now`
-    /// (Unix seconds), or says why not.
-    public func reserve(client: String, session: String = "", now: Int64) -> Outcome {
+    /// (Unix seconds), or says why not. In `shadow` mode a passed cap does not refuse: the cost is
+    /// reserved anyway and the refusal returned alongside. A pause refuses in either mode.
+    public func reserve(client: String, session: String = "", now: Int64, shadow: Bool = false) -> Outcome {
         if book.isPaused(route) {
             return .refused(Problem(status: 503, code: "paused", title: "Service Unavailable",
                                     detail: "Calls to this service are paused by the operator."))
         }
         let keys = book.keys(route: route, client: client, session: session)
         let amount = cost.reserve.micros
-        if let refusal = book.reserve(keys, amount: amount, now: now) {
+        let reservation = { SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client,
+                                             session: session, book: book) }
+        if let refusal = book.reserve(keys, amount: amount, now: now, evenOverCap: shadow) {
             let budget = book.budgets[refusal.budget]
             let retry = max(1, refusal.resetAt - now)
-            return .refused(Problem(
+            let problem = Problem(
                 status: budget.status, code: "budget-exhausted",
                 title: budget.status == 429 ? "Too Many Requests" : "Payment Required",
                 detail: "The spending limit for this service has been reached.",
                 extensions: [JSONMember("budget", .string(budget.name)),
                              JSONMember("reset_at", .string(Self.iso8601(refusal.resetAt)))],
-                headers: [("Retry-After", String(retry))]))
+                headers: [("Retry-After", String(retry))])
+            return shadow ? .reservedOverCap(reservation(), wouldRefuse: problem) : .refused(problem)
         }
-        return .reserved(SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client,
-                                          session: session, book: book))
+        return .reserved(reservation())
     }
 
     public static func iso8601(_ seconds: Int64) -> String {

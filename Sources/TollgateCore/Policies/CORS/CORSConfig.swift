@@ -22,6 +22,20 @@ public struct CORSConfig: Sendable, Equatable {
         return out
     }
 
+    /// Shadow mode: the headers that grant `origin` what it asked for, for a request or preflight
+    /// the rules refuse (credentials only if the route allows them).
+    public func grantAsAsked(origin: String, method: String? = nil, requestHeaders: String? = nil) -> [(String, String)] {
+        var out: [(String, String)] = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        if credentials { out.append(("Access-Control-Allow-Credentials", "true")) }
+        if let method {
+            let methods = methods.contains(method.uppercased()) ? methods : methods + [method.uppercased()]
+            out.append(("Access-Control-Allow-Methods", methods.joined(separator: ", ")))
+            if let requestHeaders, !requestHeaders.isEmpty { out.append(("Access-Control-Allow-Headers", requestHeaders)) }
+            out.append(("Access-Control-Max-Age", "0"))
+        }
+        return out
+    }
+
     /// The answer to a preflight, or nil when it must be refused.
     public func preflight(origin: String?, method: String?, requestHeaders: String?) -> [(String, String)]? {
         guard let origin, allows(origin: origin), let method, methods.contains(method.uppercased()) else { return nil }

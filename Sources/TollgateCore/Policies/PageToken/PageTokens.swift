@@ -128,9 +128,25 @@ public final class PageTokens: Sendable {
         return Data(SHA256.hash(data: Data(text.utf8))).prefix(16)
     }
 
-    /// A new random session id for the cookie.
-    public static func newSession() -> String {
-        Data((0..<18).map { _ in UInt8.random(in: 0...255) }).base64URL
+    /// A new session id for the cookie: 16 random bytes and a 12-byte MAC of them under the signing
+    /// key, so that a session the gateway issued can later be told from an invented one without
+    /// storing it (``isIssuedSession(_:)``). Base64url, 38 characters.
+    public func newSession() -> String {
+        let random = Data((0..<16).map { _ in UInt8.random(in: 0...255) })
+        return (random + Self.sessionMAC(random, key: keys[0].key)).base64URL
+    }
+
+    /// Whether `cookie` is a session id this gateway issued under one of its current keys. Budgets
+    /// and limits per session count only such sessions: any other value is attacker-chosen.
+    public func isIssuedSession(_ cookie: String?) -> Bool {
+        guard let cookie, cookie.utf8.count == 38, let raw = Data(base64URL: Substring(cookie)), raw.count == 28 else { return false }
+        let random = raw.prefix(16)
+        let mac = raw.suffix(12)
+        return keys.contains { Self.sessionMAC(random, key: $0.key).constantTimeEquals(mac) }
+    }
+
+    private static func sessionMAC(_ random: Data, key: SymmetricKey) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: Data("tollgate-session\u{0}".utf8) + random, using: key)).prefix(12)
     }
 }
 
@@ -142,6 +158,14 @@ extension Duration {
 }
 
 extension Data {
+    /// Compares without stopping at the first difference (MACs must not leak through timing).
+    func constantTimeEquals(_ other: Data) -> Bool {
+        guard count == other.count else { return false }
+        var diff: UInt8 = 0
+        for (a, b) in zip(self, other) { diff |= a ^ b }
+        return diff == 0
+    }
+
     var base64URL: String {
         base64EncodedString().replacingAll("+", with: "-").replacingAll("/", with: "_").replacingAll("=", with: "")
     }

@@ -12,13 +12,28 @@ public struct RateLimitPolicy: Policy {
         public let config: LimitConfig
         public let limiter: RateLimiter
         let waiting: WaitingRoom?
+        /// A `per: cookie:` limit on the page-token session cookie: it counts only sessions the
+        /// gateway issued (``RequestView/session``); every other value shares one bucket.
+        var issuedSessionsOnly = false
+
+        /// The bucket `request` is counted in.
+        func key(_ request: RequestView) -> BucketKey {
+            issuedSessionsOnly ? RateLimitPolicy.hashed(request.session) : RateLimitPolicy.key(config.scope, request)
+        }
     }
 
     public let limits: [Bound]
+    /// Whether a limit counts per issued session (the route must then verify the session cookie).
+    public let countsSessions: Bool
     private let policyHeader: String
 
-    public init(limits: [Bound]) {
+    public init(limits: [Bound], sessionCookie: String? = nil) {
+        var limits = limits
+        for i in limits.indices where sessionCookie != nil && limits[i].config.scope == .cookie(sessionCookie!) {
+            limits[i].issuedSessionsOnly = true
+        }
         self.limits = limits
+        self.countsSessions = limits.contains { $0.issuedSessionsOnly }
         policyHeader = limits.map { "\"\($0.config.name)\";q=\($0.config.rate.count);w=\($0.config.rate.windowSeconds)" }
             .joined(separator: ", ")
     }
@@ -28,7 +43,7 @@ public struct RateLimitPolicy: Policy {
         var delay: Int64 = 0
         for (i, bound) in limits.enumerated() {
             let config = bound.config
-            let key = Self.key(config.scope, request)
+            let key = bound.key(request)
             var maxDelay: Int64 = 0
             if case .throttle(let d, _) = config.mode { maxDelay = d.nanoseconds }
             let outcome = bound.limiter.acquire(key, weight: config.weight, now: request.now, maxDelayNanos: maxDelay,
@@ -45,10 +60,13 @@ public struct RateLimitPolicy: Policy {
             guard accepted else {
                 if outcome.allowed, !config.skipSuccessful { bound.limiter.refund(key, weight: config.weight) }
                 for earlier in limits[..<i] where !earlier.config.skipSuccessful {
-                    earlier.limiter.refund(Self.key(earlier.config.scope, request), weight: earlier.config.weight)
+                    earlier.limiter.refund(earlier.key(request), weight: earlier.config.weight)
                 }
                 request.holds.removeAll()
                 Self.appendState(&state, config.name, remaining: 0, resetNanos: outcome.resetNanos)
+                // Also on the response itself, for when this refusal is only shadowed.
+                request.responseHeaders.append(("RateLimit-Policy", policyHeader))
+                request.responseHeaders.append(("RateLimit", state))
                 return .reject(tooManyRequests(retryAfterNanos: max(outcome.retryAfterNanos, 1), state: state, limit: config.name))
             }
             delay = max(delay, outcome.delayNanos)
@@ -59,11 +77,23 @@ public struct RateLimitPolicy: Policy {
         return delay > 0 ? .delay(.nanoseconds(delay)) : .pass
     }
 
+    /// `RateLimit-Policy` and `RateLimit` for a response this policy did not decide (an earlier
+    /// policy refused first): the state of every bucket, nothing consumed.
+    public func currentHeaders(_ request: RequestView) -> [(String, String)] {
+        var state = ""
+        for bound in limits {
+            if !state.isEmpty { state += ", " }
+            let (remaining, reset) = bound.limiter.peek(bound.key(request), now: request.now)
+            Self.appendState(&state, bound.config.name, remaining: remaining, resetNanos: reset)
+        }
+        return [("RateLimit-Policy", policyHeader), ("RateLimit", state)]
+    }
+
     /// `skip_successful` limits count a request only once its response shows it failed.
     public func completed(_ request: RequestView, status: Int) {
         guard status >= 400 else { return }
         for bound in limits where bound.config.skipSuccessful {
-            _ = bound.limiter.acquire(Self.key(bound.config.scope, request), weight: bound.config.weight, now: request.now)
+            _ = bound.limiter.acquire(bound.key(request), weight: bound.config.weight, now: request.now)
         }
     }
 

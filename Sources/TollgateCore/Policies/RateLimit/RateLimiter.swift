@@ -124,6 +124,16 @@ public final class RateLimiter: Sendable {
         return outcome!
     }
 
+    /// What the bucket of `key` holds at `now`, without taking anything or adding the key: whole
+    /// requests allowed now and nanoseconds until it is full. For `RateLimit` headers on responses
+    /// that an earlier policy refused.
+    public func peek(_ key: BucketKey, now: Int64) -> (remaining: Int, resetNanos: Int64) {
+        let stripe = stripes[stripeIndex(key)]
+        let tat = stripe.state.withLock { $0.tats[key] } ?? now
+        let current = max(tat, now)
+        return (max(0, Int((capacityNanos - (current - now)) / intervalNanos)), current - now)
+    }
+
     /// Gives back `weight` units taken by ``acquire(_:weight:now:maxDelayNanos:commit:)`` (when a
     /// later limit refused the same request).
     public func refund(_ key: BucketKey, weight: Int = 1) {

@@ -3,6 +3,9 @@
 ///
 /// Refused: unknown parameters, a parameter given twice (parameter pollution), a body that is not a
 /// JSON object when the route declares body parameters, and a body on a route that declares none.
+/// A body on a route with body parameters that names another media type than JSON
+/// (`application/json` or `+json`) is refused with 415 — notably `text/plain`, which browsers send
+/// cross-origin without a preflight; a body without `Content-Type` is parsed as JSON. A refused request still gets ``RequestView/params`` with the values that passed (for shadow mode).
 public struct ValidationPolicy: Policy {
     public let name = "validation"
     public let specs: [ParamSpec]
@@ -19,6 +22,9 @@ public struct ValidationPolicy: Policy {
     }
 
     public func evaluate(_ request: inout RequestView) -> Decision {
+        if !bodyIndices.isEmpty, !request.body.isEmpty, let type = request.header("content-type"), !Self.isJSON(type) {
+            return .reject(.unsupportedMediaType)
+        }
         var errors: [FieldError] = []
         var values = [ParamValue?](repeating: nil, count: specs.count)
 
@@ -42,14 +48,15 @@ public struct ValidationPolicy: Policy {
                 errors.append(FieldError(field: spec.name, location: spec.location.rawValue, rule: "required", detail: "is required", excerpt: nil))
             }
         }
-        guard errors.isEmpty else { return .reject(Self.problem(errors)) }
+        // Only values that passed their rules are ever kept: in shadow mode, where a refusal is only
+        // noted, the upstream gets the valid parameters and never an invalid or unknown one.
         var params: [ValidatedParam] = []
         params.reserveCapacity(specs.count)
         for (i, spec) in specs.enumerated() {
             if let value = values[i] { params.append(ValidatedParam(name: spec.name, location: spec.location, value: value)) }
         }
         request.params = params
-        return .pass
+        return errors.isEmpty ? .pass : .reject(Self.problem(errors))
     }
 
     /// Walks the raw query once, without splitting it into arrays; only values are decoded.
@@ -109,6 +116,12 @@ public struct ValidationPolicy: Policy {
         case .success(let v): values[index] = v
         case .failure(let e): errors.append(e)
         }
+    }
+
+    /// `application/json` or a `+json` type, parameters ignored.
+    static func isJSON(_ contentType: String) -> Bool {
+        let type = contentType.prefix { $0 != ";" }.trimmingWhitespace().lowercased()
+        return type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))
     }
 
     static func problem(_ errors: [FieldError]) -> Problem {
