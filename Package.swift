@@ -79,7 +79,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "TollgateServerTests", dependencies: ["TollgateServer", "TollgateCore"]),
+        .testTarget(name: "TollgateServerTests", dependencies: [
+            "TollgateServer", "TollgateCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "TollgateStoreTests", dependencies: ["TollgateStore", "TollgateCore"]),
     ]
 )

@@ -58,6 +58,12 @@ final class AdminServer: @unchecked Sendable {
             metric("tollgate_ratelimit_overflow_total", "counter",
                    "Requests of new keys counted in the shared overflow bucket because the table was full of live keys.",
                    limiters.map { ("{limit=\"\(Self.label($0.name))\"}", Int64($0.limiter.overflowed)) })
+            metric("tollgate_access_log_dropped_total", "counter",
+                   "Access-log lines dropped because the log writer fell behind (requests never wait for it).",
+                   [("", Int64(state.accessLog.dropped))])
+            metric("tollgate_alerts_dropped_total", "counter",
+                   "Budget alert crossings dropped because the store fell behind (fired on a later reservation).",
+                   [("", Int64(state.alerts.dropped.withLockedValue { $0 }))])
             metric("tollgate_cache_bytes", "gauge", "Bytes held by the response cache.", [("", Int64(state.cache.byteCount))])
             let now = Int64(NIODeadline.wallClockSeconds)
             let spend = state.book.snapshot(now: now).filter { state.book.budgets[$0.key.budget].scope != .client

@@ -137,6 +137,7 @@ public final class GatewayServer: @unchecked Sendable {
             }.get()
         }
         pauseWatch?.cancel()
+        state.accessLog.drain()
         state.ledger.flush()
         try? await group.shutdownGracefully()
     }

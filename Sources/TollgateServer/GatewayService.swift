@@ -19,7 +19,7 @@ public struct GatewayService: Service {
         try await server.start()
         logger.info("listening", metadata: ["address": "\(server.localAddress.flatMap { a in a.ipAddress.map { "\($0):\(a.port ?? 0)" } } ?? "?")"])
         try? await gracefulShutdown()
-        logger.info("shutting down", metadata: ["grace_ms": "\(grace.components.seconds * 1000 + grace.components.attoseconds / 1_000_000_000_000_000)"])
+        logger.info("shutting down", metadata: ["grace_ms": "\(grace.milliseconds)"])
         await server.shutdown(grace: grace)
         logger.info("stopped")
     }

@@ -50,7 +50,7 @@ final class GatewayState: Sendable {
             shared.captcha = (captcha, secret, CaptchaPasses())
         }
         self.checkEndpoints = try config.captcha.map { [$0.siteverifyURL.description: try UpstreamEndpoint(url: $0.siteverifyURL, caFile: nil)] } ?? [:]
-        self.routes = GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
+        self.routes = try GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
         self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
         var files: [String: ByteBuffer] = [:]
         for route in config.routes {
@@ -91,6 +91,8 @@ final class LoopContext {
     let eventLoop: EventLoop
     let state: GatewayState
     let pool: UpstreamPool
+    /// Makes the exchanges' upstream calls: the pool (a test may stand in a scripted caller).
+    var upstream: any UpstreamCaller
     var requestIDs = RequestIDGenerator()
     /// Open client connections, so shutdown can ask each to finish and close.
     var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
@@ -105,6 +107,7 @@ final class LoopContext {
         self.eventLoop = eventLoop
         self.state = state
         self.pool = UpstreamPool(eventLoop: eventLoop)
+        self.upstream = pool
     }
 
     private var day: (end: Int, text: String) = (0, "")

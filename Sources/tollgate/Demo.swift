@@ -21,7 +21,7 @@ struct Demo: AsyncParsableCommand {
         for name in ["ADDRESS_API_KEY", "PAGE_TOKEN_KEY", "CHALLENGE_KEY"] where ProcessInfo.processInfo.environment[name] == nil {
             var bytes = [UInt8](repeating: 0, count: 24)
             for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-            setenv(name, "demo_" + bytes.map { String(format: "%02x", $0) }.joined(), 1)
+            setenv(name, "demo_" + Hex.encode(bytes), 1)
         }
         let key = ProcessInfo.processInfo.environment["ADDRESS_API_KEY"]!
         let (gatewayConfig, secrets) = try loadForServing(path: config, logger: logger)

@@ -205,7 +205,14 @@ func sha256Hex(_ s: String) -> String {
 
     @Test func shadowModeNotesButPasses() {
         var view = RequestView(method: "GET", path: "/", query: "", headers: [("Origin", "https://evil.example")], clientAddress: "1.1.1.1")
-        #expect(ShadowPolicy(policy).evaluate(&view) == .pass)
+        let shadow = ShadowMode(policies: [.origin], stages: [])
+        #expect(shadow.apply(policy.evaluate(&view), by: .origin, to: &view) == .pass)
         #expect(view.shadowed == ["origin:origin:origin-not-allowed"])
+        // Enforcing, the same refusal stands and nothing is noted.
+        var enforced = RequestView(method: "GET", path: "/", query: "", headers: [("Origin", "https://evil.example")], clientAddress: "1.1.1.1")
+        guard case .reject = ShadowMode(policies: [], stages: []).apply(policy.evaluate(&enforced), by: .origin, to: &enforced) else {
+            Issue.record("must refuse when not shadowed"); return
+        }
+        #expect(enforced.shadowed.isEmpty)
     }
 }

@@ -99,14 +99,14 @@ import Testing
         """
         let config = try ConfigLoader.load(yaml: yaml, baseDirectory: "/tmp").config
         let registry = LimiterRegistry(maxKeys: 100)
-        let route = Route(config: config.routes[0], secrets: [:], limiters: registry)
+        let route = try Route(config: config.routes[0], secrets: [:], limiters: registry)
         func call() -> Route.ChainOutcome {
             var view = RequestView(method: "GET", path: "/r", query: "", headers: [], clientAddress: "198.51.100.1", now: 5 * second)
             return route.evaluate(&view)
         }
         guard case .pass = call() else { Issue.record("first should pass"); return }
         guard case .reject(let policy, let problem) = call() else { Issue.record("second should be refused"); return }
-        #expect(policy == "rate_limit" && problem.status == 429)
+        #expect(policy == .rateLimit && problem.status == 429)
         #expect(problem.headers.contains { $0.0 == "Retry-After" && $0.1 == "60" })
         #expect(problem.headers.contains { $0.0 == "RateLimit-Policy" && $0.1 == "\"ip\";q=10;w=1, \"global\";q=1;w=60" })
         // The refused request did not consume the per-ip allowance: 9 left, not 8.

@@ -34,7 +34,7 @@ import Testing
         let loaded = try ConfigLoader.load(yaml: yaml, baseDirectory: "/tmp")
         var shared = Route.Shared(limiters: LimiterRegistry(maxKeys: 1000), book: SpendBook(budgets: budgets))
         shared.pageTokens = PageTokens(config: config, secrets: secrets)
-        return Route(config: loaded.config.routes[0], secrets: ["API_KEY": "k"], shared: shared)
+        return try Route(config: loaded.config.routes[0], secrets: ["API_KEY": "k"], shared: shared)
     }
 
     func view(cookie: String) -> RequestView {
@@ -49,7 +49,7 @@ import Testing
         guard case .pass = r.evaluate(&a), case .reject(let policy, _) = r.evaluate(&b) else {
             Issue.record("invented cookies must share one bucket"); return
         }
-        #expect(policy == "rate_limit" && a.session == nil)
+        #expect(policy == .rateLimit && a.session == nil)
         // Issued sessions: one bucket each.
         var c = view(cookie: tokens.newSession()), d = view(cookie: tokens.newSession())
         guard case .pass = r.evaluate(&c), case .pass = r.evaluate(&d) else { Issue.record("issued sessions get their own"); return }

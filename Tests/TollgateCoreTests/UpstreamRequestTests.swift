@@ -15,7 +15,7 @@ import Testing
     }
 
     func render(_ route: RouteConfig, query: String, headers: [(String, String)] = []) -> (head: String, body: [UInt8]) {
-        let r = Route(config: route, secrets: ["API_KEY": "k3y&=/"], limiters: LimiterRegistry(maxKeys: 100))
+        let r = try! Route(config: route, secrets: ["API_KEY": "k3y&=/"], limiters: LimiterRegistry(maxKeys: 100))
         var view = RequestView(method: "GET", path: "/r", query: Substring(query), headers: headers.map { ($0.0, $0.1) }, clientAddress: "1.1.1.1")
         #expect(r.evaluate(&view).isPass)
         return r.template!.render(view, requestID: "req-1")
@@ -66,7 +66,7 @@ import Testing
             fixed_body: { mode: strict, version: 2 }
         """
         let config = try #require(try ConfigLoader.load(yaml: yaml, baseDirectory: "/tmp").config.routes.first)
-        let r = Route(config: config, secrets: [:], limiters: LimiterRegistry(maxKeys: 100))
+        let r = try Route(config: config, secrets: [:], limiters: LimiterRegistry(maxKeys: 100))
         var view = RequestView(method: "POST", path: "/r", query: "", headers: [], body: Array(#"{"n":7,"q":"x"}"#.utf8), clientAddress: "1.1.1.1")
         #expect(r.evaluate(&view).isPass)
         let (head, body) = r.template!.render(view, requestID: "id")

@@ -38,3 +38,17 @@ extension StringProtocol {
         return String(slice)
     }
 }
+
+extension Duration {
+    /// Whole nanoseconds (timers, monotonic clocks). The one conversion the modules share.
+    public var nanoseconds: Int64 {
+        let (s, atto) = components
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
+
+    /// Whole milliseconds (token ages, the token endpoint's `min_age_ms`).
+    public var milliseconds: Int64 {
+        let (s, atto) = components
+        return s * 1000 + atto / 1_000_000_000_000_000
+    }
+}

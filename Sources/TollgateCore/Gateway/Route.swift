@@ -13,17 +13,19 @@ public final class Route: Sendable {
     public let rateLimits: RateLimitPolicy?
     /// Verifies the session cookie when something on this route counts per session.
     private let sessions: PageTokens?
+    /// Which policies and stages only note what they would refuse.
+    public let shadow: ShadowMode
     /// The forms of the secret this route injects, which no relayed response may carry (nil without auth).
     public let secretEcho: SecretEcho?
 
     /// What the chain decided.
     public enum ChainOutcome {
         case pass
-        case reject(policy: String, problem: Problem)
+        case reject(policy: RouteConfig.PolicyKind, problem: Problem)
         /// Wait, then resume the chain at policy index `resumeAt`.
         case delay(Duration, resumeAt: Int)
         /// Make this call, let it decide, then (if it passes) resume at `resumeAt`.
-        case external(ExternalCheck, policy: String, resumeAt: Int)
+        case external(ExternalCheck, policy: RouteConfig.PolicyKind, resumeAt: Int)
     }
 
     /// Shared, gateway-wide parts that policies of several routes use.
@@ -43,33 +45,17 @@ public final class Route: Sendable {
         }
     }
 
-    public convenience init(config: RouteConfig, secrets: [String: String], limiters: LimiterRegistry, book: SpendBook? = nil) {
-        self.init(config: config, secrets: secrets, shared: Shared(limiters: limiters, book: book ?? SpendBook(budgets: [])))
+    public convenience init(config: RouteConfig, secrets: [String: String], limiters: LimiterRegistry,
+                            book: SpendBook? = nil) throws(RouteWiringError) {
+        try self.init(config: config, secrets: secrets, shared: Shared(limiters: limiters, book: book ?? SpendBook(budgets: [])))
     }
 
-    public init(config: RouteConfig, secrets: [String: String], shared: Shared) {
+    /// Builds the route; throws when it requires a policy whose gateway-wide part is missing.
+    public init(config: RouteConfig, secrets: [String: String], shared: Shared) throws(RouteWiringError) {
         self.config = config
-        var byKind: [RouteConfig.PolicyKind: any Policy] = [.validation: ValidationPolicy(specs: config.params)]
-        let sessionCookie = shared.pageTokens?.config.cookie
-        if !config.limits.isEmpty {
-            let limits = RateLimitPolicy(limits: config.limits.map { shared.limiters.bind($0) }, sessionCookie: sessionCookie)
-            byKind[.rateLimit] = limits
-            self.rateLimits = limits
-        } else {
-            self.rateLimits = nil
-        }
-        if let origin = config.origin { byKind[.origin] = OriginPolicy(config: origin) }
-        if config.requiresPageToken, let tokens = shared.pageTokens { byKind[.pageToken] = PageTokenPolicy(tokens: tokens) }
-        if config.requiresCaptcha, let captcha = shared.captcha {
-            byKind[.captcha] = CaptchaPolicy(config: captcha.config, secretValue: captcha.secret,
-                                             sessionCookie: shared.pageTokens?.config.cookie, passes: captcha.passes)
-        }
-        if let (when, rate) = config.challenge, let pow = shared.proofOfWork {
-            byKind[.challenge] = ChallengePolicy(pow: pow, when: when, softRate: rate, route: config.name)
-        }
-        self.policies = config.policyOrder.compactMap { kind in
-            byKind[kind].map { config.shadow.contains(kind) ? ShadowPolicy($0) : $0 }
-        }
+        self.policies = try PolicyRegistry.chain(for: config, shared: shared)
+        self.shadow = ShadowMode(policies: config.shadow, stages: config.shadowStages)
+        self.rateLimits = policies.lazy.compactMap { $0 as? RateLimitPolicy }.first
         self.template = config.upstream.map { UpstreamRequestTemplate(route: config, upstream: $0, secrets: secrets) }
         self.projection = config.response.fields.map { ResponseProjection(fields: $0) }
         self.spend = config.cost.map { SpendControl(route: config.name, cost: $0, book: shared.book) }
@@ -94,14 +80,21 @@ public final class Route: Sendable {
         while index < policies.count {
             let policy = policies[index]
             index += 1
-            switch policy.evaluate(&request) {
+            switch shadow.apply(policy.evaluate(&request), by: policy.kind, to: &request) {
             case .pass: continue
-            case .reject(let problem): return .reject(policy: policy.name, problem: problem)
+            case .reject(let problem): return .reject(policy: policy.kind, problem: problem)
             case .delay(let d): return .delay(d, resumeAt: index)
-            case .external(let check): return .external(check, policy: policy.name, resumeAt: index)
+            case .external(let check): return .external(check, policy: policy.kind, resumeAt: index)
             }
         }
         return .pass
+    }
+
+    /// Lets the policy that asked for `check` decide on its answer (`status` nil: no usable answer),
+    /// shadow mode applied as for the rest of the chain.
+    public func decide(_ check: ExternalCheck, by kind: RouteConfig.PolicyKind, status: Int?, body: [UInt8]?,
+                       request: inout RequestView) -> Decision {
+        shadow.apply(check.decide(status, body), by: kind, to: &request)
     }
 
     /// `RateLimit-Policy` and `RateLimit` for a response of this route whose chain refused before
@@ -118,7 +111,10 @@ public final class Route: Sendable {
 
 /// Builds the route table of a loaded config with its resolved secrets.
 public enum GatewayRoutes {
-    public static func table(config: GatewayConfig, secrets: [String: String], shared: Route.Shared) -> RouteTable<Route> {
-        RouteTable(config.routes.map { ($0.method, $0.path, Route(config: $0, secrets: secrets, shared: shared)) })
+    public static func table(config: GatewayConfig, secrets: [String: String],
+                             shared: Route.Shared) throws(RouteWiringError) -> RouteTable<Route> {
+        var entries: [(String, PathPattern, Route)] = []
+        for route in config.routes { entries.append((route.method, route.path, try Route(config: route, secrets: secrets, shared: shared))) }
+        return RouteTable(entries)
     }
 }

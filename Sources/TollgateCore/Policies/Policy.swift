@@ -22,8 +22,8 @@ public enum Decision: Sendable, Equatable {
 /// One step of a route's policy chain. Pure and synchronous: it runs on the event loop, so it must not
 /// block, and anything it needs beyond the request (counters, clocks) it is handed.
 public protocol Policy: Sendable {
-    /// Name used in logs and metrics for decisions this policy makes (e.g. `validation`).
-    var name: String { get }
+    /// Which policy this is; its raw value names it in config, logs and metrics (e.g. `validation`).
+    var kind: RouteConfig.PolicyKind { get }
     /// Decides about `request`; may fill in what it learned (validated parameters, client identity).
     func evaluate(_ request: inout RequestView) -> Decision
     /// Called once the response status is known, for requests this policy let through.
@@ -32,4 +32,6 @@ public protocol Policy: Sendable {
 
 extension Policy {
     public func completed(_ request: RequestView, status: Int) {}
+    /// The policy's name in config, logs and metrics.
+    public var name: String { kind.rawValue }
 }

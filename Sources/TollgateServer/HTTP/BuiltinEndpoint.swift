@@ -3,7 +3,7 @@ import NIOHTTP1
 import TollgateCore
 
 /// Endpoints the gateway answers itself: the page-token endpoint, the browser snippet, and CORS
-/// preflights for routes that allow cross-origin calls.
+/// preflights for routes that allow cross-origin calls. Each answer is one ``Response``.
 enum BuiltinEndpoint {
     case pageToken
     case clientScript
@@ -25,75 +25,75 @@ enum BuiltinEndpoint {
         }
         return nil
     }
-}
 
-extension ClientConnectionHandler {
-    func answerBuiltin(_ endpoint: BuiltinEndpoint, req: InboundRequest) {
-        guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 1024)
-        switch endpoint {
+    func answer(_ req: InboundRequest, state: GatewayState) -> Response {
+        switch self {
         case .pageToken:
-            guard let tokens = loop.state.pageTokens else { return }
-            let clientKey = resolveClient(req.head.headers).key
-            if let limiter = loop.state.tokenIssueLimiter {
-                let outcome = limiter.acquire(BucketKey(clientKey), now: Int64(NIODeadline.now().uptimeNanoseconds))
-                if !outcome.allowed {
-                    let seconds = (outcome.retryAfterNanos + 999_999_999) / 1_000_000_000
-                    respondWithProblem(Problem(status: 429, code: "rate-limited", title: "Too Many Requests",
-                                               detail: "Too many page tokens for this client; try again later.",
-                                               headers: [("Retry-After", String(seconds))]),
-                                       requestID: req.requestID, decidedBy: "page_token_issue")
-                    return
-                }
-            }
-            var headers: [(String, String)] = []
-            var session = req.head.headers.cookie(tokens.config.cookie)
-            if !tokens.isIssuedSession(session) {
-                session = tokens.newSession()
-                headers.append(("Set-Cookie", "\(tokens.config.cookie)=\(session!); Path=/; HttpOnly; Secure; SameSite=Strict"))
-            }
-            let client = clientKey.description
-            let token = tokens.issue(session: session!, address: client, userAgent: req.head.headers.first(name: "user-agent") ?? "",
-                                     nowMillis: NIODeadline.wallClockMillis)
-            let body = JSONValue.object([
-                JSONMember("token", .string(token)),
-                JSONMember("min_age_ms", .number(String(tokens.config.minAge.components.seconds * 1000 + tokens.config.minAge.components.attoseconds / 1_000_000_000_000_000))),
-                JSONMember("expires_in", .number(String(tokens.config.maxAge.components.seconds))),
-            ]).serialized
-            let head = ResponseEncoder.Head(status: 200, contentType: "application/json", requestID: req.requestID,
-                                            keepAlive: req.keepAlive, secure: req.secure, extraHeaders: headers)
-            ResponseEncoder.write(head, body: ByteBuffer(string: body), into: &buffer)
-            finishResponse(buffer, status: 200, decision: "pass", decidedBy: "page_token_issue")
+            return Self.issueToken(req, state: state)
         case .clientScript:
-            let head = ResponseEncoder.Head(status: 200, contentType: "text/javascript; charset=utf-8", cacheControl: "public, max-age=300",
-                                            isPage: true, requestID: req.requestID, keepAlive: req.keepAlive, secure: req.secure)
-            ResponseEncoder.write(head, body: ByteBuffer(string: BrowserSnippet.source(tokenPath: loop.state.pageTokens?.config.path ?? "")),
-                                  into: &buffer)
-            finishResponse(buffer, status: 200, decision: "pass", decidedBy: nil)
+            var response = Response.served(200, contentType: "text/javascript; charset=utf-8",
+                                           body: ByteBuffer(string: BrowserSnippet.source(tokenPath: state.pageTokens?.config.path ?? "")))
+            response.cacheControl = "public, max-age=300"
+            response.isPage = true
+            return response
         case .preflight(let route):
-            let h = req.head.headers
-            guard let cors = route.config.cors else { return }
-            let (origin, method, asked) = (h.first(name: "origin"), h.first(name: "access-control-request-method"),
-                                           h.first(name: "access-control-request-headers"))
-            var note: String?
-            var allowed = cors.preflight(origin: origin, method: method, requestHeaders: asked)
-            if allowed == nil, let origin, route.config.shadowStages.contains(.cors) {
-                allowed = cors.grantAsAsked(origin: origin, method: method, requestHeaders: asked)
-                note = "shadow cors:cors"
-                loop.state.ledger.countRefusal(route: route.name, client: req.client ?? resolveClient(h).address,
-                                               reason: "shadow:cors", day: loop.today())
-            }
-            guard let allowed else {
-                respondWithProblem(.corsRefused, requestID: req.requestID, decidedBy: "cors")
-                return
-            }
-            let head = ResponseEncoder.Head(status: 204, contentType: nil, requestID: req.requestID, keepAlive: req.keepAlive,
-                                            secure: req.secure, extraHeaders: allowed)
-            ResponseEncoder.write(head, body: nil, into: &buffer)
-            finishResponse(buffer, status: 204, decision: "pass", decidedBy: "cors", note: note)
+            return Self.preflight(req, route: route)
         case .preflightRefused:
-            respondWithProblem(.corsRefused, requestID: req.requestID, decidedBy: "cors")
+            return .problem(.corsRefused, requestID: req.requestID, by: .stage(.cors))
         }
+    }
+
+    /// A page token for the caller's session (a new signed session cookie unless it has one),
+    /// within the per-address issue limit.
+    private static func issueToken(_ req: InboundRequest, state: GatewayState) -> Response {
+        guard let tokens = state.pageTokens else { return .problem(.notFound, requestID: req.requestID, by: .stage(.routing)) }
+        if let limiter = state.tokenIssueLimiter {
+            let outcome = limiter.acquire(BucketKey(req.client.key), now: Int64(NIODeadline.now().uptimeNanoseconds))
+            if !outcome.allowed {
+                let seconds = (outcome.retryAfterNanos + 999_999_999) / 1_000_000_000
+                return .problem(Problem(status: 429, code: "rate-limited", title: "Too Many Requests",
+                                        detail: "Too many page tokens for this client; try again later.",
+                                        headers: [("Retry-After", String(seconds))]),
+                                requestID: req.requestID, by: .stage(.pageTokenIssue))
+            }
+        }
+        var headers: [(String, String)] = []
+        var session = req.head.headers.cookie(tokens.config.cookie)
+        if !tokens.isIssuedSession(session) {
+            session = tokens.newSession()
+            headers.append(("Set-Cookie", "\(tokens.config.cookie)=\(session!); Path=/; HttpOnly; Secure; SameSite=Strict"))
+        }
+        let token = tokens.issue(session: session!, address: req.client.key.description,
+                                 userAgent: req.head.headers.first(name: "user-agent") ?? "", nowMillis: NIODeadline.wallClockMillis)
+        let body = JSONValue.object([
+            JSONMember("token", .string(token)),
+            JSONMember("min_age_ms", .number(String(tokens.config.minAge.milliseconds))),
+            JSONMember("expires_in", .number(String(tokens.config.maxAge.components.seconds))),
+        ]).serialized
+        return .served(200, contentType: "application/json", body: ByteBuffer(string: body), headers: headers,
+                       by: .stage(.pageTokenIssue))
+    }
+
+    /// The grant for a preflight the route's CORS rules allow; in shadow mode also for one they
+    /// refuse (noted).
+    private static func preflight(_ req: InboundRequest, route: Route) -> Response {
+        guard let cors = route.config.cors else { return .problem(.corsRefused, requestID: req.requestID, by: .stage(.cors)) }
+        let h = req.head.headers
+        let (origin, method, asked) = (h.first(name: "origin"), h.first(name: "access-control-request-method"),
+                                       h.first(name: "access-control-request-headers"))
+        if let allowed = cors.preflight(origin: origin, method: method, requestHeaders: asked) {
+            return .served(204, contentType: nil, body: nil, headers: allowed, by: .stage(.cors))
+        }
+        var view = RequestView(method: "OPTIONS", path: req.path, query: "", fields: h, clientAddress: req.client.address,
+                               clientKey: req.client.key)
+        guard let origin, route.shadow.letsThrough(.corsRefused, at: .cors, on: &view) else {
+            return .problem(.corsRefused, requestID: req.requestID, by: .stage(.cors))
+        }
+        var response = Response.served(204, contentType: nil, body: nil,
+                                       headers: cors.grantAsAsked(origin: origin, method: method, requestHeaders: asked),
+                                       by: .stage(.cors))
+        response.shadowed = view.shadowed
+        return response
     }
 }
 

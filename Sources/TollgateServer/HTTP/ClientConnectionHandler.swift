@@ -2,177 +2,183 @@ import NIOCore
 import NIOHTTP1
 import TollgateCore
 
-/// Serves one client connection: HTTP/1.1 keep-alive and pipelining, one request at a time in order.
+/// Serves one client connection: HTTP/1.1 keep-alive and pipelining, one request at a time, in
+/// order. Connection mechanics only — what a request is answered with is decided by
+/// ``RequestIntake``, ``BuiltinEndpoint`` and ``ProxyExchange``; ``ResponseDelivery`` writes it.
 ///
 /// Invariants:
-/// - At most one request is being answered (`responding`); parts of later pipelined requests wait in
-///   `queued`, and once any wait there socket reads are held until the answer is written, so a client
-///   cannot make the gateway buffer more than one read cycle (at most `maxMessagesPerRead` socket
-///   reads) of pipelined requests.
-/// - Every request gets exactly one response and one access-log line.
-/// - A body over the route's limit is answered with 413 and the connection is closed (the rest of the
-///   body is never read).
-final class ClientConnectionHandler: ChannelDuplexHandler {
+/// - Every request gets exactly one response, in the order the requests arrived; a parse error is
+///   answered in its place in that order too (after the responses to the requests before it).
+/// - At most one request is being answered (`.answering`); whatever arrives meanwhile waits in
+///   `queued`, and once anything waits there socket reads are held until the answer is written, so
+///   a client cannot make the gateway buffer more than one read cycle (`maxMessagesPerRead` reads).
+/// - A body over the route's limit is answered with 413 and the connection is closed after the
+///   response (the rest of the body is never read); so is unparseable input.
+/// - Shutdown (``drain()``) closes an idle connection at once and any other after its current
+///   response; ``forceClose()`` closes whatever the state.
+final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    private enum State {
+        /// Between requests.
+        case idle
+        /// A head arrived; its body is arriving.
+        case receiving(InboundRequest)
+        /// The request is complete (or answered early) and its response is being made.
+        case answering(InboundRequest, ProxyExchange?)
+        /// Closing: nothing more is read or answered.
+        case closing
+    }
+
+    /// What arrived while a request was being answered: a request part, or a parse error.
+    private enum Inbound {
+        case part(HTTPServerRequestPart)
+        case failed(any Error)
+    }
+
     let loop: LoopContext
     let secureListener: Bool
-    var context: ChannelHandlerContext?
-    /// The TCP peer; the client itself unless it is a trusted proxy.
-    private var peerAddress = "unknown"
-    private var peerBytes: [UInt8] = []
-    private var peerKey = ClientKey(high: 0, low: 0)
-    private var peerIsTrustedProxy = false
-
-    var request: InboundRequest?
-    private var responding = false
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var context: ChannelHandlerContext?
+    private var peer = Peer.unknown
+    private var state = State.idle
+    private var queued = CircularBuffer<Inbound>()
     private var drainingQueue = false
     private var readHeld = false
-    private var closing = false
     private var idleTimer: Scheduled<Void>?
     /// When the last request started or the last response was written; the idle timer is re-armed
     /// lazily from it, so a request costs no timer operations.
-    private var lastActivity = NIODeadline.now()
+    private var lastActivity = NIODeadline.uptimeNanoseconds(0)
 
     init(loop: LoopContext, secureListener: Bool) {
         self.loop = loop
         self.secureListener = secureListener
     }
 
+    /// The exchange whose answer is awaited, if any.
+    var currentExchange: ProxyExchange? {
+        if case .answering(_, let exchange) = state { return exchange }
+        return nil
+    }
+
+    /// The state's name, for tests and debugging.
+    var stateName: String {
+        switch state {
+        case .idle: "idle"
+        case .receiving: "receiving"
+        case .answering: "answering"
+        case .closing: "closing"
+        }
+    }
+
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let remote = context.channel.remoteAddress {
-            peerAddress = remote.ipAddress ?? "unknown"
-            peerBytes = IPAddress.parse(peerAddress) ?? []
-            peerKey = loop.state.config.clientIdentity.key(for: peerBytes)
-            peerIsTrustedProxy = loop.state.isTrustedProxy(peerBytes)
-        }
         loop.connections[ObjectIdentifier(self)] = self
+        if context.channel.isActive { peer = Peer(context.channel.remoteAddress, state: loop.state) }
         armIdleTimer()
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        peer = Peer(context.channel.remoteAddress, state: loop.state)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connectionEnded()
+        context.fireChannelInactive()
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        if let req = request, req.delayTimer != nil {
-            req.delayTimer?.cancel()
-            abandon(req)
-        }
-        loop.connections[ObjectIdentifier(self)] = nil
-        if responding { loop.inFlight -= 1; responding = false }
+        connectionEnded()
         self.context = nil
+    }
+
+    /// The client is gone: an exchange in progress is told (it settles what it took, answers nobody).
+    private func connectionEnded() {
+        idleTimer?.cancel()
+        idleTimer = nil
+        loop.connections[ObjectIdentifier(self)] = nil
+        if case .answering(_, let exchange) = state {
+            loop.inFlight -= 1
+            exchange?.ownerGone()
+        }
+        state = .closing
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if closing { return }
-        if responding || drainingQueue {
-            queued.append(part)
-            return
+        switch state {
+        case .closing: return
+        case .answering: queued.append(.part(part))
+        case .idle, .receiving:
+            if drainingQueue { queued.append(.part(part)) } else { handle(part) }
         }
-        handle(part)
     }
 
-    /// Reads are held only while pipelined requests are already waiting: holding them for every
+    /// Reads are held only while pipelined input is already waiting: holding them for every
     /// request in flight would cost two `epoll_ctl` calls per request.
     func read(context: ChannelHandlerContext) {
-        if responding && !queued.isEmpty {
+        if case .answering = state, !queued.isEmpty {
             readHeld = true
         } else {
             context.read()
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard !closing else { return }
-        if !responding, let parseError = error as? HTTPParserError {
-            let problem: Problem = parseError == .headerOverflow ? .headersTooLarge : .badRequest
-            let id = request?.requestID ?? loop.requestIDs.next()
-            respondWithProblem(problem, requestID: id, decidedBy: "http", note: "parse error: \(parseError)", forceClose: true)
-        } else {
-            close()
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch state {
+        case .closing: return
+        case .answering: queued.append(.failed(error))  // answered in its turn
+        case .idle, .receiving:
+            if drainingQueue { queued.append(.failed(error)) } else { fail(error) }
         }
     }
 
     /// Shutdown: close now if idle, else after the response in progress.
     func drain() {
-        if !responding && request == nil { close() }
+        if case .idle = state, queued.isEmpty { close() }
     }
 
     /// Shutdown deadline passed: close whatever the state.
     func forceClose() {
-        closing = false
         close()
     }
 
-    // MARK: Request assembly
+    // MARK: Requests
 
     private func handle(_ part: HTTPServerRequestPart) {
-        switch part {
-        case .head(let head): begin(head)
-        case .body(var bytes): receiveBody(&bytes)
-        case .end: respond()
+        switch (part, state) {
+        case (.head(let head), .idle):
+            begin(head)
+        case (.body(var bytes), .receiving(let req)):
+            receiveBody(&bytes, for: req)
+        case (.end, .receiving(let req)):
+            answer(req)
+        default:
+            break  // parts of a request already answered early (its body is not read)
         }
     }
 
     private func begin(_ head: HTTPRequestHead) {
-        lastActivity = .now()
-        var id = head.headers.first(name: "x-request-id") ?? ""
-        if !RequestIDGenerator.isAcceptable(id) { id = loop.requestIDs.next() }
-        let req = InboundRequest(head: head, requestID: id, started: .now())
-        req.keepAlive = head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining
-        req.secure = secureListener || (peerIsTrustedProxy
-            && head.headers.first(name: "x-forwarded-proto")?.lowercased() == "https")
-        if peerIsTrustedProxy { req.client = resolveClient(head.headers).address }  // every log line names the real client
-
-        let uri = head.uri
-        guard uri.hasPrefix("/") else {
-            req.early = (.badRequest, "http", "request target is not origin-form")
-            request = req
-            return
-        }
-        let q = uri.firstIndex(of: "?")
-        req.path = uri[..<(q ?? uri.endIndex)]
-        req.query = q.map { uri[uri.index(after: $0)...] } ?? ""
-
-        if let builtin = BuiltinEndpoint.match(head: head, path: req.path, state: loop.state) {
-            req.builtin = builtin
-        } else {
-            switch loop.state.routes.match(method: head.method.rawValue, path: req.path) {
-            case .found(let route, let pathParams):
-                req.route = route
-                req.pathParams = pathParams
-                req.maxBody = route.config.maxBodyBytes
-            case .methodNotAllowed(let allow):
-                req.early = (.methodNotAllowed(allow: allow), "routing", nil)
-            case .notFound:
-                req.early = (.notFound, "routing", nil)
-            }
-        }
-        if loop.draining {
-            // Arrived after shutdown began (pipelined behind a request still being answered).
-            req.early = (.shuttingDown, "shutdown", nil)
-        }
+        if let context { lastActivity = context.eventLoop.now }
+        let req = RequestIntake.begin(head, peer: peer, secureListener: secureListener, loop: loop)
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > req.maxBody {
-            request = req
-            respondWithProblem(.bodyTooLarge, requestID: id, decidedBy: "body_limit", note: "content-length \(length)", forceClose: true)
+            respondEarly(req, .problem(.bodyTooLarge, requestID: req.requestID, by: .stage(.bodyLimit), note: "content-length \(length)"))
             return
         }
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue", req.early == nil {
+        if req.early == nil, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
             context?.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         }
-        request = req
+        state = .receiving(req)
     }
 
-    private func receiveBody(_ bytes: inout ByteBuffer) {
-        guard let req = request else { return }
+    private func receiveBody(_ bytes: inout ByteBuffer, for req: InboundRequest) {
         req.bodyBytes += bytes.readableBytes
         if req.bodyBytes > req.maxBody {
-            respondWithProblem(.bodyTooLarge, requestID: req.requestID, decidedBy: "body_limit", note: "body over limit", forceClose: true)
+            respondEarly(req, .problem(.bodyTooLarge, requestID: req.requestID, by: .stage(.bodyLimit), note: "body over limit"))
             return
         }
         if req.early == nil {
@@ -180,138 +186,85 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    // MARK: Answering
-
-    /// The client as limits count it (key) and as the log shows it (address): the TCP peer, or the
-    /// rightmost untrusted hop when the peer is a trusted proxy.
-    func resolveClient(_ headers: HTTPHeaders) -> (key: ClientKey, address: String) {
-        guard peerIsTrustedProxy else { return (peerKey, peerAddress) }
-        let resolved = loop.state.config.clientIdentity.resolve(peer: peerBytes, fields: headers)
-        return (loop.state.config.clientIdentity.key(for: resolved),
-                ClientKey(bytes: resolved, ipv4Prefix: 32, ipv6Prefix: 128)?.description ?? peerAddress)
+    /// Answers before the request is complete; the connection closes after the response, so the
+    /// rest of the request is never read.
+    private func respondEarly(_ req: InboundRequest, _ response: Response) {
+        var response = response
+        response.closeConnection = true
+        state = .answering(req, nil)
+        loop.inFlight += 1
+        deliver(response, for: req, view: nil)
     }
 
-    private func respond() {
-        guard let req = request else { return }
-        responding = true
+    /// The request is complete: answer it.
+    private func answer(_ req: InboundRequest) {
         loop.inFlight += 1
-        if let (problem, stage, note) = req.early {
-            respondWithProblem(problem, requestID: req.requestID, decidedBy: stage, note: note)
-            return
+        if let early = req.early {
+            state = .answering(req, nil)
+            return deliver(early, for: req, view: nil)
         }
         if let builtin = req.builtin {
-            answerBuiltin(builtin, req: req)
-            return
+            state = .answering(req, nil)
+            return deliver(builtin.answer(req, state: loop.state), for: req, view: nil)
         }
-        guard let route = req.route else { return }
+        guard let route = req.route else {
+            state = .answering(req, nil)
+            return deliver(.problem(.internalError, requestID: req.requestID, by: .stage(.internal)), for: req, view: nil)
+        }
         switch route.config.target {
         case .file(_, let contentType):
-            let head = ResponseEncoder.Head(status: 200, contentType: contentType, cacheControl: route.config.response.cacheControl,
-                                            isPage: true, requestID: req.requestID, keepAlive: req.keepAlive, secure: req.secure)
-            var buffer = context!.channel.allocator.buffer(capacity: 512 + (loop.state.files[route.name]?.readableBytes ?? 0))
-            ResponseEncoder.write(head, body: loop.state.files[route.name], into: &buffer)
-            finishResponse(buffer, status: 200, decision: "pass", decidedBy: nil)
+            state = .answering(req, nil)
+            var response = Response.served(200, contentType: contentType, body: loop.state.files[route.name])
+            response.cacheControl = route.config.response.cacheControl
+            response.isPage = true
+            deliver(response, for: req, view: nil)
         case .upstream:
-            let headers = req.head.headers
-            let (clientKey, clientAddress) = resolveClient(headers)
-            req.client = clientAddress
-            req.view = RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, fields: headers,
-                                   body: req.body.map { Array($0.readableBytesView) } ?? [],
-                                   clientAddress: clientAddress, pathParams: req.pathParams,
-                                   clientKey: clientKey, now: Int64(NIODeadline.now().uptimeNanoseconds),
-                                   wallMillis: NIODeadline.wallClockMillis)
-            if let cors = route.config.cors, let origin = headers.first(name: "origin") {
-                if !cors.allows(origin: origin), route.config.shadowStages.contains(.cors) {
-                    req.view!.responseHeaders = cors.grantAsAsked(origin: origin)
-                    req.view!.shadowed.append("cors:cors")
-                } else {
-                    req.view!.responseHeaders = cors.responseHeaders(origin: origin)
-                }
-            }
-            runChain(route: route, from: 0)
+            let exchange = ProxyExchange(request: req, route: route, loop: loop, owner: self)
+            state = .answering(req, exchange)
+            exchange.start()
         }
     }
 
-    /// Stages whose problems are failures rather than refusals of the client (not counted as refusals).
-    static let notRefusals: Set<String> = ["http", "routing", "upstream", "internal", "ledger", "shutdown"]
-
-    /// Answers with `problem`; a refusal is counted by the stage that made it (`decidedBy`: a policy
-    /// name, `budget`, `body_limit`, `cors`, …) for `tollgate usage`.
-    func respondWithProblem(_ problem: Problem, requestID: String, decidedBy: String, note: String? = nil,
-                                    forceClose: Bool = false, upstreamStatus: Int? = nil, upstreamMicros: Int64? = nil) {
-        guard let context else { return }
-        if !responding {
-            responding = true
-            loop.inFlight += 1
-        }
-        if forceClose { request?.keepAlive = false }
-        var problem = problem
-        if let extra = request?.view?.responseHeaders, !extra.isEmpty {
-            problem.headers += extra.filter { name, _ in !problem.headers.contains { $0.0 == name } }
-        }
-        if let req = request, let route = req.route, route.rateLimits != nil, !problem.headers.contains(where: { $0.0 == "RateLimit" }) {
-            problem.headers += route.limitHeaders(req.view ?? limitView(req))
-        }
-        if !Self.notRefusals.contains(decidedBy) {
-            let reason = decidedBy == "budget" && problem.code == "paused" ? "paused" : decidedBy
-            loop.state.ledger.countRefusal(route: request?.route?.name ?? "-", client: request?.client ?? peerAddress,
-                                           reason: reason, day: loop.today())
-        }
-        var buffer = context.channel.allocator.buffer(capacity: 1024)
-        ResponseEncoder.writeProblem(problem, requestID: requestID, keepAlive: request?.keepAlive ?? false,
-                                     secure: request?.secure ?? secureListener, into: &buffer, allocator: context.channel.allocator)
-        finishResponse(buffer, status: problem.status, decision: "reject", decidedBy: decidedBy, note: note,
-                       upstreamStatus: upstreamStatus, upstreamMicros: upstreamMicros, requestID: requestID)
+    func exchange(_ exchange: ProxyExchange, answered response: Response) {
+        guard case .answering(let req, let current) = state, current === exchange else { return }
+        deliver(response, for: req, view: exchange.view)
     }
 
-    /// What limits need to look up their buckets, for a request refused before its view was built
-    /// (a body over the limit).
-    private func limitView(_ req: InboundRequest) -> RequestView {
-        let (key, address) = resolveClient(req.head.headers)
-        return RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, fields: req.head.headers,
-                           clientAddress: address, clientKey: key, now: Int64(NIODeadline.now().uptimeNanoseconds),
-                           wallMillis: NIODeadline.wallClockMillis)
+    /// Unparseable input: a 400 (431 for oversized headers), then the connection closes.
+    private func fail(_ error: any Error) {
+        guard let parseError = error as? HTTPParserError else { return close() }
+        let req: InboundRequest
+        if case .receiving(let current) = state {
+            req = current
+        } else {
+            let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
+            req = InboundRequest(head: head, requestID: loop.requestIDs.next(), client: peer.client(head.headers, identity: loop.state.config.clientIdentity),
+                                 keepAlive: false, secure: secureListener)
+        }
+        let problem: Problem = parseError == .headerOverflow ? .headersTooLarge : .badRequest
+        respondEarly(req, .problem(problem, requestID: req.requestID, by: .stage(.http), note: "parse error: \(parseError)"))
     }
 
-    /// Writes a complete response, logs it, and moves on to the next pipelined request (or closes).
-    func finishResponse(_ buffer: ByteBuffer, status: Int, decision: String, decidedBy: String?, note: String? = nil,
-                                upstreamStatus: Int? = nil, upstreamMicros: Int64? = nil, requestID: String? = nil) {
-        guard let context else { return }
-        let req = request
-        let keepAlive = (req?.keepAlive ?? false) && !loop.draining
-        request = nil
-        responding = false
+    // MARK: Writing
+
+    /// Writes `response` to `req`, then moves on to the next pipelined request (or closes).
+    private func deliver(_ response: Response, for req: InboundRequest, view: RequestView?) {
+        guard let context, case .answering(let current, _) = state, current === req else { return }
         loop.inFlight -= 1
-        loop.responses[min(5, max(1, status / 100))] += 1
-
-        if let req {
-            if let view = req.view {
-                req.route?.completed(view, status: status)
-                for shadowed in view.shadowed {
-                    let policy = shadowed.prefix { $0 != ":" }
-                    loop.state.ledger.countRefusal(route: req.route?.name ?? "-", client: req.client ?? peerAddress,
-                                                   reason: "shadow:" + policy, day: loop.today())
-                }
-            }
-            if loop.state.accessLog.isEnabled { loop.state.accessLog.write(AccessRecord(
-                requestID: requestID ?? req.requestID, route: req.route?.name, method: req.head.method.rawValue,
-                path: String(req.path), status: status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
-                client: req.client ?? peerAddress, decision: decision, decidedBy: decidedBy, upstreamStatus: upstreamStatus,
-                upstreamLatencyMicros: upstreamMicros,
-                note: [note, req.view.flatMap { $0.shadowed.isEmpty ? nil : "shadow " + $0.shadowed.joined(separator: ",") }]
-                    .compactMap { $0 }.joined(separator: "; ").nilIfEmpty)) }
-        }
-
+        let keepAlive = req.keepAlive && !response.closeConnection && !loop.draining
+        let buffer = ResponseDelivery.render(response, for: req, view: view, keepAlive: keepAlive, loop: loop,
+                                             allocator: context.channel.allocator)
+        state = .idle
         // Shutting down: the next pipelined request, if the client already sent one, still gets an
         // answer (503, then the connection closes) rather than being dropped unanswered.
-        let answerQueued = loop.draining && req?.keepAlive == true && !queued.isEmpty
+        let answerQueued = loop.draining && req.keepAlive && !response.closeConnection && !queued.isEmpty
         if !keepAlive && !answerQueued {
             closeAfterWriting(buffer, context: context)
             return
         }
         context.writeAndFlush(NIOAny(buffer), promise: nil)
         processQueued()
-        if !responding {
+        if case .idle = state {
             armIdleTimer()
             if readHeld {
                 readHeld = false
@@ -325,7 +278,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// unread request bytes remain (an over-limit body) would make the kernel send a reset that can
     /// destroy the response before the client reads it.
     private func closeAfterWriting(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        closing = true
+        state = .closing
         queued.removeAll()
         idleTimer?.cancel()
         let channel = context.channel
@@ -339,33 +292,46 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Handles what waited while the last request was answered, until a request is being
+    /// answered again.
     private func processQueued() {
         guard !drainingQueue else { return }
         drainingQueue = true
-        while !responding, !closing, let part = queued.popFirst() {
-            handle(part)
+        defer { drainingQueue = false }
+        while let next = queued.first {
+            switch state {
+            case .answering, .closing: return
+            case .idle, .receiving: break
+            }
+            queued.removeFirst()
+            switch next {
+            case .part(let part): handle(part)
+            case .failed(let error): fail(error)
+            }
         }
-        drainingQueue = false
     }
+
+    // MARK: Idle connections
 
     /// Notes activity and makes sure one idle timer is pending. When it fires it closes the
     /// connection if nothing happened for `idle_timeout` (no request started, none in progress),
     /// else re-arms itself for the remaining time.
     private func armIdleTimer() {
-        lastActivity = .now()
-        guard idleTimer == nil, let context else { return }
+        guard let context else { return }
+        lastActivity = context.eventLoop.now
+        guard idleTimer == nil else { return }
         scheduleIdleCheck(at: lastActivity + TimeAmount(loop.state.config.idleTimeout), on: context.eventLoop)
     }
 
-    private func scheduleIdleCheck(at deadline: NIODeadline, on eventLoop: EventLoop) {
+    private func scheduleIdleCheck(at deadline: NIODeadline, on eventLoop: any EventLoop) {
         idleTimer = eventLoop.scheduleTask(deadline: deadline) { [weak self] in
             guard let self else { return }
             self.idleTimer = nil
             let timeout = TimeAmount(self.loop.state.config.idleTimeout)
             let due = self.lastActivity + timeout
-            if self.responding {
-                self.scheduleIdleCheck(at: .now() + timeout, on: eventLoop)
-            } else if due > .now() {
+            if case .answering = self.state {
+                self.scheduleIdleCheck(at: eventLoop.now + timeout, on: eventLoop)
+            } else if due > eventLoop.now {
                 self.scheduleIdleCheck(at: due, on: eventLoop)
             } else {
                 self.close()
@@ -374,55 +340,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func close() {
-        guard !closing else { return }
-        closing = true
+        if case .closing = state { return }
+        if case .answering(_, let exchange) = state {
+            loop.inFlight -= 1
+            exchange?.ownerGone()
+        }
+        state = .closing
         context?.close(promise: nil)
-    }
-}
-
-/// A request being received: its head, where it is going, and its body so far. A class: it is
-/// handed along the request's whole life and must not be copied at each step.
-final class InboundRequest {
-    var head: HTTPRequestHead
-    var requestID: String
-    var started: NIODeadline
-    var keepAlive = true
-    var secure = false
-    var path: Substring = ""
-    var query: Substring = ""
-    var route: Route?
-    var pathParams: [(name: String, value: Substring)] = []
-    /// An answer decided before the body is read (unknown route, wrong method, bad target).
-    var early: (problem: Problem, stage: String, note: String?)?
-    var maxBody = 64 * 1024
-    var bodyBytes = 0
-    var body: ByteBuffer?
-    /// The client address as resolved (through trusted proxies), for the log.
-    var client: String?
-    /// What the policies saw and added; kept while the request waits (throttle) or is upstream.
-    var view: RequestView?
-    var delayTimer: Scheduled<Void>?
-    /// Money reserved for the upstream call.
-    var reservation: SpendReservation?
-    /// Set while this request leads the fetch of a cache key.
-    var cacheKey: String?
-    /// A gateway endpoint (page token, browser snippet, CORS preflight) instead of a route.
-    var builtin: BuiltinEndpoint?
-
-    init(head: HTTPRequestHead, requestID: String, started: NIODeadline) {
-        self.head = head
-        self.requestID = requestID
-        self.started = started
     }
 }
 
 extension TimeAmount {
     init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        self = .nanoseconds(duration.nanoseconds)
     }
-}
-
-extension String {
-    var nilIfEmpty: String? { isEmpty ? nil : self }
 }

@@ -1,8 +1,8 @@
 import NIOCore
 import TollgateCore
 
-/// Encodes client responses by hand into one buffer: status line, the gateway's own headers, body.
-/// No `HTTPHeaders` values are built on the way.
+/// Encodes a ``Response`` by hand into one buffer: status line, headers, the gateway's own headers,
+/// body. No `HTTPHeaders` values are built on the way.
 enum ResponseEncoder {
     /// Sent on every response.
     static let securityHeaders = "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
@@ -12,57 +12,37 @@ enum ResponseEncoder {
     static let pageCSP = "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
     static let hsts = "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
 
-    struct Head {
-        var status: Int
-        var contentType: String?
-        var cacheControl: String = "no-store"
-        var isPage = false
-        var requestID: String
-        var keepAlive: Bool
-        var secure: Bool
-        var extraHeaders: [(String, String)] = []
-    }
-
-    /// Writes the head and `body` into `buffer`.
-    static func write(_ head: Head, body: ByteBuffer?, into buffer: inout ByteBuffer) {
+    /// Writes `response` into `buffer`: status line, its headers, the gateway's own headers, body.
+    static func write(_ response: Response, requestID: String, keepAlive: Bool, secure: Bool, into buffer: inout ByteBuffer) {
         buffer.writeString("HTTP/1.1 ")
-        buffer.writeString(String(head.status))
+        buffer.writeString(String(response.status))
         buffer.writeString(" ")
-        buffer.writeString(reasonPhrase(head.status))
+        buffer.writeString(reasonPhrase(response.status))
         buffer.writeString("\r\n")
-        if let type = head.contentType {
+        if let type = response.contentType {
             buffer.writeString("Content-Type: ")
             buffer.writeString(type)
             buffer.writeString("\r\n")
         }
         buffer.writeString("Content-Length: ")
-        buffer.writeString(String(body?.readableBytes ?? 0))
+        buffer.writeString(String(response.body?.readableBytes ?? 0))
         buffer.writeString("\r\nCache-Control: ")
-        buffer.writeString(head.cacheControl)
+        buffer.writeString(response.cacheControl)
         buffer.writeString("\r\nX-Request-ID: ")
-        buffer.writeString(head.requestID)
+        buffer.writeString(requestID)
         buffer.writeString("\r\n")
         buffer.writeString(securityHeaders)
-        buffer.writeString(head.isPage ? pageCSP : apiCSP)
-        if head.secure { buffer.writeString(hsts) }
-        for (name, value) in head.extraHeaders {
+        buffer.writeString(response.isPage ? pageCSP : apiCSP)
+        if secure { buffer.writeString(hsts) }
+        for (name, value) in response.headers {
             buffer.writeString(name)
             buffer.writeString(": ")
             buffer.writeString(value)
             buffer.writeString("\r\n")
         }
-        if !head.keepAlive { buffer.writeString("Connection: close\r\n") }
+        if !keepAlive { buffer.writeString("Connection: close\r\n") }
         buffer.writeString("\r\n")
-        if var body { buffer.writeBuffer(&body) }
-    }
-
-    /// A problem+json response.
-    static func writeProblem(_ problem: Problem, requestID: String, keepAlive: Bool, secure: Bool,
-                             into buffer: inout ByteBuffer, allocator: ByteBufferAllocator) {
-        let body = allocator.buffer(string: problem.json(requestID: requestID))
-        let head = Head(status: problem.status, contentType: "application/problem+json", requestID: requestID,
-                        keepAlive: keepAlive, secure: secure, extraHeaders: problem.headers)
-        write(head, body: body, into: &buffer)
+        if var body = response.body { buffer.writeBuffer(&body) }
     }
 
     static func reasonPhrase(_ status: Int) -> String {

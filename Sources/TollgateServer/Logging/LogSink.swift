@@ -18,6 +18,17 @@ public final class LogSink: Sendable {
         setvbuf(stdout, nil, _IOLBF, 0)
     }
 
+    /// Writes `batch` (whole lines, each ending in a newline) at once.
+    public func writeBatch(_ batch: String) {
+        lock.withLock {
+            var batch = batch
+            batch.withUTF8 { buf in
+                _ = fwrite(buf.baseAddress, 1, buf.count, stdout)
+            }
+            fflush(stdout)
+        }
+    }
+
     /// Writes `line` followed by a newline.
     public func write(_ line: String) {
         lock.withLock {

@@ -1,4 +1,5 @@
 import Crypto
+import Dispatch
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -30,54 +31,77 @@ final class AlertSender: @unchecked Sendable {
         signingKey = config.alerts.secret.flatMap { secrets[$0] }.map { SymmetricKey(data: Data($0.utf8)) }
     }
 
-    /// Checks the totals `keys` have now and fires any threshold newly crossed.
-    func check(_ keys: [SpendBook.Key], now: Int64, pool: UpstreamPool) {
+    /// Crossings waiting for the store; beyond `maxPending` new ones are dropped (and fire on a
+    /// later reservation instead).
+    private let pending = NIOLockedValueBox(0)
+    static let maxPending = 1024
+    private let store = DispatchQueue(label: "tollgate.alerts")
+    /// Crossings dropped because the store fell behind.
+    let dropped = NIOLockedValueBox(0)
+
+    /// Checks the totals `keys` have now and fires any threshold newly crossed. On the event loop
+    /// only the in-memory totals are read; recording the alert in the store (a database write)
+    /// happens on the alert queue, and the webhook is sent from `loop`'s pool.
+    func check(_ keys: [SpendBook.Key], now: Int64, loop: any EventLoop, pool: UpstreamPool) {
         for key in keys {
             let budget = book.budgets[key.budget]
             guard !budget.alertAt.isEmpty else { continue }
             let spent = book.spent(key, now: now)
             let (start, end) = budget.period.bounds(containing: now, in: budget.timeZone)
             // Calendar periods fire once per period; rolling windows once per window length.
-            var periodStart = start
-            if case .rolling(let seconds) = budget.period { periodStart = now - now % seconds }
+            var firstSecond = start
+            if case .rolling(let seconds) = budget.period { firstSecond = now - now % seconds }
+            let periodStart = firstSecond
             for threshold in budget.alertAt where spent * 100 >= budget.limit.micros * Int64(threshold) {
                 let id = "\(budget.name)|\(key.scope)|\(periodStart)|\(threshold)"
                 guard fired.withLockedValue({ $0.insert(id).inserted }) else { continue }
-                guard (try? ledger.recordAlert(budget: budget.name, scope: key.scope, periodStart: periodStart,
-                                               threshold: threshold, at: now)) == true else { continue }
-                let body = JSONValue.object([
-                    JSONMember("type", .string("budget.threshold")),
-                    JSONMember("budget", .string(budget.name)),
-                    JSONMember("scope", .string(key.scope)),
-                    JSONMember("threshold_percent", .number(String(threshold))),
-                    JSONMember("spent", .string(Money(micros: spent, currency: budget.limit.currency).description)),
-                    JSONMember("limit", .string(budget.limit.description)),
-                    JSONMember("period", .string(budget.period.description)),
-                    JSONMember("period_start", .string(SpendControl.iso8601(start))),
-                    JSONMember("period_end", .string(SpendControl.iso8601(end))),
-                    JSONMember("fired_at", .string(SpendControl.iso8601(now))),
-                ]).serialized
-                logger.warning("budget alert", metadata: ["budget": "\(budget.name)", "scope": "\(key.scope)",
-                                                          "threshold_percent": "\(threshold)", "spent_micros": "\(spent)"])
-                send(body, now: now, attempt: 0, pool: pool)
+                let admitted = pending.withLockedValue { n -> Bool in
+                    guard n < Self.maxPending else { return false }
+                    n += 1
+                    return true
+                }
+                guard admitted else {
+                    fired.withLockedValue { _ = $0.remove(id) }  // not recorded: a later check tries again
+                    dropped.withLockedValue { $0 += 1 }
+                    continue
+                }
+                let boundPool = NIOLoopBound(pool, eventLoop: loop)
+                store.async { [self] in
+                    defer { pending.withLockedValue { $0 -= 1 } }
+                    guard (try? ledger.recordAlert(budget: budget.name, scope: key.scope, periodStart: periodStart,
+                                                   threshold: threshold, at: now)) == true else { return }
+                    let body = JSONValue.object([
+                        JSONMember("type", .string("budget.threshold")),
+                        JSONMember("budget", .string(budget.name)),
+                        JSONMember("scope", .string(key.scope)),
+                        JSONMember("threshold_percent", .number(String(threshold))),
+                        JSONMember("spent", .string(Money(micros: spent, currency: budget.limit.currency).description)),
+                        JSONMember("limit", .string(budget.limit.description)),
+                        JSONMember("period", .string(budget.period.description)),
+                        JSONMember("period_start", .string(SpendControl.iso8601(start))),
+                        JSONMember("period_end", .string(SpendControl.iso8601(end))),
+                        JSONMember("fired_at", .string(SpendControl.iso8601(now))),
+                    ]).serialized
+                    logger.warning("budget alert", metadata: ["budget": "\(budget.name)", "scope": "\(key.scope)",
+                                                              "threshold_percent": "\(threshold)", "spent_micros": "\(spent)"])
+                    loop.execute { self.send(body, now: now, attempt: 0, pool: boundPool.value) }
+                }
             }
         }
     }
 
     private func send(_ body: String, now: Int64, attempt: Int, pool: UpstreamPool) {
         guard let endpoint, let url else { return }
-        var head = "POST \(url.pathTemplate)\(url.staticQuery.isEmpty ? "" : "?" + url.staticQuery) HTTP/1.1\r\n"
-        head += "Host: \(url.hostHeader)\r\nUser-Agent: tollgate\r\nContent-Type: application/json\r\n"
-        head += "Content-Length: \(body.utf8.count)\r\n"
+        var headers: [(String, String)] = []
         if let signingKey {
             let mac = HMAC<SHA256>.authenticationCode(for: Data("\(now).\(body)".utf8), using: signingKey)
-            head += "X-Tollgate-Signature: t=\(now),v1=\(mac.map { String(format: "%02x", $0) }.joined())\r\n"
+            headers.append(("X-Tollgate-Signature", "t=\(now),v1=\(Hex.encode(mac))"))
         }
-        head += "\r\n"
-        var buffer = ByteBuffer(string: head)
-        buffer.writeString(body)
-        let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: false, retryable: false,
-                                timeout: .seconds(5), connectTimeout: .seconds(2), maxResponseBytes: 64 * 1024)
+        let call = UpstreamCall(endpoint: endpoint,
+                                request: OutgoingRequest.encode(method: "POST", url: url, contentType: "application/json",
+                                                                body: Array(body.utf8), headers: headers),
+                                isHEAD: false, retryable: false, timeout: .seconds(5), connectTimeout: .seconds(2),
+                                maxResponseBytes: 64 * 1024)
         pool.execute(call) { [self] result in
             if case .success(let response) = result, (200...299).contains(response.status) { return }
             guard attempt < Self.backoff.count else {

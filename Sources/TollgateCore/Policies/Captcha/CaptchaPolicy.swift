@@ -25,7 +25,7 @@ public struct CaptchaPolicy: Policy {
         }
     }
 
-    public let name = "captcha"
+    public let kind = RouteConfig.PolicyKind.captcha
     let config: Config
     let secretValue: String
     let sessionCookie: String?

@@ -10,7 +10,7 @@ public struct ChallengePolicy: Policy {
         case overRate
     }
 
-    public let name = "challenge"
+    public let kind = RouteConfig.PolicyKind.challenge
     let pow: ProofOfWork
     let when: When
     let route: String

@@ -112,18 +112,3 @@ public final class ProofOfWork: Sendable {
         return min(config.maxDifficulty, max(config.baseDifficulty, shifted))
     }
 }
-
-extension Data {
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
-
-    init?(hex: String) {
-        guard hex.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var it = hex.utf8.makeIterator()
-        while let a = it.next(), let b = it.next() {
-            guard let h = PercentEncoding.hexValue(a), let l = PercentEncoding.hexValue(b) else { return nil }
-            bytes.append(h << 4 | l)
-        }
-        self.init(bytes)
-    }
-}

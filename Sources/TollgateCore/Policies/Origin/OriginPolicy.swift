@@ -13,7 +13,7 @@ public struct OriginPolicy: Policy {
         public var allowWhenAbsent: Bool
     }
 
-    public let name = "origin"
+    public let kind = RouteConfig.PolicyKind.origin
     let config: Config
 
     public init(config: Config) { self.config = config }

@@ -1,6 +1,6 @@
 /// Requires a valid page-load token (`X-Tollgate-Token`) bound to the session cookie.
 public struct PageTokenPolicy: Policy {
-    public let name = "page_token"
+    public let kind = RouteConfig.PolicyKind.pageToken
     let tokens: PageTokens
 
     public init(tokens: PageTokens) { self.tokens = tokens }

@@ -150,12 +150,6 @@ public final class PageTokens: Sendable {
     }
 }
 
-extension Duration {
-    var milliseconds: Int64 {
-        let (s, atto) = components
-        return s * 1000 + atto / 1_000_000_000_000_000
-    }
-}
 
 extension Data {
     /// Compares without stopping at the first difference (MACs must not leak through timing).

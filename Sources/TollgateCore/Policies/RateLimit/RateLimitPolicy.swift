@@ -5,7 +5,7 @@ import Synchronization
 /// Adds `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10) to every
 /// response of the route, and `Retry-After` to a 429.
 public struct RateLimitPolicy: Policy {
-    public let name = "rate_limit"
+    public let kind = RouteConfig.PolicyKind.rateLimit
 
     /// A limit with its (possibly shared) limiter and, for throttling, its waiting-room counter.
     public struct Bound: Sendable {
@@ -166,13 +166,6 @@ public final class Hold: Sendable {
     deinit { release() }
 }
 
-extension Duration {
-    /// Whole nanoseconds.
-    public var nanoseconds: Int64 {
-        let (s, atto) = components
-        return s * 1_000_000_000 + atto / 1_000_000_000
-    }
-}
 
 /// Builds limiters once per config so that limits with the same name share one table.
 public final class LimiterRegistry: @unchecked Sendable {

@@ -198,8 +198,7 @@ public struct Rate: Sendable, Equatable, CustomStringConvertible {
         case "d", "day": seconds = 86400
         default:
             guard let d = Units.parseDuration(unit) else { return nil }
-            let (s, atto) = d.components
-            let nanos = s * 1_000_000_000 + atto / 1_000_000_000
+            let nanos = d.nanoseconds
             guard nanos > 0 else { return nil }
             self.count = count
             self.periodNanos = nanos

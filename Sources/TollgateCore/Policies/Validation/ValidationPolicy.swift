@@ -7,7 +7,7 @@
 /// (`application/json` or `+json`) is refused with 415 — notably `text/plain`, which browsers send
 /// cross-origin without a preflight; a body without `Content-Type` is parsed as JSON. A refused request still gets ``RequestView/params`` with the values that passed (for shadow mode).
 public struct ValidationPolicy: Policy {
-    public let name = "validation"
+    public let kind = RouteConfig.PolicyKind.validation
     public let specs: [ParamSpec]
     /// Indices into `specs` by where the parameter comes from.
     private let queryIndices: [Int]

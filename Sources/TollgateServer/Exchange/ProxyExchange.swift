@@ -1,0 +1,366 @@
+import NIOCore
+import TollgateCore
+import TollgateStore
+
+/// Receives the one response of an exchange; the client connection that owns it.
+protocol ExchangeOwner: AnyObject {
+    func exchange(_ exchange: ProxyExchange, answered response: Response)
+}
+
+/// One request on an upstream route, from its policy chain to its one ``Response``.
+///
+/// Stages, in order, each able to answer: CORS headers → the policy chain (with throttle waits and
+/// external checks) → the response cache → budget reservation, made durable in the ledger → the
+/// upstream call → settlement → the answer. ``State`` says which stage is running.
+///
+/// Invariants:
+/// - Bound to one event loop; every callback comes back to it.
+/// - Answers at most once (``finish(_:)`` moves to `.done`); nothing is answered once the owner is
+///   gone, but money and the cache are still settled: a reservation is settled, released, or (the
+///   client left mid-call) stays counted at its worst case; a cache lead always ends, so requests
+///   waiting on it never hang.
+/// - Nothing is reserved before the chain passed, and the upstream is never called before the
+///   reservation is committed to the ledger.
+final class ProxyExchange {
+    enum State {
+        /// Running the chain from this policy index.
+        case policies(next: Int)
+        /// Waiting out a throttle delay before resuming the chain.
+        case throttled(resumeAt: Int)
+        /// Waiting for a policy's external check (CAPTCHA siteverify).
+        case checking(resumeAt: Int)
+        /// Waiting for an identical request already on its way upstream.
+        case awaitingCache
+        /// Cost reserved in the budgets; waiting for the ledger to commit it.
+        case reserving
+        /// Waiting for the upstream's answer.
+        case upstream
+        case done
+    }
+
+    let request: InboundRequest
+    let route: Route
+    let loop: LoopContext
+    weak var owner: ExchangeOwner?
+    private(set) var state: State = .policies(next: 0)
+    /// What the policies see and add to; what the response is completed from.
+    var view: RequestView
+    /// Money reserved for the upstream call.
+    private(set) var reservation: SpendReservation?
+    /// Set while this exchange leads the fetch of a cache key.
+    private var cacheKey: String?
+    private var delayTimer: Scheduled<Void>?
+
+    init(request: InboundRequest, route: Route, loop: LoopContext, owner: ExchangeOwner) {
+        self.request = request
+        self.route = route
+        self.loop = loop
+        self.owner = owner
+        let headers = request.head.headers
+        view = RequestView(method: request.head.method.rawValue, path: request.path, query: request.query, fields: headers,
+                           body: request.body.map { Array($0.readableBytesView) } ?? [],
+                           clientAddress: request.client.address, pathParams: request.pathParams,
+                           clientKey: request.client.key, now: Int64(NIODeadline.now().uptimeNanoseconds),
+                           wallMillis: NIODeadline.wallClockMillis)
+    }
+
+    /// Starts the exchange: CORS, then the chain.
+    func start() {
+        applyCORS()
+        runChain(from: 0)
+    }
+
+    /// The client connection went away: stop what costs nothing to stop. A throttled request is
+    /// dropped; later stages notice the missing owner and give back what they took.
+    func ownerGone() {
+        owner = nil
+        if case .throttled = state {
+            delayTimer?.cancel()
+            delayTimer = nil
+            abandon()
+            state = .done
+        }
+    }
+
+    // MARK: Stages
+
+    /// Every response of a CORS route says which origin may read it; in shadow mode an origin the
+    /// rules refuse is granted too, and noted.
+    private func applyCORS() {
+        guard let cors = route.config.cors, let origin = request.head.headers.first(name: "origin") else { return }
+        if !cors.allows(origin: origin), route.shadow.letsThrough(.corsRefused, at: .cors, on: &view) {
+            view.responseHeaders = cors.grantAsAsked(origin: origin)
+        } else {
+            view.responseHeaders = cors.responseHeaders(origin: origin)
+        }
+    }
+
+    private func runChain(from index: Int) {
+        state = .policies(next: index)
+        switch route.evaluate(&view, from: index) {
+        case .reject(let policy, let problem):
+            finish(.problem(problem, requestID: request.requestID, by: .policy(policy)))
+        case .delay(let wait, let resumeAt):
+            state = .throttled(resumeAt: resumeAt)
+            delayTimer = loop.eventLoop.scheduleTask(in: TimeAmount(wait)) { [self] in
+                delayTimer = nil
+                guard case .throttled = state else { return }
+                runChain(from: resumeAt)
+            }
+        case .external(let check, let policy, let resumeAt):
+            runExternalCheck(check, policy: policy, resumeAt: resumeAt)
+        case .pass:
+            lookUpCache()
+        }
+    }
+
+    /// Makes a policy's HTTP call on this loop's pool (no blocking) and lets the route decide on the answer.
+    private func runExternalCheck(_ check: ExternalCheck, policy: RouteConfig.PolicyKind, resumeAt: Int) {
+        state = .checking(resumeAt: resumeAt)
+        guard let endpoint = loop.state.checkEndpoints[check.url.description] else {
+            finish(.problem(.internalError, requestID: request.requestID, by: .stage(.internal), note: "no endpoint for external check"))
+            return
+        }
+        let form = Array(check.formBody.utf8)
+        let call = UpstreamCall(endpoint: endpoint,
+                                request: OutgoingRequest.encode(method: "POST", url: check.url, accept: "application/json",
+                                                              contentType: "application/x-www-form-urlencoded", body: form),
+                                isHEAD: false, retryable: false, timeout: TimeAmount(check.timeout),
+                                connectTimeout: TimeAmount(min(check.timeout, .seconds(2))), maxResponseBytes: 64 * 1024)
+        loop.upstream.execute(call) { [self] result in
+            guard owner != nil else { return done() }
+            var status: Int?
+            var body: [UInt8]?
+            if case .success(let response) = result {
+                status = response.status
+                body = Array(response.body.readableBytesView)
+            }
+            switch route.decide(check, by: policy, status: status, body: body, request: &view) {
+            case .reject(let problem): finish(.problem(problem, requestID: request.requestID, by: .policy(policy)))
+            default: runChain(from: resumeAt)
+            }
+        }
+    }
+
+    /// Serves a fresh cached answer, joins an identical request already on its way upstream, or
+    /// leads the fetch itself.
+    private func lookUpCache() {
+        guard route.config.cache != nil else { return reserveSpend() }
+        let key = ResponseCache.key(route: route.name, params: view.params)
+        state = .awaitingCache
+        let waiter: ResponseCache.Waiter = (loop.eventLoop, { [self] entry in
+            guard owner != nil else { return done() }
+            if let entry {
+                answerFromCache(entry, status: "tollgate; fwd=miss; collapsed")
+            } else {
+                reserveSpend()
+            }
+        })
+        switch loop.state.cache.lookup(key, now: .now(), waiter: waiter) {
+        case .hit(let entry):
+            let ttl = max(0, (entry.expires - .now()).nanoseconds / 1_000_000_000)
+            answerFromCache(entry, status: "tollgate; hit; ttl=\(ttl)")
+        case .joined:
+            break
+        case .lead:
+            cacheKey = key
+            reserveSpend()
+        }
+    }
+
+    private func answerFromCache(_ entry: ResponseCache.Entry, status: String) {
+        loop.state.ledger.count(.cacheHit, route: route.name, day: loop.today(), savedMicros: entry.costMicros)
+        var response = Response.served(entry.status, contentType: entry.contentType, body: entry.body,
+                                       headers: [("Cache-Status", status)], by: .stage(.cache))
+        response.cacheControl = route.config.response.cacheControl
+        finish(response)
+    }
+
+    /// Reserves the call's cost in every applicable budget and waits until the ledger holds the
+    /// reservation; only then is the upstream called.
+    private func reserveSpend() {
+        guard let spend = route.spend else { return callUpstream() }
+        let now = Int64(NIODeadline.wallClockSeconds)
+        var outcome = spend.reserve(client: request.client.address, session: view.session.map(SessionTag.of) ?? "", now: now,
+                                    shadow: route.shadow.covers(.budget))
+        if case .reservedOverCap(let reserved, let problem) = outcome {
+            _ = route.shadow.letsThrough(problem, at: .budget, on: &view)
+            outcome = .reserved(reserved)
+        }
+        switch outcome {
+        case .refused(let problem):
+            endCacheLead(with: nil)
+            finish(.problem(problem, requestID: request.requestID, by: .stage(problem.code == "paused" ? .paused : .budget)))
+        case .reservedOverCap:
+            preconditionFailure("turned into .reserved above")
+        case .reserved(let reserved):
+            reservation = reserved
+            state = .reserving
+            let entry = LedgerEntry(requestID: request.requestID, route: route.name, client: reserved.client,
+                                    session: reserved.session, reservedMicros: reserved.amount, createdAt: now)
+            let eventLoop = loop.eventLoop
+            loop.state.ledger.reserve(entry) { result in
+                eventLoop.execute { [self] in ledgerAnswered(result, at: now) }
+            }
+        }
+    }
+
+    private func ledgerAnswered(_ result: Result<Int64, any Error>, at now: Int64) {
+        switch result {
+        case .success(let id):
+            reservation?.ledgerID.store(id, ordering: .relaxed)
+            guard owner != nil else {
+                abandon()  // the client left before anything was sent: nothing to pay for
+                return done()
+            }
+            if let reservation { loop.state.alerts.check(reservation.keys, now: now, loop: loop.eventLoop, pool: loop.pool) }
+            callUpstream()
+        case .failure(let error):
+            loop.state.logger.error("ledger write failed", metadata: ["error": "\(error)"])
+            abandon()
+            finish(.problem(.ledgerUnavailable, requestID: request.requestID, by: .stage(.ledger), note: "ledger write failed"))
+        }
+    }
+
+    private func callUpstream() {
+        guard case .upstream(let upstream) = route.config.target, let template = route.template,
+              let endpoint = loop.state.endpoints[route.name] else {
+            abandon()
+            return finish(.problem(.internalError, requestID: request.requestID, by: .stage(.internal), note: "route has no upstream"))
+        }
+        guard owner != nil else {
+            abandon()
+            return done()
+        }
+        state = .upstream
+        let (head, body) = template.render(view, requestID: request.requestID)
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(head.utf8.count + body.count)
+        buffer.writeString(head)
+        buffer.writeBytes(body)
+        let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: template.method == "HEAD",
+                                retryable: template.method == "GET" || template.method == "HEAD",
+                                timeout: TimeAmount(upstream.timeout), connectTimeout: TimeAmount(upstream.connectTimeout),
+                                maxResponseBytes: upstream.maxResponseBytes)
+        let sent = NIODeadline.now()
+        loop.upstream.execute(call) { [self] result in
+            upstreamAnswered(result, micros: (NIODeadline.now() - sent).nanoseconds / 1000)
+        }
+    }
+
+    /// Settles the spend and completes the cache whether or not the client is still there, then
+    /// answers it if it is.
+    private func upstreamAnswered(_ result: Result<UpstreamResponse, UpstreamFailure>, micros: Int64) {
+        settle(result)
+        var response: Response
+        switch result {
+        case .failure(let failure):
+            let problem: Problem
+            switch failure {
+            case .timeout: problem = .upstreamTimeout
+            case .connect: problem = .upstreamUnavailable
+            default: problem = .upstreamFailed
+            }
+            endCacheLead(with: nil)
+            response = .problem(problem, requestID: request.requestID, by: .stage(.upstream), note: failure.logNote)
+        case .success(let answer):
+            switch UpstreamOutcome.classify(answer, route: route) {
+            case .refuse(let problem, let note):
+                endCacheLead(with: nil)
+                response = .problem(problem, requestID: request.requestID, by: .stage(.upstream), note: note)
+            case .relay(let status, let contentType, let body, let headers):
+                response = .served(status, contentType: contentType, body: body, headers: headers)
+                response.cacheControl = route.config.response.cacheControl
+                if cacheKey != nil {
+                    var stored = false
+                    if let ttl = route.config.cache?.ttl, (200...299).contains(status) {
+                        endCacheLead(with: ResponseCache.Entry(status: status, contentType: contentType, body: body,
+                                                               expires: .now() + TimeAmount(ttl), costMicros: settledMicros))
+                        stored = true
+                    } else {
+                        endCacheLead(with: nil)
+                    }
+                    response.headers.append(("Cache-Status", stored ? "tollgate; fwd=miss; stored" : "tollgate; fwd=miss"))
+                }
+            }
+            response.upstreamStatus = answer.status
+        }
+        response.upstreamMicros = micros
+        guard owner != nil else { return done() }
+        finish(response)
+    }
+
+    // MARK: Spend and cache bookkeeping
+
+    /// Turns the reservation into the real cost, or gives it back, per the route's rules.
+    private func settle(_ result: Result<UpstreamResponse, UpstreamFailure>) {
+        guard let reservation, let cost = route.spend?.cost else { return }
+        let id = reservation.ledgerID.load(ordering: .relaxed)
+        let now = Int64(NIODeadline.wallClockSeconds)
+        var release = false
+        var status: Int?
+        var amount = reservation.amount
+        switch result {
+        case .failure(.connect):
+            release = cost.releaseOn.contains(.unreachable)
+        case .failure:
+            break  // the provider may have billed: keep the worst case
+        case .success(let response):
+            status = response.status
+            release = (response.status >= 500 && cost.releaseOn.contains(.serverError))
+                || (response.status == 429 && cost.releaseOn.contains(.rateLimited))
+            amount = cost.settle(unitsHeaderValue: cost.unitsHeader.flatMap { response.headers.first($0) }).micros
+        }
+        if release {
+            if reservation.release() { loop.state.ledger.release(id: id, status: status, at: now) }
+        } else if reservation.settle(amount) {
+            loop.state.ledger.settle(id: id, costMicros: amount, status: status, at: now)
+        }
+    }
+
+    private var settledMicros: Int64 {
+        if case .settled(let cost)? = reservation?.current { return cost }
+        return 0
+    }
+
+    /// Ends this exchange's lead on a cache key (if it has one) and wakes those waiting on it.
+    private func endCacheLead(with entry: ResponseCache.Entry?) {
+        guard let key = cacheKey else { return }
+        cacheKey = nil
+        loop.state.cache.complete(key, with: entry)
+    }
+
+    /// Given up before the upstream call: releases the reservation (recording that in the ledger
+    /// once it has a row) and ends the cache lead.
+    private func abandon() {
+        if let reservation, reservation.release() {
+            let id = reservation.ledgerID.load(ordering: .relaxed)
+            if id > 0 { loop.state.ledger.release(id: id, status: nil, at: Int64(NIODeadline.wallClockSeconds)) }
+        }
+        endCacheLead(with: nil)
+    }
+
+    // MARK: Ending
+
+    private func finish(_ response: Response) {
+        guard !isDone else { return }
+        state = .done
+        var response = response
+        response.shadowed = view.shadowed
+        owner?.exchange(self, answered: response)
+    }
+
+    /// Ends without an answer (the owner is gone).
+    private func done() { state = .done }
+
+    var isDone: Bool {
+        if case .done = state { return true }
+        return false
+    }
+}
+
+extension Problem {
+    static let ledgerUnavailable = Problem(status: 503, code: "ledger-unavailable", title: "Service Unavailable",
+                                           detail: "Spending cannot be recorded right now; try again shortly.",
+                                           headers: [("Retry-After", "5")])
+}

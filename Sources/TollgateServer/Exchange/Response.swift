@@ -1,0 +1,103 @@
+import NIOCore
+import TollgateCore
+
+/// One answer to one client request, as a value. Every response — a proxied answer, a cached one, a
+/// file, a built-in endpoint's, a problem — is one of these, and ``ResponseDelivery`` turns it into
+/// bytes, the access-log line and the counters in one place.
+struct Response {
+    var status: Int
+    var contentType: String?
+    var cacheControl = "no-store"
+    /// A page (file route, browser snippet): gets the page CSP instead of the API one.
+    var isPage = false
+    /// Headers of this answer (`Allow`, `Retry-After`, CORS, `RateLimit`, `Cache-Status`, passed
+    /// upstream headers); the gateway's own headers are added when it is written.
+    var headers: [(String, String)] = []
+    var body: ByteBuffer?
+    /// Refused (or failed) rather than served: `reject` in the access log.
+    var refused: Bool
+    /// The policy or stage that decided; nil when the upstream's answer (or a file) was served.
+    var decidedBy: Decider?
+    /// For the operator's log only: never sent to the client.
+    var note: String?
+    var upstreamStatus: Int?
+    var upstreamMicros: Int64?
+    /// Refusals shadow-mode policies and stages would have made (`name:code[:reason]`).
+    var shadowed: [String] = []
+    /// Close the connection after this response (unread body, unparseable input).
+    var closeConnection = false
+
+    /// A problem+json answer.
+    static func problem(_ problem: Problem, requestID: String, by decider: Decider, note: String? = nil) -> Response {
+        Response(status: problem.status, contentType: "application/problem+json", headers: problem.headers,
+                 body: ByteBuffer(string: problem.json(requestID: requestID)), refused: true, decidedBy: decider, note: note)
+    }
+
+    /// A 200 (or other) answer that passed.
+    static func served(_ status: Int, contentType: String?, body: ByteBuffer?, headers: [(String, String)] = [],
+                       by decider: Decider? = nil) -> Response {
+        Response(status: status, contentType: contentType, headers: headers, body: body, refused: false, decidedBy: decider)
+    }
+
+    func hasHeader(_ name: String) -> Bool {
+        headers.contains { $0.0.utf8.count == name.utf8.count && $0.0.lowercased() == name.lowercased() }
+    }
+}
+
+/// Who decided a response: a policy of the route's chain or a named stage of the exchange. Its name
+/// is the access log's `policy` and the reason refusals are counted under.
+enum Decider: Equatable {
+    case policy(RouteConfig.PolicyKind)
+    case stage(Stage)
+
+    var name: String {
+        switch self {
+        case .policy(let kind): kind.rawValue
+        case .stage(let stage): stage.rawValue
+        }
+    }
+
+    /// Whether a refusal by this decider is the client's request being refused (counted by reason),
+    /// rather than the gateway or the upstream failing.
+    var refusesClient: Bool {
+        switch self {
+        case .policy: true
+        case .stage(let stage): stage.refusesClient
+        }
+    }
+}
+
+/// The stages of a request outside the policy chain, in the order they can decide.
+enum Stage: String {
+    /// Unparseable request.
+    case http
+    /// No route, or the wrong method.
+    case routing
+    /// Arrived while the gateway shuts down.
+    case shutdown
+    /// Body over the route's `max_body`.
+    case bodyLimit = "body_limit"
+    /// Cross-origin rules (preflights; headers on every response).
+    case cors
+    /// The page-token endpoint and its per-address limit.
+    case pageTokenIssue = "page_token_issue"
+    /// Served from the response cache.
+    case cache
+    /// Budget caps.
+    case budget
+    /// The operator's kill switch.
+    case paused
+    /// The usage ledger could not record a reservation.
+    case ledger
+    /// The upstream failed or answered unusably.
+    case upstream
+    /// The gateway itself.
+    case `internal`
+
+    var refusesClient: Bool {
+        switch self {
+        case .bodyLimit, .cors, .pageTokenIssue, .budget, .paused: true
+        case .http, .routing, .shutdown, .cache, .ledger, .upstream, .internal: false
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import NIOCore
+import TollgateCore
+
+/// The one place a response leaves the gateway: it completes the response's headers, encodes it,
+/// writes its access-log line, counts it (status class, refusals by reason, shadowed refusals) and
+/// tells the route's policies how the request ended. Every request passes here exactly once.
+enum ResponseDelivery {
+    /// The bytes of `response` to `req`, after recording it. `view` is what the route's policies saw,
+    /// when they ran.
+    static func render(_ response: Response, for req: InboundRequest, view: RequestView?, keepAlive: Bool,
+                       loop: LoopContext, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var response = response
+        complete(&response, for: req, view: view)
+        var buffer = allocator.buffer(capacity: 512 + (response.body?.readableBytes ?? 0))
+        ResponseEncoder.write(response, requestID: req.requestID, keepAlive: keepAlive, secure: req.secure, into: &buffer)
+        record(response, for: req, view: view, loop: loop)
+        return buffer
+    }
+
+    /// Adds what every response of the route carries: headers policies added (CORS, `RateLimit`)
+    /// unless the response has its own, and on a limited route whose limits did not run, their
+    /// current state (nothing taken).
+    static func complete(_ response: inout Response, for req: InboundRequest, view: RequestView?) {
+        if let extra = view?.responseHeaders, !extra.isEmpty {
+            let own = response.headers
+            response.headers += extra.filter { name, _ in !own.contains { $0.0 == name } }
+        }
+        if let route = req.route, route.rateLimits != nil, !response.hasHeader("RateLimit") {
+            response.headers += route.limitHeaders(view ?? limitView(req))
+        }
+    }
+
+    /// What limits need to find their buckets, for a request answered before its view was built.
+    private static func limitView(_ req: InboundRequest) -> RequestView {
+        RequestView(method: req.head.method.rawValue, path: req.path, query: req.query, fields: req.head.headers,
+                    clientAddress: req.client.address, clientKey: req.client.key,
+                    now: Int64(NIODeadline.now().uptimeNanoseconds), wallMillis: NIODeadline.wallClockMillis)
+    }
+
+    private static func record(_ response: Response, for req: InboundRequest, view: RequestView?, loop: LoopContext) {
+        let state = loop.state
+        loop.responses[min(5, max(1, response.status / 100))] += 1
+        let routeName = req.route?.name ?? "-"
+        if response.refused, let decider = response.decidedBy, decider.refusesClient {
+            let reason = decider.name
+            state.ledger.countRefusal(route: routeName, client: req.client.address, reason: reason, day: loop.today())
+        }
+        for shadowed in response.shadowed {
+            state.ledger.countRefusal(route: routeName, client: req.client.address,
+                                      reason: "shadow:" + shadowed.prefix { $0 != ":" }, day: loop.today())
+        }
+        if let view { req.route?.completed(view, status: response.status) }
+        guard state.accessLog.isEnabled else { return }
+        var note = response.note
+        if !response.shadowed.isEmpty {
+            let shadow = "shadow " + response.shadowed.joined(separator: ",")
+            note = note.map { $0 + "; " + shadow } ?? shadow
+        }
+        state.accessLog.write(AccessRecord(
+            requestID: req.requestID, route: req.route?.name, method: req.head.method.rawValue, path: String(req.path),
+            status: response.status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
+            client: req.client.address, decision: response.refused ? "reject" : "pass", decidedBy: response.decidedBy?.name,
+            upstreamStatus: response.upstreamStatus, upstreamLatencyMicros: response.upstreamMicros, note: note),
+            on: loop.eventLoop)
+    }
+}

@@ -1,0 +1,119 @@
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+
+/// A client request as received: its head, where it goes, who sent it, and its body so far. A class:
+/// it is handed along the request's whole life and must not be copied at each step.
+final class InboundRequest {
+    let head: HTTPRequestHead
+    let requestID: String
+    let started: NIODeadline
+    /// The client as limits count it and as the log shows it, resolved once (through trusted proxies).
+    let client: ResolvedClient
+    var keepAlive: Bool
+    let secure: Bool
+    var path: Substring = ""
+    var query: Substring = ""
+    var route: Route?
+    var pathParams: [(name: String, value: Substring)] = []
+    /// The answer, when it was decided before the body (unknown route, wrong method, bad target,
+    /// shutting down).
+    var early: Response?
+    /// A gateway endpoint (page token, browser snippet, CORS preflight) instead of a route.
+    var builtin: BuiltinEndpoint?
+    var maxBody = 64 * 1024
+    var bodyBytes = 0
+    var body: ByteBuffer?
+
+    init(head: HTTPRequestHead, requestID: String, client: ResolvedClient, keepAlive: Bool, secure: Bool) {
+        self.head = head
+        self.requestID = requestID
+        self.started = .now()
+        self.client = client
+        self.keepAlive = keepAlive
+        self.secure = secure
+    }
+}
+
+/// The client behind a request: its limit key (IPv6 grouped by prefix) and its address for logs.
+struct ResolvedClient {
+    let key: ClientKey
+    let address: String
+}
+
+/// The TCP peer of a connection, and how to find the client behind it.
+struct Peer {
+    let address: String
+    let bytes: [UInt8]
+    let key: ClientKey
+    let isTrustedProxy: Bool
+
+    static let unknown = Peer(address: "unknown", bytes: [], key: ClientKey(high: 0, low: 0), isTrustedProxy: false)
+
+    init(address: String, bytes: [UInt8], key: ClientKey, isTrustedProxy: Bool) {
+        self.address = address
+        self.bytes = bytes
+        self.key = key
+        self.isTrustedProxy = isTrustedProxy
+    }
+
+    init(_ remote: SocketAddress?, state: GatewayState) {
+        guard let address = remote?.ipAddress else {
+            self = .unknown
+            return
+        }
+        let bytes = IPAddress.parse(address) ?? []
+        self.init(address: address, bytes: bytes, key: state.config.clientIdentity.key(for: bytes),
+                  isTrustedProxy: state.isTrustedProxy(bytes))
+    }
+
+    /// The peer itself, or the rightmost untrusted hop when the peer is a trusted proxy.
+    func client(_ headers: HTTPHeaders, identity: ClientIdentity) -> ResolvedClient {
+        guard isTrustedProxy else { return ResolvedClient(key: key, address: address) }
+        let resolved = identity.resolve(peer: bytes, fields: headers)
+        return ResolvedClient(key: identity.key(for: resolved),
+                              address: ClientKey(bytes: resolved, ipv4Prefix: 32, ipv6Prefix: 128)?.description ?? address)
+    }
+}
+
+/// Turns a request head into an ``InboundRequest``: request id, client, route, and any answer that
+/// can be decided before the body arrives.
+enum RequestIntake {
+    static func begin(_ head: HTTPRequestHead, peer: Peer, secureListener: Bool, loop: LoopContext) -> InboundRequest {
+        let state = loop.state
+        var id = head.headers.first(name: "x-request-id") ?? ""
+        if !RequestIDGenerator.isAcceptable(id) { id = loop.requestIDs.next() }
+        let secure = secureListener || (peer.isTrustedProxy && head.headers.first(name: "x-forwarded-proto")?.lowercased() == "https")
+        let req = InboundRequest(head: head, requestID: id, client: peer.client(head.headers, identity: state.config.clientIdentity),
+                                 keepAlive: head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining,
+                                 secure: secure)
+        let uri = head.uri
+        guard uri.hasPrefix("/") else {
+            req.early = .problem(.badRequest, requestID: id, by: .stage(.http), note: "request target is not origin-form")
+            return req
+        }
+        let q = uri.firstIndex(of: "?")
+        req.path = uri[..<(q ?? uri.endIndex)]
+        req.query = q.map { uri[uri.index(after: $0)...] } ?? ""
+
+        if let builtin = BuiltinEndpoint.match(head: head, path: req.path, state: state) {
+            req.builtin = builtin
+        } else {
+            switch state.routes.match(method: head.method.rawValue, path: req.path) {
+            case .found(let route, let pathParams):
+                req.route = route
+                req.pathParams = pathParams
+                req.maxBody = route.config.maxBodyBytes
+            case .methodNotAllowed(let allow):
+                req.early = .problem(.methodNotAllowed(allow: allow), requestID: id, by: .stage(.routing))
+            case .notFound:
+                req.early = .problem(.notFound, requestID: id, by: .stage(.routing))
+            }
+        }
+        if loop.draining {
+            // Arrived after shutdown began (pipelined behind a request still being answered).
+            req.early = .problem(.shuttingDown, requestID: id, by: .stage(.shutdown))
+        }
+        return req
+    }
+}

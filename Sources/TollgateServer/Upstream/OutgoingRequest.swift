@@ -1,0 +1,30 @@
+import NIOCore
+import TollgateCore
+
+/// Requests the gateway makes on its own behalf (CAPTCHA siteverify, alert webhooks), encoded by
+/// hand into one buffer like proxied requests are (``UpstreamRequestTemplate`` renders those).
+enum OutgoingRequest {
+    static func encode(method: String, url: UpstreamURL, accept: String? = nil, contentType: String, body: [UInt8],
+                       headers: [(String, String)] = []) -> ByteBuffer {
+        var head = "\(method) \(url.pathTemplate)\(url.staticQuery.isEmpty ? "" : "?" + url.staticQuery) HTTP/1.1\r\n"
+        head += "Host: \(url.hostHeader)\r\nUser-Agent: tollgate\r\n"
+        if let accept { head += "Accept: \(accept)\r\n" }
+        head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(head.utf8.count + body.count)
+        buffer.writeString(head)
+        buffer.writeBytes(body)
+        return buffer
+    }
+}
+
+/// Makes upstream calls for one event loop. ``UpstreamPool`` is the real one; a test can stand in
+/// a scripted one to drive an exchange through its states.
+protocol UpstreamCaller: AnyObject {
+    /// Runs `call`; `completion` runs once, on the loop.
+    func execute(_ call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void)
+}
+
+extension UpstreamPool: UpstreamCaller {}
