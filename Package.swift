@@ -78,6 +78,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Micro-benchmarks (bench/micro): table costs when full. Not part of the product.
+        .executableTarget(name: "tollgate-microbench", dependencies: ["TollgateCore"], path: "bench/micro"),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TollgateServerTests", dependencies: [
             "TollgateServer", "TollgateCore",

@@ -82,22 +82,13 @@ public enum ConfigLoader {
             }
         }
 
-        var accessLog = AccessLogTarget.stdout
-        if let node = keys["access_log"], let text = node.string() {
-            switch text {
-            case "stdout": accessLog = .stdout
-            case "off": accessLog = .off
-            default: node.error("must be stdout or off")
-            }
-        }
+        let accessLog: AccessLogTarget = keys["access_log"].flatMap { $0.choice(["stdout", "off"]) } == "off" ? .off : .stdout
 
         var forwardingHeader = ClientIdentity.ForwardingHeader.xForwardedFor
         var ipv4Prefix = 32
         var ipv6Prefix = 64
         if let node = keys["client_ip"], let c = node.object(allowed: ["header", "ipv4_prefix", "ipv6_prefix"]) {
-            if let h = c["header"], let text = h.string() {
-                if let parsed = ClientIdentity.ForwardingHeader(rawValue: text.lowercased()) { forwardingHeader = parsed } else { h.error("must be x-forwarded-for or forwarded") }
-            }
+            if let parsed = c["header"]?.oneOf(ClientIdentity.ForwardingHeader.self, lowercased: true) { forwardingHeader = parsed }
             if let p = c["ipv4_prefix"]?.int(min: 8) { if p <= 32 { ipv4Prefix = p } else { c["ipv4_prefix"]?.error("must be ≤ 32") } }
             if let p = c["ipv6_prefix"]?.int(min: 16) { if p <= 128 { ipv6Prefix = p } else { c["ipv6_prefix"]?.error("must be ≤ 128") } }
         }
@@ -177,9 +168,9 @@ public enum ConfigLoader {
                 node.error("must be host:port, e.g. 127.0.0.1:9090")
             }
         }
-        config.pageTokens = keys["page_tokens"].flatMap { BrowserReader.pageTokens($0, secrets: secrets) }
-        config.challenge = keys["challenge"].flatMap { BrowserReader.pow($0, secrets: secrets) }
-        config.captcha = keys["captcha"].flatMap { BrowserReader.captcha($0, secrets: secrets) }
+        config.pageTokens = keys["page_tokens"].flatMap { PageTokensReader.read($0, secrets: secrets) }
+        config.challenge = keys["challenge"].flatMap { ChallengeReader.gateway($0, secrets: secrets) }
+        config.captcha = keys["captcha"].flatMap { CaptchaReader.read($0, secrets: secrets) }
         for (i, route) in routes.enumerated() {
             let node = items[i]
             if route.requiresPageToken, config.pageTokens == nil { node.error("requires page_token but there is no top-level page_tokens") }

@@ -115,4 +115,62 @@ struct ConfigNode {
         }
         return n
     }
+
+    /// One of `choices`, as written; otherwise the error lists them ("must be a, b or c").
+    func choice(_ choices: [String], lowercased: Bool = false, hint: String = "") -> String? {
+        guard var s = string() else { return nil }
+        if lowercased { s = s.lowercased() }
+        guard choices.contains(s) else {
+            error("must be \(Self.alternatives(choices))\(hint)")
+            return nil
+        }
+        return s
+    }
+
+    /// A case of `T` by its raw value; otherwise the error lists every case.
+    func oneOf<T: RawRepresentable & CaseIterable>(_ type: T.Type, lowercased: Bool = false) -> T? where T.RawValue == String {
+        guard let s = choice(T.allCases.map(\.rawValue), lowercased: lowercased) else { return nil }
+        return T(rawValue: s)
+    }
+
+    /// A rate such as `30/min`.
+    func rate() -> Rate? {
+        guard let s = string() else { return nil }
+        guard let rate = Rate(s) else {
+            error("must be COUNT/PERIOD, e.g. 10/s, 30/min, 1000/day or 5/30s")
+            return nil
+        }
+        return rate
+    }
+
+    /// A secret's name as written; reports an error unless it names an entry under `secrets:` (a
+    /// value that looks like a pasted key gets its own message). Nil only when there is no name.
+    @discardableResult
+    func secretName(in secrets: [String: SecretReference]) -> String? {
+        guard let name = nonEmptyString() else { return nil }
+        if secrets[name] == nil {
+            if SecretHeuristics.looksLikeLiteralSecret(name) {
+                error("looks like a literal key; declare it under secrets: (env:NAME or file:/path) and name it here")
+            } else {
+                error("names no entry under secrets")
+            }
+        }
+        return name
+    }
+
+    /// An `http://` or `https://` URL.
+    func url() -> UpstreamURL? {
+        guard let s = string() else { return nil }
+        guard let url = try? UpstreamURL(s) else {
+            error("must be an http:// or https:// URL")
+            return nil
+        }
+        return url
+    }
+
+    /// "a", "a or b", "a, b or c".
+    static func alternatives(_ words: [String]) -> String {
+        guard words.count > 1 else { return words.first ?? "" }
+        return words.dropLast().joined(separator: ", ") + " or " + words.last!
+    }
 }

@@ -9,8 +9,8 @@ enum ParamReader {
         func fail(_ n: ConfigNode?, _ message: String) { (n ?? node).error(message); ok = false }
 
         var location = ParamSpec.Location.query
-        if let n = keys["in"], let s = n.string() {
-            if let l = ParamSpec.Location(rawValue: s) { location = l } else { fail(n, "must be query, body or path") }
+        if let n = keys["in"] {
+            if let l = n.oneOf(ParamSpec.Location.self) { location = l } else { ok = false }
         }
 
         var kind = ParamSpec.Kind.string

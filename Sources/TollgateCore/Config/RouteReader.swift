@@ -84,14 +84,14 @@ struct RouteReader {
         let limits = keys["limits"].map { LimitReader.read($0, routeName: name ?? "route") } ?? []
         var order = RouteConfig.PolicyKind.defaultOrder
         if let orderNode = keys["policy_order"] {
-            let listed = BrowserReader.kinds(orderNode, allowed: Set(RouteConfig.PolicyKind.allCases))
+            let listed = Self.kinds(orderNode, allowed: Set(RouteConfig.PolicyKind.allCases))
             order = listed + RouteConfig.PolicyKind.defaultOrder.filter { !listed.contains($0) }
         }
         let cost = keys["cost"].flatMap { SpendReader.cost($0) }
-        let origin = keys["origin"].flatMap { BrowserReader.origin($0) }
-        let cors = keys["cors"].flatMap { BrowserReader.cors($0) }
-        let required = keys["require"].map { BrowserReader.kinds($0, allowed: [.pageToken, .challenge, .captcha]) } ?? []
-        var challenge = keys["challenge"].flatMap { BrowserReader.challenge($0) }
+        let origin = keys["origin"].flatMap { OriginReader.origin($0) }
+        let cors = keys["cors"].flatMap { OriginReader.cors($0) }
+        let required = keys["require"].map { Self.kinds($0, allowed: [.pageToken, .challenge, .captcha]) } ?? []
+        var challenge = keys["challenge"].flatMap { ChallengeReader.route($0) }
         if required.contains(.challenge), challenge == nil { challenge = (.always, Rate("30/min")!) }
         if challenge != nil, !required.contains(.challenge) { keys["challenge"]?.error("add challenge to require: to use it") }
         let shadow = keys["shadow"].map { Self.shadow($0) } ?? (kinds: [], stages: [])
@@ -111,6 +111,20 @@ struct RouteReader {
                            requiresPageToken: required.contains(.pageToken), requiresCaptcha: required.contains(.captcha),
                            challenge: challenge, shadow: Set(shadow.kinds), shadowStages: Set(shadow.stages),
                            policyOrder: order)
+    }
+
+    /// A list of policy kinds, each at most once, each from `allowed` (`policy_order`, `require`).
+    static func kinds(_ node: ConfigNode, allowed: Set<RouteConfig.PolicyKind>) -> [RouteConfig.PolicyKind] {
+        guard let list = node.stringList() else { return [] }
+        var out: [RouteConfig.PolicyKind] = []
+        for name in list {
+            guard let kind = RouteConfig.PolicyKind(rawValue: name), allowed.contains(kind) else {
+                node.error("\(name) is not one of \(allowed.map(\.rawValue).sorted().joined(separator: ", "))")
+                continue
+            }
+            if out.contains(kind) { node.error("\(name) is listed twice") } else { out.append(kind) }
+        }
+        return out
     }
 
     /// `shadow:`: chain policies and the stages outside the chain (CORS, budgets) that only log.

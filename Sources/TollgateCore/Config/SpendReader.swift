@@ -49,8 +49,8 @@ enum SpendReader {
             guard let keys = item.object(allowed: budgetKeys) else { continue }
             guard let name = keys["name"]?.nonEmptyString() else { item.error("needs a name"); continue }
             var scope = BudgetConfig.Scope.global
-            if let s = keys["scope"], let text = s.string() {
-                guard let parsed = BudgetConfig.Scope(rawValue: text) else { s.error("must be global, route, client or session"); continue }
+            if let s = keys["scope"] {
+                guard let parsed = s.oneOf(BudgetConfig.Scope.self) else { continue }
                 scope = parsed
             }
             guard let limitNode = keys["limit"], let limit = money(limitNode) else {
@@ -92,14 +92,8 @@ enum SpendReader {
         var config = AlertConfig(webhookURL: nil, secret: nil)
         guard let keys = node.object(allowed: ["webhook"]), let hook = keys["webhook"],
               let w = hook.object(allowed: ["url", "secret"]) else { return config }
-        if let u = w["url"], let text = u.string() {
-            if let url = try? UpstreamURL(text) { config.webhookURL = url } else { u.error("must be an http:// or https:// URL") }
-        } else {
-            hook.error("needs url")
-        }
-        if let s = w["secret"], let name = s.string() {
-            if secrets[name] == nil { s.error("names no entry under secrets") } else { config.secret = name }
-        }
+        if let u = w["url"] { config.webhookURL = u.url() } else { hook.error("needs url") }
+        if let name = w["secret"]?.secretName(in: secrets), secrets[name] != nil { config.secret = name }
         return config
     }
 

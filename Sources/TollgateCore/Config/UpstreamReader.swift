@@ -57,18 +57,8 @@ struct UpstreamReader {
 
     private func readAuth(_ node: ConfigNode) -> UpstreamAuth? {
         guard let keys = node.object(allowed: ["header", "query", "scheme", "user", "secret"]) else { return nil }
-        guard let secretNode = keys["secret"], let secret = secretNode.nonEmptyString() else {
-            if keys["secret"] == nil { node.error("needs secret: the name of an entry under secrets") }
-            return nil
-        }
-        guard secrets[secret] != nil else {
-            if SecretHeuristics.looksLikeLiteralSecret(secret) {
-                secretNode.error("looks like a literal key; declare it under secrets: (env:NAME or file:/path) and name it here")
-            } else {
-                secretNode.error("names no entry under secrets")
-            }
-            return nil
-        }
+        guard let secretNode = keys["secret"] else { node.error("needs secret: the name of an entry under secrets"); return nil }
+        guard let secret = secretNode.secretName(in: secrets), secrets[secret] != nil else { return nil }
         let modes = ["header", "query", "scheme"].filter { keys[$0] != nil }
         guard modes.count == 1 else {
             node.error("needs exactly one of header: NAME, query: NAME or scheme: bearer|basic")
@@ -79,13 +69,12 @@ struct UpstreamReader {
             return .header(name: h, secret: secret)
         }
         if let q = keys["query"]?.nonEmptyString() { return .query(name: q, secret: secret) }
-        switch keys["scheme"]?.string() {
+        switch keys["scheme"]?.choice(["bearer", "basic"]) {
         case "bearer": return .bearer(secret: secret)
         case "basic":
             guard let user = keys["user"]?.string() else { node.error("scheme: basic needs user"); return nil }
             return .basic(user: user, secret: secret)
         default:
-            keys["scheme"]?.error("must be bearer or basic")
             return nil
         }
     }

@@ -7,7 +7,7 @@ import Synchronization
 /// A session (or, without one, a client address) that passed is not asked again for `remember`.
 public struct CaptchaPolicy: Policy {
     public struct Config: Sendable, Equatable {
-        public enum Provider: String, Sendable { case turnstile, hcaptcha, recaptcha }
+        public enum Provider: String, Sendable, CaseIterable { case turnstile, hcaptcha, recaptcha }
         public var provider: Provider
         public var siteverifyURL: UpstreamURL
         /// Secret name.
@@ -58,7 +58,7 @@ public struct CaptchaPolicy: Policy {
                   json["success"] == .bool(true) else {
                 return .reject(Self.problem("captcha-failed"))
             }
-            passes.record(holder, untilMillis: now + remember)
+            passes.record(holder, untilMillis: now + remember, nowMillis: now)
             return .pass
         })
     }
@@ -71,26 +71,21 @@ public struct CaptchaPolicy: Policy {
     }
 }
 
-/// Sessions or clients that passed a CAPTCHA recently. Bounded; expired entries go first.
+/// Sessions or clients that passed a CAPTCHA recently, until when (Unix milliseconds). Bounded:
+/// when full of live passes a new one is not remembered (that holder is simply asked again).
 public final class CaptchaPasses: Sendable {
-    private let table = Mutex<[String: Int64]>([:])
-    let maxEntries: Int
+    private let table: Mutex<BoundedTable<String, Int64>>
 
-    public init(maxEntries: Int = 200_000) { self.maxEntries = maxEntries }
+    public init(maxEntries: Int = 200_000) {
+        table = Mutex(BoundedTable(capacity: maxEntries, sweepInterval: 100))
+    }
 
     func isValid(_ holder: String, nowMillis: Int64) -> Bool {
         table.withLock { ($0[holder] ?? 0) > nowMillis }
     }
 
-    func record(_ holder: String, untilMillis: Int64) {
-        table.withLock { t in
-            if t.count >= maxEntries {
-                let now = untilMillis - 1
-                t = t.filter { $0.value > now - 86_400_000 && $0.value > 0 }
-                if t.count >= maxEntries { return }
-            }
-            t[holder] = untilMillis
-        }
+    func record(_ holder: String, untilMillis: Int64, nowMillis: Int64) {
+        table.withLock { _ = $0.insert(holder, untilMillis, now: nowMillis) { $0 } }
     }
 }
 

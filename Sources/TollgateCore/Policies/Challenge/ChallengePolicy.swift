@@ -50,24 +50,22 @@ public struct ChallengePolicy: Policy {
 public final class LoadMeter: Sendable {
     let interval: Int64
     let window: Int64
-    let maxKeys: Int
-    private let tats = Mutex<[BucketKey: Int64]>([:])
+    /// Theoretical arrival times per client; a client that finds the table full of live keys is
+    /// measured at load 0 that time (its requests still need whatever the route requires).
+    private let tats: Mutex<BoundedTable<BucketKey, Int64>>
 
     public init(rate: Rate, maxKeys: Int = 200_000) {
         interval = max(1, rate.periodNanos / Int64(rate.count))
         window = rate.periodNanos
-        self.maxKeys = maxKeys
+        tats = Mutex(BoundedTable(capacity: maxKeys, sweepInterval: 100_000_000))
     }
 
     /// Counts one request; returns the client's load level (0 within the soft rate).
     public func record(_ key: BucketKey, nowNanos: Int64) -> Int {
         tats.withLock { table in
-            if table[key] == nil, table.count >= maxKeys {
-                table = table.filter { $0.value > nowNanos }
-            }
             // Cap how far ahead the arrival time may run: 30 steps is more than any difficulty uses.
             let tat = min(max(table[key] ?? nowNanos, nowNanos) + interval, nowNanos + window * 31)
-            if table.count < maxKeys || table[key] != nil { table[key] = tat }
+            _ = table.insert(key, tat, now: nowNanos) { $0 }
             let over = tat - nowNanos - window
             return over <= 0 ? 0 : Int((over + window - 1) / window)  // whole windows over, rounded up
         }

@@ -22,7 +22,8 @@ public final class ProofOfWork: Sendable {
 
     public let config: Config
     private let key: SymmetricKey
-    private let used = Mutex<[String: Int64]>([:])
+    /// Solved challenges until they expire (Unix seconds); full → further solutions refused.
+    private let used: Mutex<BoundedTable<String, Int64>>
     static let maxTracked = 1_000_000
 
     private let journal: (any UseJournal)?
@@ -32,11 +33,11 @@ public final class ProofOfWork: Sendable {
         self.config = config
         self.key = SymmetricKey(data: Data(secret.utf8))
         self.journal = journal
-        if let restored = try? journal?.solvedChallenges(nowSeconds: nowSeconds) {
-            used.withLock { table in
-                for entry in restored.prefix(Self.maxTracked) { table[entry.challenge] = entry.expiresSeconds }
-            }
+        var table = BoundedTable<String, Int64>(capacity: Self.maxTracked, sweepInterval: 1)
+        for entry in (try? journal?.solvedChallenges(nowSeconds: nowSeconds)) ?? [] {
+            _ = table.insert(entry.challenge, entry.expiresSeconds, now: nowSeconds) { $0 + 1 }
         }
+        used = Mutex(table)
     }
 
     /// A new challenge for `route` and `client` at difficulty `maxNumber`.
@@ -80,10 +81,8 @@ public final class ProofOfWork: Sendable {
         guard params["route"] == PercentEncoding.encode(route), params["client"] == Self.clientTag(client) else { return .otherRoute }
         let refusal = used.withLock { table -> Refusal? in
             if table[challenge] != nil { return .replayed }
-            if table.count >= Self.maxTracked { table = table.filter { $0.value >= nowSeconds } }
-            guard table.count < Self.maxTracked else { return .replayed }  // fail closed
-            table[challenge] = expires
-            return nil
+            // Valid through its `expires` second; a full table refuses (fail closed), in O(1).
+            return table.insert(challenge, expires, now: nowSeconds) { $0 + 1 } ? nil : .replayed
         }
         if refusal == nil { journal?.recordSolved(challenge: challenge, expiresSeconds: expires) }
         return refusal

@@ -51,7 +51,8 @@ public final class PageTokens: Sendable {
 
     public let config: Config
     private let keys: [(id: String, key: SymmetricKey)]
-    private let uses = Mutex<[Data: (count: Int, expires: Int64)]>([:])
+    /// Uses per token nonce (milliseconds); bounded by `maxTracked`, full → new tokens refused.
+    private let uses: Mutex<BoundedTable<Data, (count: Int, expires: Int64)>>
     private let journal: (any UseJournal)?
 
     /// `secrets` must hold every name in `config.keys`. With a journal, use counts survive restarts.
@@ -61,11 +62,11 @@ public final class PageTokens: Sendable {
             secrets[name].map { (Self.keyID(name), SymmetricKey(data: Data($0.utf8))) }
         }
         self.journal = journal
-        if let restored = try? journal?.tokenUses(nowMillis: nowMillis) {
-            uses.withLock { table in
-                for entry in restored.prefix(config.maxTracked) { table[entry.nonce] = (entry.uses, entry.expiresMillis) }
-            }
+        var table = BoundedTable<Data, (count: Int, expires: Int64)>(capacity: config.maxTracked, sweepInterval: 100)
+        for entry in (try? journal?.tokenUses(nowMillis: nowMillis)) ?? [] {
+            _ = table.insert(entry.nonce, (entry.uses, entry.expiresMillis), now: nowMillis) { $0.expires }
         }
+        uses = Mutex(table)
     }
 
     static func keyID(_ name: String) -> String {
@@ -105,15 +106,11 @@ public final class PageTokens: Sendable {
         let counted = uses.withLock { table -> Int? in
             if let entry = table[nonce] {
                 guard entry.count < config.maxUses else { return nil }
-                table[nonce] = (entry.count + 1, entry.expires)
+                table.update(nonce, (entry.count + 1, entry.expires))
                 return entry.count + 1
             }
-            if table.count >= config.maxTracked {
-                table = table.filter { $0.value.expires > nowMillis }
-                guard table.count < config.maxTracked else { return nil }  // fail closed
-            }
-            table[nonce] = (1, expires)
-            return 1
+            // A full table of live tokens refuses new ones (fail closed), in O(1).
+            return table.insert(nonce, (1, expires), now: nowMillis) { $0.expires } ? 1 : nil
         }
         guard let counted else { return .usedUp }
         journal?.recordTokenUse(nonce: nonce, uses: counted, expiresMillis: expires)

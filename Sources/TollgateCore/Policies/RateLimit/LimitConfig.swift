@@ -71,20 +71,17 @@ enum LimitReader {
                     }
                 }
             }
-            guard let rateNode = keys["rate"], let rateText = rateNode.string() else {
+            guard let rateNode = keys["rate"] else {
                 item.error("needs rate, e.g. 10/s, 100/min or 1000/day")
                 continue
             }
-            guard let rate = Rate(rateText) else {
-                rateNode.error("must be COUNT/PERIOD, e.g. 10/s, 100/min, 1000/day or 5/30s")
-                continue
-            }
+            guard let rate = rateNode.rate() else { continue }
             let burst = keys["burst"].flatMap { $0.int(min: 1) } ?? rate.count
             let weight = keys["weight"].flatMap { $0.int(min: 1) } ?? 1
             if weight > burst { keys["weight"]?.error("must be ≤ burst (\(burst)), or no request could ever pass") }
             let skip = keys["skip_successful"].flatMap { $0.bool() } ?? false
             var mode = LimitConfig.Mode.reject
-            switch keys["mode"]?.string() ?? "reject" {
+            switch keys["mode"].map({ $0.choice(["reject", "throttle"]) }) ?? "reject" {
             case "reject":
                 if keys["max_delay"] != nil || keys["queue"] != nil { item.error("max_delay and queue apply to mode: throttle") }
             case "throttle":
@@ -93,7 +90,7 @@ enum LimitReader {
                 mode = .throttle(maxDelay: maxDelay, queue: queue)
                 if skip { item.error("skip_successful cannot be combined with mode: throttle") }
             default:
-                keys["mode"]?.error("must be reject or throttle")
+                break  // reported by choice
             }
             let explicitName = keys["name"]?.nonEmptyString()
             if let explicitName, !explicitName.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {

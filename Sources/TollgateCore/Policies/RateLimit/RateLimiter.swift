@@ -51,20 +51,16 @@ public final class RateLimiter: Sendable {
     let capacityNanos: Int64
     private let stripes: [Stripe]
     private let stripeMask: Int
-    private let maxKeysPerStripe: Int
     private let overflow = Mutex<Int64>(0)
     private let overflowCount = Atomic<Int>(0)
-    private let evictionCount = Atomic<Int>(0)
     /// Minimum time between two sweeps of one stripe, so a flood of new keys cannot make every
     /// insert scan the stripe.
-    private let sweepIntervalNanos: Int64 = 100_000_000
+    static let sweepIntervalNanos: Int64 = 100_000_000
 
     final class Stripe: Sendable {
-        struct State {
-            var tats: [BucketKey: Int64] = [:]
-            var lastSweep: Int64 = .min
-        }
-        let state = Mutex(State())
+        /// Theoretical arrival times; a key whose TAT has passed is expired (as good as absent).
+        let state: Mutex<BoundedTable<BucketKey, Int64>>
+        init(capacity: Int) { state = Mutex(BoundedTable(capacity: capacity, sweepInterval: RateLimiter.sweepIntervalNanos)) }
     }
 
     public init(rate: Rate, burst: Int, maxKeys: Int, stripes: Int = 64) {
@@ -73,17 +69,17 @@ public final class RateLimiter: Sendable {
         intervalNanos = max(1, rate.periodNanos / Int64(max(1, rate.count)))
         capacityNanos = intervalNanos * Int64(self.burst)
         let stripeCount = max(1, min(stripes, maxKeys)).nextPowerOfTwo
-        self.stripes = (0..<stripeCount).map { _ in Stripe() }
+        let perStripe = max(1, maxKeys / stripeCount)
+        self.stripes = (0..<stripeCount).map { _ in Stripe(capacity: perStripe) }
         stripeMask = stripeCount - 1
-        maxKeysPerStripe = max(1, maxKeys / stripeCount)
     }
 
     /// Keys refused a bucket of their own because the table was full of live keys.
     public var overflowed: Int { overflowCount.load(ordering: .relaxed) }
     /// Fully decayed keys dropped to make room.
-    public var evicted: Int { evictionCount.load(ordering: .relaxed) }
+    public var evicted: Int { stripes.reduce(0) { total, s in total + s.state.withLock { $0.swept } } }
     /// Keys tracked now.
-    public var count: Int { stripes.reduce(0) { total, s in total + s.state.withLock { $0.tats.count } } }
+    public var count: Int { stripes.reduce(0) { total, s in total + s.state.withLock { $0.count } } }
 
     /// Takes `weight` units for `key` at `now` (monotonic nanoseconds) if the limit allows it.
     /// With `maxDelayNanos > 0` a request over the limit is admitted late (throttled) when the wait
@@ -91,26 +87,16 @@ public final class RateLimiter: Sendable {
     public func acquire(_ key: BucketKey, weight: Int = 1, now: Int64, maxDelayNanos: Int64 = 0, commit: Bool = true) -> Outcome {
         let cost = intervalNanos * Int64(max(1, weight))
         let stripe = stripes[stripeIndex(key)]
-        var outcome: Outcome? = stripe.state.withLock { state -> Outcome? in
-            if let tat = state.tats[key] {
+        var outcome: Outcome? = stripe.state.withLock { table -> Outcome? in
+            if let tat = table[key] {
                 let (o, newTAT) = decide(tat: tat, cost: cost, now: now, maxDelay: maxDelayNanos)
-                if commit, o.allowed { state.tats[key] = newTAT }
+                if commit, o.allowed { table.update(key, newTAT) }
                 return o
             }
-            guard state.tats.count >= maxKeysPerStripe else {
-                let (o, newTAT) = decide(tat: now, cost: cost, now: now, maxDelay: maxDelayNanos)
-                if commit, o.allowed { state.tats[key] = newTAT }
-                return o
-            }
-            if now &- state.lastSweep >= sweepIntervalNanos || state.lastSweep == .min {
-                state.lastSweep = now
-                let before = state.tats.count
-                state.tats = state.tats.filter { $0.value > now }
-                evictionCount.add(before - state.tats.count, ordering: .relaxed)
-            }
-            guard state.tats.count < maxKeysPerStripe else { return nil }
+            // A new key: room in the stripe (after a sweep of decayed keys, when one is due), or the overflow bucket.
+            guard table.makeRoom(now: now, expiresAt: { $0 }) else { return nil }
             let (o, newTAT) = decide(tat: now, cost: cost, now: now, maxDelay: maxDelayNanos)
-            if commit, o.allowed { state.tats[key] = newTAT }
+            if commit, o.allowed { _ = table.insert(key, newTAT, now: now) { $0 } }
             return o
         }
         if outcome == nil {
@@ -129,7 +115,7 @@ public final class RateLimiter: Sendable {
     /// that an earlier policy refused.
     public func peek(_ key: BucketKey, now: Int64) -> (remaining: Int, resetNanos: Int64) {
         let stripe = stripes[stripeIndex(key)]
-        let tat = stripe.state.withLock { $0.tats[key] } ?? now
+        let tat = stripe.state.withLock { $0[key] } ?? now
         let current = max(tat, now)
         return (max(0, Int((capacityNanos - (current - now)) / intervalNanos)), current - now)
     }
@@ -139,10 +125,9 @@ public final class RateLimiter: Sendable {
     public func refund(_ key: BucketKey, weight: Int = 1) {
         let cost = intervalNanos * Int64(max(1, weight))
         let stripe = stripes[stripeIndex(key)]
-        let found = stripe.state.withLock { state -> Bool in
-            guard let tat = state.tats[key] else { return false }
-            state.tats[key] = tat - cost
-            return true
+        let found = stripe.state.withLock { table -> Bool in
+            guard let tat = table[key] else { return false }
+            return table.update(key, tat - cost)
         }
         if !found { overflow.withLock { $0 -= cost } }
     }

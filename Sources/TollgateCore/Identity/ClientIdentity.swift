@@ -7,7 +7,7 @@
 /// garbage). Headers sent by a client that is not a trusted proxy are ignored completely.
 public struct ClientIdentity: Sendable {
     /// The header a trusted proxy uses to pass the client address on.
-    public enum ForwardingHeader: String, Sendable {
+    public enum ForwardingHeader: String, Sendable, CaseIterable {
         /// `X-Forwarded-For: client, proxy1, proxy2`
         case xForwardedFor = "x-forwarded-for"
         /// RFC 7239 `Forwarded: for=client;proto=https, for="[2001:db8::1]:4711"`

@@ -40,7 +40,7 @@ public struct CostConfig: Sendable, Equatable {
 
 /// A spend cap (`budgets[i]`).
 public struct BudgetConfig: Sendable, Equatable {
-    public enum Scope: String, Sendable {
+    public enum Scope: String, Sendable, CaseIterable {
         /// One total for every route it covers.
         case global
         /// A total per route.

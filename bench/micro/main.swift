@@ -1,0 +1,37 @@
+// Micro-benchmarks of the tables attackers fill: the cost of a new key when the table is full.
+// Reports; never fails. Run: swift run -c release tollgate-microbench
+import Foundation
+import TollgateCore
+
+func measure(_ label: String, iterations: Int, _ body: (Int) -> Void) {
+    let start = DispatchTime.now().uptimeNanoseconds
+    for i in 0..<iterations { body(i) }
+    let nanos = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(iterations)
+    print(String(format: "%-58@ %8.1f ns/op", label as NSString, nanos))
+}
+
+let capacity = 1_000_000
+let far: Int64 = 1 << 60
+
+var table = BoundedTable<Int, Int64>(capacity: capacity, sweepInterval: 100_000_000)
+for k in 0..<capacity { _ = table.insert(k, far, now: 0) { $0 } }
+var now: Int64 = 1
+measure("BoundedTable insert, new key, 100 % full of live keys", iterations: 2_000_000) { i in
+    now += 10  // 10 ns apart: a sweep is due every 10 M inserts at most
+    _ = table.insert(capacity + i, far, now: now) { $0 }
+}
+
+var half = BoundedTable<Int, Int64>(capacity: capacity, sweepInterval: 100_000_000)
+for k in 0..<capacity / 2 { _ = half.insert(k, far, now: 0) { $0 } }
+measure("BoundedTable insert, new key, 50 % full", iterations: capacity / 2) { i in
+    _ = half.insert(capacity + i, far, now: 1) { $0 }
+}
+
+let limiter = RateLimiter(rate: Rate("10/s")!, burst: 10, maxKeys: capacity)
+var clock: Int64 = 0
+for k in 0..<capacity { _ = limiter.acquire(BucketKey(high: 1, low: UInt64(k)), now: clock) }
+measure("RateLimiter acquire, new client, table full of live keys", iterations: 1_000_000) { i in
+    clock += 10
+    _ = limiter.acquire(BucketKey(high: 2, low: UInt64(i)), now: clock)
+}
+print("overflowed: \(limiter.overflowed), tracked: \(limiter.count)")
