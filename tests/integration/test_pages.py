@@ -1,9 +1,13 @@
 """Page protections through the real binary, without a browser: the token endpoint, origin checks,
 CORS preflights, challenges whose difficulty rises with load, and shadow mode."""
 import base64
+import contextlib
 import hashlib
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from conftest import address_config, request
 
@@ -41,6 +45,26 @@ def new_session(gw):
     assert cookie.startswith("__Host-tollgate_session=") and "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
     session = cookie.split(";")[0]
     return session, r.json()
+
+CAPTCHA_SECRET = "captcha_secret_" + "s" * 20
+
+
+@contextlib.contextmanager
+def fake_siteverify(log):
+    """The fake CAPTCHA provider (fake_siteverify.py) as a process; yields its port."""
+    fake = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_siteverify.py"), CAPTCHA_SECRET, str(log)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield int(fake.stdout.readline())
+    finally:
+        fake.terminate()
+
+
+def captcha_config(standin_port, siteverify_port, route_extra):
+    root = (f'  CAPTCHA_SECRET: env:CAPTCHA_SECRET\ncaptcha: {{ provider: turnstile, '
+            f'siteverify_url: "http://127.0.0.1:{siteverify_port}/turnstile/v0/siteverify", secret: CAPTCHA_SECRET, timeout: 1s }}')
+    return page_config(standin_port, route_extra).replace(
+        "  CHALLENGE_KEY: env:CHALLENGE_KEY\n", "  CHALLENGE_KEY: env:CHALLENGE_KEY\n" + root + "\n", 1)
 
 
 def test_token_endpoint_cookie_and_min_age(gateways, standin, api_key):
@@ -129,21 +153,12 @@ def test_shadow_mode_logs_and_lets_through(gateways, standin, api_key):
 
 
 def test_captcha_siteverify_fails_closed_and_never_blocks(gateways, standin, api_key, tmp_path):
-    import subprocess
-    import sys
     import threading
-    from pathlib import Path
     log = tmp_path / "siteverify.jsonl"
-    secret = "captcha_secret_" + "s" * 20
-    fake = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_siteverify.py"), secret, str(log)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(fake.stdout.readline())
-        root = (f'  CAPTCHA_SECRET: env:CAPTCHA_SECRET\ncaptcha: {{ provider: turnstile, '
-                f'siteverify_url: "http://127.0.0.1:{port}/turnstile/v0/siteverify", secret: CAPTCHA_SECRET, timeout: 1s }}')
-        config = page_config(standin.port, "    require: [page_token, captcha]\n").replace(
-            "  CHALLENGE_KEY: env:CHALLENGE_KEY\n", "  CHALLENGE_KEY: env:CHALLENGE_KEY\n" + root + "\n", 1)
-        gw = gateways(config, env={"ADDRESS_API_KEY": api_key, "CAPTCHA_SECRET": secret, **KEYS})
+    secret = CAPTCHA_SECRET
+    with fake_siteverify(log) as port:
+        gw = gateways(captcha_config(standin.port, port, "    require: [page_token, captcha]\n"),
+                      env={"ADDRESS_API_KEY": api_key, "CAPTCHA_SECRET": secret, **KEYS})
         session, issued = new_session(gw)
         time.sleep(0.35)
         base = {"Cookie": session, "X-Tollgate-Token": issued["token"]}
@@ -172,8 +187,6 @@ def test_captcha_siteverify_fails_closed_and_never_blocks(gateways, standin, api
         assert standin.stats()["calls"] == 2
         gw.stop()
         assert secret not in gw.output()
-    finally:
-        fake.terminate()
 
 
 def test_token_uses_and_solutions_survive_a_restart_with_the_sqlite_store(gateways, standin, api_key):

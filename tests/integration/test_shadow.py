@@ -2,12 +2,10 @@
 would have refused (in the access log and `tollgate usage`) and lets the request through."""
 import json
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from conftest import TOLLGATE, address_config, request
-from test_pages import KEYS, page_config
+from test_pages import CAPTCHA_SECRET, KEYS, captcha_config, fake_siteverify, page_config
 
 
 def note_of(gw, path_prefix="/api/address"):
@@ -103,17 +101,10 @@ def test_challenge_in_shadow_lets_unsolved_requests_through(gateways, standin, a
 
 
 def test_captcha_in_shadow_notes_missing_and_failed_tokens(gateways, standin, api_key, tmp_path):
-    secret = "captcha_secret_" + "s" * 20
     log = tmp_path / "siteverify.jsonl"
-    fake = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_siteverify.py"), secret, str(log)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(fake.stdout.readline())
-        root = (f'  CAPTCHA_SECRET: env:CAPTCHA_SECRET\ncaptcha: {{ provider: turnstile, '
-                f'siteverify_url: "http://127.0.0.1:{port}/turnstile/v0/siteverify", secret: CAPTCHA_SECRET, timeout: 1s }}')
-        config = page_config(standin.port, "    require: [captcha]\n    shadow: [captcha]\n").replace(
-            "  CHALLENGE_KEY: env:CHALLENGE_KEY\n", "  CHALLENGE_KEY: env:CHALLENGE_KEY\n" + root + "\n", 1)
-        gw = gateways(config, env={"ADDRESS_API_KEY": api_key, "CAPTCHA_SECRET": secret, **KEYS})
+    with fake_siteverify(log) as port:
+        gw = gateways(captcha_config(standin.port, port, "    require: [captcha]\n    shadow: [captcha]\n"),
+                      env={"ADDRESS_API_KEY": api_key, "CAPTCHA_SECRET": CAPTCHA_SECRET, **KEYS})
         assert gw.get("/api/address?q=Main+Street").status == 200
         assert gw.get("/api/address?q=Main+Street", headers={"X-Tollgate-Captcha": "forged"}).status == 200
         assert standin.stats()["calls"] == 2
@@ -122,9 +113,7 @@ def test_captcha_in_shadow_notes_missing_and_failed_tokens(gateways, standin, ap
         notes = note_of(gw)
         assert "shadow captcha:captcha:captcha-required" in notes[0]
         assert "captcha:captcha" in notes[1]
-        assert secret not in gw.output()
-    finally:
-        fake.terminate()
+        assert CAPTCHA_SECRET not in gw.output()
 
 
 def test_shadow_of_a_stage_the_route_lacks_is_a_config_error(gateways, standin, api_key):
