@@ -134,6 +134,7 @@ public final class GatewayServer: @unchecked Sendable {
             try? await ctx.eventLoop.submit {
                 ctx.connections.values.forEach { $0.forceClose() }
                 ctx.pool.closeAll()
+                ctx.refusals.flush(to: ctx)
             }.get()
         }
         pauseWatch?.cancel()

@@ -93,6 +93,8 @@ final class LoopContext {
     let pool: UpstreamPool
     /// Makes the exchanges' upstream calls: the pool (a test may stand in a scripted caller).
     var upstream: any UpstreamCaller
+    /// Refusals counted on this loop, handed to the ledger every 100 ms.
+    let refusals = RefusalTally()
     var requestIDs = RequestIDGenerator()
     /// Open client connections, so shutdown can ask each to finish and close.
     var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]

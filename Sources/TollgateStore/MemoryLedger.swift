@@ -47,10 +47,10 @@ public final class MemoryLedger: SpendLedger {
 
     /// Kept per route and reason only: nothing reads a memory ledger, and a count per client would
     /// grow with every address that was ever refused.
-    public func countRefusal(route: String, client: String, reason: String, day: String) {
+    public func countRefusal(route: String, client: String, reason: String, day: String, count: Int64) {
         state.withLock { s in
             let key = "\(day)|\(route)|refused:\(reason)"
-            s.counters[key, default: (0, 0)].count += 1
+            s.counters[key, default: (0, 0)].count += count
         }
     }
 

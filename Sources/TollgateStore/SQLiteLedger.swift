@@ -167,8 +167,8 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         }
     }
 
-    public func countRefusal(route: String, client: String, reason: String, day: String) {
-        pending.withLock { $0.refusals[RefusalKey(day: day, route: route, client: client, reason: reason), default: 0] += 1 }
+    public func countRefusal(route: String, client: String, reason: String, day: String, count: Int64) {
+        pending.withLock { $0.refusals[RefusalKey(day: day, route: route, client: client, reason: reason), default: 0] += count }
     }
 
     public func spend(since: Int64) throws -> [SpendRow] {

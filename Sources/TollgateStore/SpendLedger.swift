@@ -37,6 +37,13 @@ public enum UsageEvent: String, Sendable, CaseIterable {
     case cacheHit = "cache_hit"
 }
 
+extension SpendLedger {
+    /// Counts one refused request.
+    public func countRefusal(route: String, client: String, reason: String, day: String) {
+        countRefusal(route: route, client: client, reason: reason, day: day, count: 1)
+    }
+}
+
 /// The durable record of what was spent, and the operator's switches.
 ///
 /// Money: ``reserve(_:done:)`` calls `done` only once the entry is committed, and the gateway calls
@@ -56,7 +63,7 @@ public protocol SpendLedger: AnyObject, Sendable, UseJournal {
     /// Counts one refused request: the route (`-` for none), the resolved client, and the policy or
     /// stage that refused it (`rate_limit`, `origin`, `budget`, … — `shadow:NAME` for a refusal a
     /// shadow-mode policy would have made).
-    func countRefusal(route: String, client: String, reason: String, day: String)
+    func countRefusal(route: String, client: String, reason: String, day: String, count: Int64)
     /// Spend of every entry created at or after `since` (Unix seconds), released ones excluded.
     func spend(since: Int64) throws -> [SpendRow]
     /// Routes whose upstream calls an operator paused (`*` for all).

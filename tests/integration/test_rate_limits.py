@@ -187,6 +187,8 @@ def test_metrics_count_responses_and_a_full_rate_limit_table(gateways, standin, 
     assert int(lines['tollgate_responses_total{class="4xx"}']) >= 200
     assert int(lines['tollgate_ratelimit_overflow_total{limit="ip"}']) > 0
     assert int(lines['tollgate_ratelimit_tracked_keys{limit="ip"}']) <= 64
+    # Nothing was dropped on the way to the log or the store (both run off the event loop, bounded).
+    assert lines["tollgate_access_log_dropped_total"] == "0" and lines["tollgate_alerts_dropped_total"] == "0"
     assert request(admin, "GET", "/other").status == 404
     # The operator endpoint is not on the public listener.
     assert gw.get("/metrics").status == 404

@@ -39,8 +39,9 @@ struct Response {
         Response(status: status, contentType: contentType, headers: headers, body: body, refused: false, decidedBy: decider)
     }
 
+    /// Whether a header of exactly this name (as the gateway spells its own) is present.
     func hasHeader(_ name: String) -> Bool {
-        headers.contains { $0.0.utf8.count == name.utf8.count && $0.0.lowercased() == name.lowercased() }
+        headers.contains { $0.0 == name }
     }
 }
 

@@ -42,12 +42,10 @@ enum ResponseDelivery {
         loop.responses[min(5, max(1, response.status / 100))] += 1
         let routeName = req.route?.name ?? "-"
         if response.refused, let decider = response.decidedBy, decider.refusesClient {
-            let reason = decider.name
-            state.ledger.countRefusal(route: routeName, client: req.client.address, reason: reason, day: loop.today())
+            loop.refusals.count(route: routeName, reason: decider.name, client: req.client, loop: loop)
         }
         for shadowed in response.shadowed {
-            state.ledger.countRefusal(route: routeName, client: req.client.address,
-                                      reason: "shadow:" + shadowed.prefix { $0 != ":" }, day: loop.today())
+            loop.refusals.count(route: routeName, reason: "shadow:" + shadowed.prefix { $0 != ":" }, client: req.client, loop: loop)
         }
         if let view { req.route?.completed(view, status: response.status) }
         guard state.accessLog.isEnabled else { return }

@@ -238,7 +238,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
             req = current
         } else {
             let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
-            req = InboundRequest(head: head, requestID: loop.requestIDs.next(), client: peer.client(head.headers, identity: loop.state.config.clientIdentity),
+            req = InboundRequest(head: head, requestID: loop.requestIDs.next(),
+                                 client: peer.client(head.headers, identity: loop.state.config.clientIdentity),
                                  keepAlive: false, secure: secureListener)
         }
         let problem: Problem = parseError == .headerOverflow ? .headersTooLarge : .badRequest
