@@ -106,7 +106,8 @@ def test_malformed_requests_get_400_problem(gateways, standin, api_key):
     for bad in [b"GARBAGE\r\n\r\n",
                 b"GET /api/address?q=abc HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                 b"GET /api/address HTTP/1.1\r\nBad Header\r\n\r\n",
-                b"GET http://evil.example/api/address?q=abc HTTP/1.1\r\nHost: x\r\n\r\n"]:
+                b"GET ftp://evil.example/api/address?q=abc HTTP/1.1\r\nHost: x\r\n\r\n",  # absolute-form is http(s) only
+                b"GET evil.example:443 HTTP/1.1\r\nHost: x\r\n\r\n"]:  # authority-form is for CONNECT
         data = raw(gw.port, bad)
         assert statuses(data) == [400], (bad, data)
         assert b"application/problem+json" in data and b"request_id" in data
@@ -128,3 +129,32 @@ def test_idle_keep_alive_connections_are_closed(gateways, standin, api_key):
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
         s.sendall(b"GET /api/address?q=abc HTTP/1.1\r\nHost: x\r\n")
         assert s.recv(1024) == b""
+
+
+def test_rfc9112_request_framing_rules(gateways, standin, api_key):
+    """docs/http-conformance.md lists each rule; every one is answered and the connection closed."""
+    gw = gateways(address_config(standin.port), env={"ADDRESS_API_KEY": api_key})
+    path = b"/api/address?q=Main+Street"
+    cases = [
+        (b"GET " + path + b" HTTP/1.1\r\n\r\n", 400),                                   # no Host
+        (b"GET " + path + b" HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),             # two Host lines
+        (b"GET " + path + b" HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),                      # invalid Host
+        (b"GET " + path + b" HTTP/1.1\r\nHost: exa mple\r\n\r\n", 400),
+        (b"POST " + path + b" HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),  # 1.0 + TE
+        (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 90000 + b"\r\n\r\n", 431),
+    ]
+    for request, status in cases:
+        data = raw(gw.port, request)
+        assert statuses(data) == [status], (request[:80], data[:200])
+        assert b"application/problem+json" in data and b"Connection: close" in data
+    # Valid forms still work: an IPv6 literal with a port, HTTP/1.0 without Host, and the
+    # absolute form, whose authority is ignored (routes match the path only).
+    assert statuses(raw(gw.port, b"GET " + path + b" HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", read_until_close=False)) == [200]
+    assert statuses(raw(gw.port, b"GET " + path + b" HTTP/1.0\r\n\r\n")) == [200]
+    data = raw(gw.port, b"GET http://elsewhere.example" + path + b" HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n",
+               read_until_close=False)
+    assert statuses(data) == [200]
+    assert standin.last()["target"] == "/v2/validate?q=Main%20Street&country=US&format=json"
+    assert standin.stats()["calls"] == 3

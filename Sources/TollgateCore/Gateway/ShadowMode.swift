@@ -23,6 +23,8 @@ public struct ShadowMode: Sendable {
         case .external: return decision  // decided later, through this same function
         case .reject(let problem):
             Self.note(problem, by: kind.rawValue, on: &request)
+            // What the refusal said about the client's allowance stays true: keep it on the response.
+            request.responseHeaders += problem.headers.filter { $0.0 == "RateLimit" || $0.0 == "RateLimit-Policy" }
             return .pass
         }
     }

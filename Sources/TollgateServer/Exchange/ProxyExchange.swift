@@ -41,7 +41,9 @@ final class ProxyExchange {
     let request: InboundRequest
     let route: Route
     let loop: LoopContext
-    weak var owner: ExchangeOwner?
+    /// Held strongly until the exchange ends or the owner goes (both clear it), which breaks the
+    /// cycle with the connection that holds this exchange.
+    private(set) var owner: ExchangeOwner?
     private(set) var state: State = .policies(next: 0)
     /// What the policies see and add to; what the response is completed from.
     var view: RequestView
@@ -347,11 +349,16 @@ final class ProxyExchange {
         state = .done
         var response = response
         response.shadowed = view.shadowed
+        let owner = self.owner
+        self.owner = nil
         owner?.exchange(self, answered: response)
     }
 
     /// Ends without an answer (the owner is gone).
-    private func done() { state = .done }
+    private func done() {
+        state = .done
+        owner = nil
+    }
 
     var isDone: Bool {
         if case .done = state { return true }

@@ -47,7 +47,7 @@ struct Response {
 
 /// Who decided a response: a policy of the route's chain or a named stage of the exchange. Its name
 /// is the access log's `policy` and the reason refusals are counted under.
-enum Decider: Equatable {
+enum Decider: Hashable {
     case policy(RouteConfig.PolicyKind)
     case stage(Stage)
 

@@ -7,7 +7,7 @@ import TollgateCore
 enum ResponseDelivery {
     /// The bytes of `response` to `req`, after recording it. `view` is what the route's policies saw,
     /// when they ran.
-    static func render(_ response: Response, for req: InboundRequest, view: RequestView?, keepAlive: Bool,
+    static func render(_ response: consuming Response, for req: InboundRequest, view: RequestView?, keepAlive: Bool,
                        loop: LoopContext, allocator: ByteBufferAllocator) -> ByteBuffer {
         var response = response
         complete(&response, for: req, view: view)
@@ -22,8 +22,12 @@ enum ResponseDelivery {
     /// current state (nothing taken).
     static func complete(_ response: inout Response, for req: InboundRequest, view: RequestView?) {
         if let extra = view?.responseHeaders, !extra.isEmpty {
-            let own = response.headers
-            response.headers += extra.filter { name, _ in !own.contains { $0.0 == name } }
+            if response.headers.isEmpty {
+                response.headers = extra
+            } else {
+                let own = response.headers
+                response.headers += extra.filter { name, _ in !own.contains { $0.0 == name } }
+            }
         }
         if let route = req.route, route.rateLimits != nil, !response.hasHeader("RateLimit") {
             response.headers += route.limitHeaders(view ?? limitView(req))
@@ -42,10 +46,10 @@ enum ResponseDelivery {
         loop.responses[min(5, max(1, response.status / 100))] += 1
         let routeName = req.route?.name ?? "-"
         if response.refused, let decider = response.decidedBy, decider.refusesClient {
-            loop.refusals.count(route: routeName, reason: decider.name, client: req.client, loop: loop)
+            loop.refusals.count(route: routeName, reason: .decider(decider), client: req.client, loop: loop)
         }
         for shadowed in response.shadowed {
-            loop.refusals.count(route: routeName, reason: "shadow:" + shadowed.prefix { $0 != ":" }, client: req.client, loop: loop)
+            loop.refusals.count(route: routeName, reason: .shadow(String(shadowed.prefix { $0 != ":" })), client: req.client, loop: loop)
         }
         if let view { req.route?.completed(view, status: response.status) }
         guard state.accessLog.isEnabled else { return }

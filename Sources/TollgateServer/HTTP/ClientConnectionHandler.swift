@@ -165,6 +165,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     private func begin(_ head: HTTPRequestHead) {
         if let context { lastActivity = context.eventLoop.now }
         let req = RequestIntake.begin(head, peer: peer, secureListener: secureListener, loop: loop)
+        if let early = req.early, early.closeConnection {
+            respondEarly(req, early)  // faulty framing: nothing after this head can be trusted
+            return
+        }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > req.maxBody {
             respondEarly(req, .problem(.bodyTooLarge, requestID: req.requestID, by: .stage(.bodyLimit), note: "content-length \(length)"))
             return

@@ -87,10 +87,20 @@ enum RequestIntake {
         let req = InboundRequest(head: head, requestID: id, client: peer.client(head.headers, identity: state.config.clientIdentity),
                                  keepAlive: head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining,
                                  secure: secure)
-        let uri = head.uri
-        guard uri.hasPrefix("/") else {
-            req.early = .problem(.badRequest, requestID: id, by: .stage(.http), note: "request target is not origin-form")
+        if let (problem, note) = RequestFraming.violation(head) {
+            var early = Response.problem(problem, requestID: id, by: .stage(.http), note: note)
+            early.closeConnection = true
+            req.early = early
             return req
+        }
+        var uri = head.uri[...]
+        if !uri.hasPrefix("/") {
+            if let origin = RequestFraming.originForm(ofAbsolute: head.uri) {
+                uri = origin  // absolute-form: routed by its path; its authority picks nothing
+            } else {
+                req.early = .problem(.badRequest, requestID: id, by: .stage(.http), note: "request target is not origin- or absolute-form")
+                return req
+            }
         }
         let q = uri.firstIndex(of: "?")
         req.path = uri[..<(q ?? uri.endIndex)]

@@ -64,9 +64,6 @@ public struct RateLimitPolicy: Policy {
                 }
                 request.holds.removeAll()
                 Self.appendState(&state, config.name, remaining: 0, resetNanos: outcome.resetNanos)
-                // Also on the response itself, for when this refusal is only shadowed.
-                request.responseHeaders.append(("RateLimit-Policy", policyHeader))
-                request.responseHeaders.append(("RateLimit", state))
                 return .reject(tooManyRequests(retryAfterNanos: max(outcome.retryAfterNanos, 1), state: state, limit: config.name))
             }
             delay = max(delay, outcome.delayNanos)
