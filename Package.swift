@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Every module of ours builds in Swift 6 language mode with warnings as errors: the compiler checks
+/// the threading the data plane relies on, and a warning cannot slip into a release.
+let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+
 /// Release builds of the data-plane modules skip dynamic exclusivity checks (measured: ~3 % of CPU
 /// per proxied request); debug builds, which the tests use, keep them.
 let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -48,7 +52,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5)] + hotPathSettings
+            swiftSettings: hotPathSettings
         ),
         // A stand-in paid API for the demo and the tests: requires the key, counts calls.
         .target(
@@ -59,8 +63,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            ]
         ),
         .executableTarget(
             name: "tollgate",
@@ -78,6 +81,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Fuzz targets (Fuzz/, scripts/fuzz): libFuzzer binaries when built with -D FUZZING and the
+        // fuzzer sanitizer; otherwise they replay their committed corpus (scripts/test). Not shipped.
+        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "Fuzz/Support"),
+        .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/JSON"),
+        .executableTarget(name: "fuzz-paths", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/Paths"),
+        .executableTarget(name: "fuzz-client-identity", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/ClientIdentity"),
+        .executableTarget(name: "fuzz-config", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/Config"),
+        .executableTarget(name: "fuzz-tokens", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/Tokens"),
+        .executableTarget(name: "fuzz-upstream-response", dependencies: [
+            "FuzzSupport", "TollgateServer", .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Fuzz/UpstreamResponse"),
         // Micro-benchmarks (bench/micro): table costs when full. Not part of the product.
         .executableTarget(name: "tollgate-microbench", dependencies: ["TollgateCore"], path: "bench/micro"),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore", .product(name: "Crypto", package: "swift-crypto")]),
@@ -91,3 +106,7 @@ let package = Package(
         .testTarget(name: "TollgateStoreTests", dependencies: ["TollgateStore", "TollgateCore"]),
     ]
 )
+
+for target in package.targets where target.type != .system && target.name != "CLibFuzzer" {
+    target.swiftSettings = (target.swiftSettings ?? []) + strict
+}

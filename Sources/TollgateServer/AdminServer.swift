@@ -102,7 +102,7 @@ private final class AdminHandler: ChannelInboundHandler {
                 write(context, status: "404 Not Found", type: "text/plain", body: "not found\n", keepAlive: keepAlive)
                 return
             }
-            server.metrics(on: context.eventLoop).whenSuccess { text in
+            server.metrics(on: context.eventLoop).assumeIsolated().whenSuccess { text in
                 self.write(context, status: "200 OK", type: "text/plain; version=0.0.4", body: text, keepAlive: keepAlive)
             }
         }
@@ -112,6 +112,6 @@ private final class AdminHandler: ChannelInboundHandler {
         let text = "HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\n"
             + (keepAlive ? "" : "Connection: close\r\n") + "\r\n" + body
         let done = context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text)))
-        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 }

@@ -104,12 +104,12 @@ public final class GatewayServer: @unchecked Sendable {
         let limiters = state.limiters.all
         guard !limiters.isEmpty, let loop = contexts.values.first?.eventLoop else { return }
         let logger = self.logger
-        var reported = [Int](repeating: 0, count: limiters.count)
+        let reported = NIOLoopBoundBox.makeBoxSendingValue([Int](repeating: 0, count: limiters.count), eventLoop: loop)
         loop.scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { _ in
-            for (i, entry) in limiters.enumerated() where entry.limiter.overflowed > reported[i] {
-                reported[i] = entry.limiter.overflowed
+            for (i, entry) in limiters.enumerated() where entry.limiter.overflowed > reported.value[i] {
+                reported.value[i] = entry.limiter.overflowed
                 logger.warning("rate limit table full", metadata: [
-                    "limit": "\(entry.name)", "overflowed_total": "\(reported[i])", "tracked": "\(entry.limiter.count)"])
+                    "limit": "\(entry.name)", "overflowed_total": "\(reported.value[i])", "tracked": "\(entry.limiter.count)"])
             }
         }
     }

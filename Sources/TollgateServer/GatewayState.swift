@@ -86,8 +86,11 @@ final class GatewayState: Sendable {
 }
 
 /// State owned by one event loop: its upstream pool, its id generator, its open client connections.
-/// Touched only from that loop.
-final class LoopContext {
+///
+/// `@unchecked Sendable` because of one invariant: every mutable member is read and written only on
+/// `eventLoop`. Other threads (shutdown, the metrics endpoint) hold the reference only to submit
+/// work to that loop (`eventLoop.submit { … }`), never to touch the state themselves.
+final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
     let state: GatewayState
     let pool: UpstreamPool

@@ -59,7 +59,7 @@ final class StandInHandler: ChannelInboundHandler {
             let units = max(1, ((answer.json["formatted"] as? String) ?? "").split(separator: ",").first?.split(separator: " ").count ?? 1)
             send(status: answer.status, json: answer.json, extra: "X-Billing-Units: \(units)\r\n", keepAlive: keepAlive, context: context)
         case .slow:
-            context.eventLoop.scheduleTask(in: .milliseconds(Int64(snapshot.delayMillis))) {
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(snapshot.delayMillis))) {
                 self.send(status: answer.status, json: answer.json, keepAlive: keepAlive, context: context)
             }
         case .fail:
@@ -69,7 +69,7 @@ final class StandInHandler: ChannelInboundHandler {
             send(status: snapshot.status, raw: "{\"error\":\"bad key \(state.apiKey)\"}", type: "application/json",
                  keepAlive: keepAlive, context: context)
         case .garbage:
-            context.writeAndFlush(NIOAny(ByteBuffer(string: "SURPRISE this is not http\r\n\r\n"))).whenComplete { _ in
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "SURPRISE this is not http\r\n\r\n"))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         case .redirect:
@@ -197,7 +197,7 @@ final class StandInHandler: ChannelInboundHandler {
     private func write(_ text: String, keepAlive: Bool, context: ChannelHandlerContext) {
         let future = context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text)))
         if !keepAlive {
-            future.whenComplete { _ in context.close(promise: nil) }
+            future.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
 

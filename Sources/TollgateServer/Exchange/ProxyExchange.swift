@@ -104,7 +104,7 @@ final class ProxyExchange {
             finish(.problem(problem, requestID: request.requestID, by: .policy(policy)))
         case .delay(let wait, let resumeAt):
             state = .throttled(resumeAt: resumeAt)
-            delayTimer = loop.eventLoop.scheduleTask(in: TimeAmount(wait)) { [self] in
+            delayTimer = loop.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(wait)) { [self] in
                 delayTimer = nil
                 guard case .throttled = state else { return }
                 runChain(from: resumeAt)
@@ -150,12 +150,14 @@ final class ProxyExchange {
         guard route.config.cache != nil else { return reserveSpend() }
         let key = ResponseCache.key(route: route.name, params: view.params)
         state = .awaitingCache
-        let waiter: ResponseCache.Waiter = (loop.eventLoop, { [self] entry in
-            guard owner != nil else { return done() }
+        let exchange = NIOLoopBound(self, eventLoop: loop.eventLoop)  // the cache wakes waiters on their own loop
+        let waiter: ResponseCache.Waiter = (loop.eventLoop, { entry in
+            let this = exchange.value
+            guard this.owner != nil else { return this.done() }
             if let entry {
-                answerFromCache(entry, status: "tollgate; fwd=miss; collapsed")
+                this.answerFromCache(entry, status: "tollgate; fwd=miss; collapsed")
             } else {
-                reserveSpend()
+                this.reserveSpend()
             }
         })
         switch loop.state.cache.lookup(key, now: .now(), waiter: waiter) {
@@ -201,8 +203,9 @@ final class ProxyExchange {
             let entry = LedgerEntry(requestID: request.requestID, route: route.name, client: reserved.client,
                                     session: reserved.session, reservedMicros: reserved.amount, createdAt: now)
             let eventLoop = loop.eventLoop
+            let exchange = NIOLoopBound(self, eventLoop: eventLoop)  // the ledger answers on its own thread
             loop.state.ledger.reserve(entry) { result in
-                eventLoop.execute { [self] in ledgerAnswered(result, at: now) }
+                eventLoop.execute { exchange.value.ledgerAnswered(result, at: now) }
             }
         }
     }

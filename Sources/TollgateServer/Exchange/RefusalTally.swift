@@ -38,7 +38,7 @@ final class RefusalTally {
             counts[key] = (1, client.address)
         }
         if flushTask == nil {
-            flushTask = loop.eventLoop.scheduleTask(in: Self.interval) { [self] in
+            flushTask = loop.eventLoop.assumeIsolated().scheduleTask(in: Self.interval) { [self] in
                 flushTask = nil
                 flush(to: loop)
             }

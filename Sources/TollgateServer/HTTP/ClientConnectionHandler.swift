@@ -329,7 +329,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     }
 
     private func scheduleIdleCheck(at deadline: NIODeadline, on eventLoop: any EventLoop) {
-        idleTimer = eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+        idleTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
             guard let self else { return }
             self.idleTimer = nil
             let timeout = TimeAmount(self.loop.state.config.idleTimeout)

@@ -8,14 +8,18 @@ import Darwin
 import NIOConcurrencyHelpers
 
 /// Where log lines go: one JSON object per line on standard output, written whole under a lock
-/// so that lines from different event loops never interleave.
+/// so that lines from different threads never interleave. Writes go straight to file descriptor 1
+/// (no stdio buffer to flush or to share unsafely between threads).
 public final class LogSink: Sendable {
     public static let standardOutput = LogSink()
 
     private let lock = NIOLock()
 
-    private init() {
-        setvbuf(stdout, nil, _IOLBF, 0)
+    private init() {}
+
+    /// Writes `line` followed by a newline.
+    public func write(_ line: String) {
+        writeBatch(line + "\n")
     }
 
     /// Writes `batch` (whole lines, each ending in a newline) at once.
@@ -23,19 +27,15 @@ public final class LogSink: Sendable {
         lock.withLock {
             var batch = batch
             batch.withUTF8 { buf in
-                _ = fwrite(buf.baseAddress, 1, buf.count, stdout)
-            }
-            fflush(stdout)
-        }
-    }
-
-    /// Writes `line` followed by a newline.
-    public func write(_ line: String) {
-        lock.withLock {
-            var line = line
-            line.append("\n")
-            line.withUTF8 { buf in
-                _ = fwrite(buf.baseAddress, 1, buf.count, stdout)
+                var offset = 0
+                while offset < buf.count {
+                    #if canImport(Darwin)
+                    let n = Darwin.write(1, buf.baseAddress! + offset, buf.count - offset)
+                    #else
+                    let n = Glibc.write(1, buf.baseAddress! + offset, buf.count - offset)
+                    #endif
+                    if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
+                }
             }
         }
     }

@@ -108,7 +108,7 @@ final class AlertSender: @unchecked Sendable {
                 logger.error("budget alert webhook failed", metadata: ["attempts": "\(attempt + 1)"])
                 return
             }
-            pool.eventLoop.scheduleTask(in: Self.backoff[attempt]) {
+            pool.eventLoop.assumeIsolated().scheduleTask(in: Self.backoff[attempt]) {
                 self.send(body, now: now, attempt: attempt + 1, pool: pool)
             }
         }

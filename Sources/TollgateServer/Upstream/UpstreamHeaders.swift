@@ -3,9 +3,9 @@ import NIOCore
 /// The header block of an upstream response, kept as the bytes received. Looking a field up scans
 /// the block; nothing is turned into Strings unless asked for, which keeps the relay path free of
 /// per-header allocations.
-struct UpstreamHeaders {
+package struct UpstreamHeaders {
     /// Status line and fields, as received (already validated by ``HeadFields``).
-    let block: ByteBuffer
+    package let block: ByteBuffer
 
     /// The value of the first field named `lowercasedName`.
     func first(_ lowercasedName: String) -> String? {

@@ -5,7 +5,10 @@ import NIOSSL
 /// Keep-alive connections to upstreams for one event loop. Only that loop touches it: no locks,
 /// no thread hops. A request takes an idle connection or opens one, and gives it back when the
 /// response is complete and the upstream allows reuse.
-final class UpstreamPool {
+///
+/// `@unchecked Sendable` on that invariant: every member is used only on `eventLoop` (the sweep
+/// timer and connect callbacks run there too); the reference may cross threads only to reach it.
+final class UpstreamPool: @unchecked Sendable {
     let eventLoop: EventLoop
     /// Idle connections kept per endpoint; more are closed when returned.
     let maxIdlePerEndpoint: Int
@@ -73,7 +76,7 @@ final class UpstreamPool {
             run(exchange, on: conn)
             return
         }
-        connect(endpoint, timeout: exchange.call.connectTimeout).whenComplete { [weak self] result in
+        connect(endpoint, timeout: exchange.call.connectTimeout).assumeIsolated().whenComplete { [weak self] result in
             guard let self else { return }
             switch result {
             case .success(let conn):
@@ -132,6 +135,7 @@ final class UpstreamPool {
     private func connect(_ endpoint: UpstreamEndpoint, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         let conn = UpstreamConnection(endpoint: endpoint)
         conn.onClose = { [weak self] c in self?.forget(c) }
+        let bound = NIOLoopBound(conn, eventLoop: eventLoop)  // the new channel lives on this same loop
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -141,14 +145,14 @@ final class UpstreamPool {
                         let handler = try NIOSSLClientHandler(context: ssl, serverHostname: endpoint.serverHostname)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
-                    try channel.pipeline.syncOperations.addHandler(conn)
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
             .connect(host: endpoint.host, port: endpoint.port)
-            .map { _ in conn }
+            .map { _ in bound.value }
     }
 
     private static func describe(_ error: Error) -> String {

@@ -1,20 +1,20 @@
 import NIOCore
 
 /// An upstream response, fully received.
-struct UpstreamResponse {
-    var status: Int
-    var headers: UpstreamHeaders
-    var body: ByteBuffer
+package struct UpstreamResponse {
+    package var status: Int
+    package var headers: UpstreamHeaders
+    package var body: ByteBuffer
     /// Whether the connection may carry another request.
-    var keepAlive: Bool
+    package var keepAlive: Bool
 }
 
 /// Parses one HTTP/1.1 response from the bytes an upstream sends, following RFC 9112's framing rules:
 /// Content-Length, chunked, read-until-close, no body for HEAD/1xx/204/304, interim 1xx responses
 /// skipped. Anything ambiguous (differing Content-Lengths, a transfer coding other than chunked,
 /// obsolete line folding, an upgrade) is refused rather than guessed at. Head and body sizes are bounded.
-struct UpstreamResponseParser {
-    enum Failure: Error, Equatable {
+package struct UpstreamResponseParser {
+    package enum Failure: Error, Equatable {
         case malformed(String)
         case headTooLarge
         case bodyTooLarge
@@ -45,14 +45,14 @@ struct UpstreamResponseParser {
     /// True once any byte of a response arrived (a stale pooled connection fails before that).
     private(set) var receivedAnything = false
 
-    init(maxBodyBytes: Int, requestWasHEAD: Bool, allocator: ByteBufferAllocator) {
+    package init(maxBodyBytes: Int, requestWasHEAD: Bool, allocator: ByteBufferAllocator) {
         self.maxBodyBytes = maxBodyBytes
         self.requestWasHEAD = requestWasHEAD
         self.body = allocator.buffer(capacity: 0)
     }
 
     /// Consumes `bytes`; returns the response once it is complete.
-    mutating func feed(_ bytes: inout ByteBuffer) throws(Failure) -> UpstreamResponse? {
+    package mutating func feed(_ bytes: inout ByteBuffer) throws(Failure) -> UpstreamResponse? {
         if bytes.readableBytes > 0 { receivedAnything = true }
         if pending == nil || pending!.readableBytes == 0 {
             pending = bytes
@@ -63,7 +63,7 @@ struct UpstreamResponseParser {
     }
 
     /// The upstream closed the connection; completes a read-until-close body, otherwise fails.
-    mutating func finish() throws(Failure) -> UpstreamResponse {
+    package mutating func finish() throws(Failure) -> UpstreamResponse {
         if case .untilClose = state {
             return UpstreamResponse(status: status, headers: headers, body: body, keepAlive: false)
         }

@@ -18,6 +18,13 @@ public final class ProofOfWork: Sendable {
         /// Difficulty (maxnumber) for a client within the soft rate; it doubles per step of load.
         public var baseDifficulty: Int
         public var maxDifficulty: Int
+
+        public init(key: String, expires: Duration, baseDifficulty: Int, maxDifficulty: Int) {
+            self.key = key
+            self.expires = expires
+            self.baseDifficulty = baseDifficulty
+            self.maxDifficulty = maxDifficulty
+        }
     }
 
     public let config: Config

@@ -1,0 +1,46 @@
+import Foundation
+#if FUZZING
+import CLibFuzzer
+#endif
+
+/// What every fuzz target shares. Built with `-D FUZZING -sanitize=fuzzer,address` (scripts/fuzz),
+/// a target is a libFuzzer binary; built normally (`swift build`), it replays the files or folders
+/// named on its command line through the same entry point — how a finding becomes a regression
+/// test (scripts/test replays every committed corpus).
+public enum FuzzSupport {
+    /// Runs `body` on each file given (folders: each file in them); exits 1 if none was found.
+    public static func replay(_ body: (UnsafeRawBufferPointer) -> Void) {
+        var count = 0
+        for path in CommandLine.arguments.dropFirst() {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            let files = isDirectory.boolValue
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { path + "/" + $0 }
+                : [path]
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file) else { continue }
+                data.withUnsafeBytes { body($0) }
+                count += 1
+            }
+        }
+        print("replayed \(count) inputs")
+        if count == 0 { exit(1) }
+    }
+
+    public typealias Entry = @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+
+    #if FUZZING
+    /// Runs libFuzzer on `entry`. SwiftPM links every executable with its module's `<name>_main`
+    /// as `main`, so a target starts libFuzzer's driver from there instead of libFuzzer's own `main`.
+    public static func runLibFuzzer(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, _ entry: Entry) -> Int32 {
+        var count = argc
+        var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
+        return LLVMFuzzerRunDriver(&count, &arguments, entry)
+    }
+    #endif
+
+    /// Stops the fuzzer with a message: a property that must hold did not.
+    public static func fail(_ message: String) -> Never {
+        fatalError("property violated: \(message)")
+    }
+}

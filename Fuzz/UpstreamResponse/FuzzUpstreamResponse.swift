@@ -1,0 +1,47 @@
+import FuzzSupport
+import NIOCore
+import TollgateServer
+
+/// The upstream response framing parser (RFC 9112 §6) on arbitrary bytes, fed in two pieces split
+/// where the first byte says: never a crash, never a body over its bound, and the same answer
+/// whatever the split.
+func fuzzUpstreamResponse(_ bytes: UnsafeRawBufferPointer) {
+    guard let first = bytes.first else { return }
+    let input = Array(bytes.dropFirst())
+    let split = input.isEmpty ? 0 : Int(first) % (input.count + 1)
+    func run(_ pieces: [ArraySlice<UInt8>]) -> String {
+        var parser = UpstreamResponseParser(maxBodyBytes: 4096, requestWasHEAD: first & 1 == 1, allocator: ByteBufferAllocator())
+        do {
+            for piece in pieces {
+                var buffer = ByteBuffer(bytes: piece)
+                if let response = try parser.feed(&buffer) {
+                    if response.body.readableBytes > 4096 { FuzzSupport.fail("body over its bound") }
+                    return "\(response.status) \(response.body.readableBytes) \(response.keepAlive)"
+                }
+            }
+            let response = try parser.finish()
+            return "\(response.status) \(response.body.readableBytes) end"
+        } catch {
+            return "error"
+        }
+    }
+    let whole = run([input[...]])
+    let pieces = run([input[..<split], input[split...]])
+    if whole != pieces { FuzzSupport.fail("split at \(split) changed the answer: \(whole) vs \(pieces)") }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data else { return 0 }
+    fuzzUpstreamResponse(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
+#if FUZZING
+@_cdecl("fuzz_upstream_response_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+    FuzzSupport.runLibFuzzer(argc, argv, fuzzEntry)
+}
+#else
+@main struct Replay { static func main() { FuzzSupport.replay(fuzzUpstreamResponse) } }
+#endif
