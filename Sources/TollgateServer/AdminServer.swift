@@ -39,7 +39,7 @@ final class AdminServer: @unchecked Sendable {
 
     /// The metrics text, gathered from every loop.
     func metrics(on eventLoop: EventLoop) -> EventLoopFuture<String> {
-        let perLoop = contexts.map { ctx in ctx.eventLoop.submit { (ctx.responses, ctx.inFlight, ctx.connections.count) } }
+        let perLoop = contexts.map { ctx in ctx.eventLoop.submit { (ctx.responses, ctx.inFlight, ctx.connections.count, ctx.closedAfterRefusals) } }
         return EventLoopFuture.whenAllSucceed(perLoop, on: eventLoop).map { [state] loops in
             var out = ""
             func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int64)]) {
@@ -58,6 +58,12 @@ final class AdminServer: @unchecked Sendable {
             metric("tollgate_ratelimit_overflow_total", "counter",
                    "Requests of new keys counted in the shared overflow bucket because the table was full of live keys.",
                    limiters.map { ("{limit=\"\(Self.label($0.name))\"}", Int64($0.limiter.overflowed)) })
+            metric("tollgate_connections_refused_total", "counter", "Connections closed at accept because a cap was reached.",
+                   [("{reason=\"global\"}", Int64(state.admission.refused(.global))),
+                    ("{reason=\"per_client\"}", Int64(state.admission.refused(.perClient)))])
+            metric("tollgate_connections_closed_after_refusals_total", "counter",
+                   "Connections closed after their client was refused close_after_refusals times in a row.",
+                   [("", Int64(loops.reduce(0) { $0 + $1.3 }))])
             metric("tollgate_access_log_dropped_total", "counter",
                    "Access-log lines dropped because the log writer fell behind (requests never wait for it).",
                    [("", Int64(state.accessLog.dropped))])

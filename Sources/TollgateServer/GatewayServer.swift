@@ -56,6 +56,15 @@ public final class GatewayServer: @unchecked Sendable {
                 guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
                     return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
                 }
+                // Over a cap: closed before a byte is read, no handler added.
+                let peer = Peer(channel.remoteAddress, state: loop.state)
+                let capped = peer.isTrustedProxy ? nil : peer.key
+                if loop.state.admission.admit(capped) != nil {
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                }
+                let admission = loop.state.admission
+                channel.closeFuture.whenComplete { _ in admission.release(capped) }
                 do {
                     let sync = channel.pipeline.syncOperations
                     if let sslContext { try sync.addHandler(NIOSSLServerHandler(context: sslContext)) }

@@ -23,6 +23,8 @@ final class GatewayState: Sendable {
     let tokenIssueLimiter: RateLimiter?
     /// Endpoints for policies' external checks (CAPTCHA siteverify), by URL.
     let checkEndpoints: [String: UpstreamEndpoint]
+    /// The connection caps, checked at accept.
+    let admission: ConnectionAdmission
 
     init(config: GatewayConfig, secrets: [String: String], logger: Logger) throws {
         self.config = config
@@ -36,6 +38,7 @@ final class GatewayState: Sendable {
         book.setPaused(try ledger.pausedRoutes())
         self.alerts = try AlertSender(config: config, secrets: secrets, book: book, ledger: ledger, logger: logger)
         self.cache = ResponseCache(maxBytes: config.cacheMaxBytes)
+        self.admission = ConnectionAdmission(maxConnections: config.maxConnections, maxPerClient: config.maxConnectionsPerClient)
         let nowMillis = NIODeadline.wallClockMillis
         self.tokenIssueLimiter = config.pageTokens.map {
             RateLimiter(rate: $0.issueRate, burst: $0.issueRate.count, maxKeys: config.rateLimitMaxKeys)
@@ -107,6 +110,8 @@ final class LoopContext: @unchecked Sendable {
     var responses = [Int](repeating: 0, count: 6)
     /// Set at shutdown: connections close after their current response.
     var draining = false
+    /// Connections closed because their client was refused `close_after_refusals` times in a row.
+    var closedAfterRefusals = 0
 
     init(eventLoop: EventLoop, state: GatewayState) {
         self.eventLoop = eventLoop

@@ -41,7 +41,8 @@ public enum ConfigLoader {
 
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
                                         "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers",
-                                        "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha", "admin"]
+                                        "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha", "admin",
+                                        "max_connections", "max_connections_per_client", "close_after_refusals"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -155,6 +156,9 @@ public enum ConfigLoader {
                              clientIdentity: ClientIdentity(trustedProxies: trusted, header: forwardingHeader,
                                                             ipv4Prefix: ipv4Prefix, ipv6Prefix: ipv6Prefix),
                              rateLimitMaxKeys: maxKeys, workers: workers, baseDirectory: baseDirectory)
+        if let n = keys["max_connections"]?.int(min: 1) { config.maxConnections = n }
+        if let n = keys["max_connections_per_client"]?.int(min: 1) { config.maxConnectionsPerClient = n }
+        if let n = keys["close_after_refusals"]?.int(min: 0) { config.closeAfterRefusals = n }
         config.budgets = budgets
         config.alerts = alerts
         config.store = store

@@ -12,6 +12,12 @@ public struct GatewayConfig: Sendable {
     public var shutdownGrace: Duration
     /// Idle keep-alive connections are closed after this long.
     public var idleTimeout: Duration
+    /// Open client connections at most, in all and per client address (trusted proxies excepted).
+    public var maxConnections = 10_000
+    public var maxConnectionsPerClient = 256
+    /// A connection whose client was refused this many times in a row is closed after the last
+    /// answer (0: never), so a flood must pay for new connections, which the caps above bound.
+    public var closeAfterRefusals = 100
     public var routes: [RouteConfig]
     /// How the client address is found and grouped.
     public var clientIdentity: ClientIdentity

@@ -45,6 +45,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     private var state = State.idle
     private var queued = CircularBuffer<Inbound>()
     private var drainingQueue = false
+    /// Refusals of this client in a row on this connection (``GatewayConfig/closeAfterRefusals``).
+    private var refusalsInARow = 0
     private var readHeld = false
     private var idleTimer: Scheduled<Void>?
     /// When the last request started or the last response was written; the idle timer is re-armed
@@ -256,13 +258,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     private func deliver(_ response: Response, for req: InboundRequest, view: RequestView?) {
         guard let context, case .answering(let current, _) = state, current === req else { return }
         loop.inFlight -= 1
-        let keepAlive = req.keepAlive && !response.closeConnection && !loop.draining
+        refusalsInARow = response.refused && response.decidedBy?.refusesClient == true ? refusalsInARow + 1 : 0
+        let limit = loop.state.config.closeAfterRefusals
+        let refusedEnough = limit > 0 && refusalsInARow >= limit
+        if refusedEnough { loop.closedAfterRefusals += 1 }
+        let keepAlive = req.keepAlive && !response.closeConnection && !loop.draining && !refusedEnough
         let buffer = ResponseDelivery.render(response, for: req, view: view, keepAlive: keepAlive, loop: loop,
                                              allocator: context.channel.allocator)
         state = .idle
         // Shutting down: the next pipelined request, if the client already sent one, still gets an
         // answer (503, then the connection closes) rather than being dropped unanswered.
-        let answerQueued = loop.draining && req.keepAlive && !response.closeConnection && !queued.isEmpty
+        let answerQueued = loop.draining && req.keepAlive && !response.closeConnection && !refusedEnough && !queued.isEmpty
         if !keepAlive && !answerQueued {
             closeAfterWriting(buffer, context: context)
             return

@@ -1,0 +1,60 @@
+import NIOCore
+import Synchronization
+import TollgateCore
+
+/// Decides at accept whether a new client connection may stay: at most `maxConnections` in all and
+/// `maxPerClient` per client address (IPv6 grouped by prefix, as limits group it). A refused
+/// connection is closed before anything is read from it — the cheapest refusal there is — and
+/// counted. Trusted proxies are not capped per client (their connections carry many clients);
+/// the global cap still applies to them.
+///
+/// With one request at a time per HTTP/1.1 connection, the per-client connection cap is also the
+/// cap on a client's requests in flight.
+final class ConnectionAdmission: Sendable {
+    enum Refusal: String { case global, perClient = "per_client" }
+
+    let maxConnections: Int
+    let maxPerClient: Int
+    private let state = Mutex<(total: Int, perClient: [ClientKey: Int])>((0, [:]))
+    private let refusedGlobal = Atomic<Int>(0)
+    private let refusedPerClient = Atomic<Int>(0)
+
+    init(maxConnections: Int, maxPerClient: Int) {
+        self.maxConnections = maxConnections
+        self.maxPerClient = maxPerClient
+    }
+
+    /// Takes a place for a connection from `client` (nil: a trusted proxy), or says why not.
+    func admit(_ client: ClientKey?) -> Refusal? {
+        let refusal = state.withLock { s -> Refusal? in
+            guard s.total < maxConnections else { return .global }
+            if let client {
+                let open = s.perClient[client, default: 0]
+                guard open < maxPerClient else { return .perClient }
+                s.perClient[client] = open + 1
+            }
+            s.total += 1
+            return nil
+        }
+        switch refusal {
+        case .global: refusedGlobal.add(1, ordering: .relaxed)
+        case .perClient: refusedPerClient.add(1, ordering: .relaxed)
+        case nil: break
+        }
+        return refusal
+    }
+
+    /// Gives back the place of a closed connection.
+    func release(_ client: ClientKey?) {
+        state.withLock { s in
+            s.total -= 1
+            guard let client, let open = s.perClient[client] else { return }
+            if open <= 1 { s.perClient[client] = nil } else { s.perClient[client] = open - 1 }
+        }
+    }
+
+    var open: Int { state.withLock { $0.total } }
+    func refused(_ reason: Refusal) -> Int {
+        reason == .global ? refusedGlobal.load(ordering: .relaxed) : refusedPerClient.load(ordering: .relaxed)
+    }
+}
