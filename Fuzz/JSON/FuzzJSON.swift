@@ -9,17 +9,10 @@ func fuzzJSON(_ bytes: UnsafeRawBufferPointer) {
     if again != value { FuzzSupport.fail("JSON changed in a round trip") }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    guard let data else { return 0 }
-    fuzzJSON(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
 #if FUZZING
 @_cdecl("fuzz_json_main")
 public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-    FuzzSupport.runLibFuzzer(argc, argv, fuzzEntry)
+    FuzzSupport.fuzz(argc, argv, fuzzJSON)
 }
 #else
 @main struct Replay { static func main() { FuzzSupport.replay(fuzzJSON) } }

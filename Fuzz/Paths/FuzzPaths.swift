@@ -19,17 +19,10 @@ func fuzzPaths(_ bytes: UnsafeRawBufferPointer) {
     }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    guard let data else { return 0 }
-    fuzzPaths(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
 #if FUZZING
 @_cdecl("fuzz_paths_main")
 public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-    FuzzSupport.runLibFuzzer(argc, argv, fuzzEntry)
+    FuzzSupport.fuzz(argc, argv, fuzzPaths)
 }
 #else
 @main struct Replay { static func main() { FuzzSupport.replay(fuzzPaths) } }

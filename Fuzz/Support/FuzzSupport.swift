@@ -27,16 +27,19 @@ public enum FuzzSupport {
         if count == 0 { exit(1) }
     }
 
-    public typealias Entry = @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-
     #if FUZZING
-    /// Runs libFuzzer on `entry`. SwiftPM links every executable with its module's `<name>_main`
-    /// as `main`, so a target starts libFuzzer's driver from there instead of libFuzzer's own `main`.
-    public static func runLibFuzzer(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, _ entry: Entry) -> Int32 {
+    /// Runs libFuzzer on `body`. SwiftPM links every executable with its module's `<name>_main` as
+    /// `main`, so each target calls this from there instead of relying on libFuzzer's own `main`.
+    public static func fuzz(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>,
+                            _ body: @escaping (UnsafeRawBufferPointer) -> Void) -> Int32 {
+        target = body
         var count = argc
         var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
-        return LLVMFuzzerRunDriver(&count, &arguments, entry)
+        return LLVMFuzzerRunDriver(&count, &arguments, fuzzOneInput)
     }
+
+    /// The target being fuzzed; set once, before libFuzzer starts, and only read after.
+    nonisolated(unsafe) static var target: ((UnsafeRawBufferPointer) -> Void)?
     #endif
 
     /// Stops the fuzzer with a message: a property that must hold did not.
@@ -44,3 +47,12 @@ public enum FuzzSupport {
         fatalError("property violated: \(message)")
     }
 }
+
+#if FUZZING
+/// libFuzzer's entry point, for every target: hands each input to ``FuzzSupport/target``.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    if let data { FuzzSupport.target?(UnsafeRawBufferPointer(start: data, count: size)) }
+    return 0
+}
+#endif

@@ -31,17 +31,10 @@ func fuzzUpstreamResponse(_ bytes: UnsafeRawBufferPointer) {
     if whole != pieces { FuzzSupport.fail("split at \(split) changed the answer: \(whole) vs \(pieces)") }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    guard let data else { return 0 }
-    fuzzUpstreamResponse(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
 #if FUZZING
 @_cdecl("fuzz_upstream_response_main")
 public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-    FuzzSupport.runLibFuzzer(argc, argv, fuzzEntry)
+    FuzzSupport.fuzz(argc, argv, fuzzUpstreamResponse)
 }
 #else
 @main struct Replay { static func main() { FuzzSupport.replay(fuzzUpstreamResponse) } }

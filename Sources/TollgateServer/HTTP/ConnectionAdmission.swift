@@ -53,7 +53,6 @@ final class ConnectionAdmission: Sendable {
         }
     }
 
-    var open: Int { state.withLock { $0.total } }
     func refused(_ reason: Refusal) -> Int {
         reason == .global ? refusedGlobal.load(ordering: .relaxed) : refusedPerClient.load(ordering: .relaxed)
     }
