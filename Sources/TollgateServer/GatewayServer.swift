@@ -69,7 +69,7 @@ public final class GatewayServer: @unchecked Sendable {
                     let sync = channel.pipeline.syncOperations
                     if let sslContext { try sync.addHandler(NIOSSLServerHandler(context: sslContext)) }
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try sync.addHandler(ClientConnectionHandler(loop: loop, secureListener: sslContext != nil))
+                    try sync.addHandler(ClientConnectionHandler(loop: loop, secureListener: sslContext != nil, peer: peer))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)

@@ -61,6 +61,16 @@ class Response:
         return self.body.decode("utf-8", "replace")
 
 
+def read_until_closed(sock):
+    """Everything the peer sends on `sock` until it closes the connection."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def request(port, method, path, headers=None, body=None, host="127.0.0.1", timeout=10.0):
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:

@@ -3,7 +3,7 @@ a byte is read), and a connection refused too often in a row is closed."""
 import socket
 import time
 
-from conftest import address_config, free_port, request
+from conftest import address_config, free_port, read_until_closed, request
 
 
 def connect_from(source, port):
@@ -63,12 +63,7 @@ def test_a_connection_refused_too_often_in_a_row_is_closed(gateways, standin, ap
     s.sendall(bad + bad + good + bad + bad)  # a success in between resets the count
     time.sleep(0.5)
     s.sendall(bad)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_until_closed(s)
     statuses = [int(data[i + 9:i + 12]) for i in range(len(data)) if data.startswith(b"HTTP/1.1 ", i)]
     assert statuses == [422, 422, 200, 422, 422, 422]
     assert data.rfind(b"Connection: close") > data.rfind(b"HTTP/1.1 422")  # the third refusal in a row closes

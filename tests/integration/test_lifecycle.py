@@ -7,7 +7,7 @@ import subprocess
 import threading
 import time
 
-from conftest import TOLLGATE, ROOT, address_config, request
+from conftest import TOLLGATE, ROOT, address_config, read_until_closed, request
 
 
 def test_graceful_shutdown_completes_in_flight_request(gateways, standin, api_key):
@@ -75,12 +75,7 @@ def test_requests_arriving_during_shutdown_get_503(gateways, standin, api_key):
     s.sendall(one)  # queued behind the first
     time.sleep(0.2)
     gw.proc.send_signal(signal.SIGTERM)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_until_closed(s)
     s.close()
     assert [int(c) for c in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)] == [200, 503]
     second = data[data.index(b"HTTP/1.1 503"):]

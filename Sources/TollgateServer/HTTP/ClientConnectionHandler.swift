@@ -53,9 +53,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     /// lazily from it, so a request costs no timer operations.
     private var lastActivity = NIODeadline.uptimeNanoseconds(0)
 
-    init(loop: LoopContext, secureListener: Bool) {
+    /// `peer` is the TCP peer as the accept path resolved it; when not given (tests), it is read
+    /// when the channel becomes active.
+    init(loop: LoopContext, secureListener: Bool, peer: Peer? = nil) {
         self.loop = loop
         self.secureListener = secureListener
+        if let peer { self.peer = peer }
     }
 
     /// The exchange whose answer is awaited, if any.
@@ -79,12 +82,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         loop.connections[ObjectIdentifier(self)] = self
-        if context.channel.isActive { peer = Peer(context.channel.remoteAddress, state: loop.state) }
+        if context.channel.isActive, peer.address == Peer.unknown.address { peer = Peer(context.channel.remoteAddress, state: loop.state) }
         armIdleTimer()
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        peer = Peer(context.channel.remoteAddress, state: loop.state)
+        if peer.address == Peer.unknown.address { peer = Peer(context.channel.remoteAddress, state: loop.state) }
         context.fireChannelActive()
     }
 
