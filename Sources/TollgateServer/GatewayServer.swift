@@ -45,6 +45,11 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Binds the listener and starts accepting.
     public func start() async throws {
+        if let identity = state.identity, let first = contexts.values.first {
+            try await identity.prepare()
+            // The first JWKS fetch is waited for (bounded by its timeout), so tokens verify from the first request.
+            try? await identity.start(on: first).get()
+        }
         let contexts = self.contexts
         let sslContext = self.sslContext
         let bootstrap = ServerBootstrap(group: group)
@@ -147,6 +152,7 @@ public final class GatewayServer: @unchecked Sendable {
             }.get()
         }
         pauseWatch?.cancel()
+        state.identity?.stop()
         state.accessLog.drain()
         state.ledger.flush()
         try? await group.shutdownGracefully()

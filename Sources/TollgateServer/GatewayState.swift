@@ -25,6 +25,8 @@ final class GatewayState: Sendable {
     let checkEndpoints: [String: UpstreamEndpoint]
     /// The connection caps, checked at accept.
     let admission: ConnectionAdmission
+    /// Keys, clients and token verification (nil without `identity`).
+    let identity: IdentityRuntime?
 
     init(config: GatewayConfig, secrets: [String: String], logger: Logger) throws {
         self.config = config
@@ -52,6 +54,12 @@ final class GatewayState: Sendable {
         if let captcha = config.captcha, let secret = secrets[captcha.secret] {
             shared.captcha = (captcha, secret, CaptchaPasses())
         }
+        let store = ledger
+        let identity = try config.identity.map {
+            try IdentityRuntime(config: $0, oauth: $0.oauth, secrets: secrets, store: store, maxKeys: config.rateLimitMaxKeys, logger: logger)
+        }
+        self.identity = identity
+        if let identity { shared.identity = identity.services }
         self.checkEndpoints = try config.captcha.map { [$0.siteverifyURL.description: try UpstreamEndpoint(url: $0.siteverifyURL, caFile: nil)] } ?? [:]
         self.routes = try GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
         self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
@@ -76,7 +84,7 @@ final class GatewayState: Sendable {
         guard !book.budgets.isEmpty else { return }
         let since = book.budgets.map { $0.period.bounds(containing: now, in: $0.timeZone).start }.min() ?? now
         for row in try ledger.spend(since: since) {
-            for key in book.keys(route: row.route, client: row.client, session: row.session) {
+            for key in book.keys(route: row.route, client: row.client, session: row.session, key: row.keyID, subject: row.subject) {
                 book.seed(key, amount: row.micros, at: row.createdAt)
             }
         }

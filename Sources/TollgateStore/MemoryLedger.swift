@@ -57,7 +57,8 @@ public final class MemoryLedger: SpendLedger {
     public func spend(since: Int64) throws -> [SpendRow] {
         state.withLock { s in
             s.rows.filter { !$0.released && $0.entry.createdAt >= since }.map {
-                SpendRow(route: $0.entry.route, client: $0.entry.client, session: $0.entry.session, createdAt: $0.entry.createdAt,
+                SpendRow(route: $0.entry.route, client: $0.entry.client, session: $0.entry.session, keyID: $0.entry.keyID,
+                         subject: $0.entry.subject, createdAt: $0.entry.createdAt,
                          micros: $0.cost ?? $0.entry.reservedMicros)
             }
         }

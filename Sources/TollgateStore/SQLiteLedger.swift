@@ -118,6 +118,15 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v5: API keys and OAuth clients") { db in
+            try db.execute(sql: Self.identitySchema)
+        }
+        migrator.registerMigration("v6: the caller of each ledger entry") { db in
+            try db.execute(sql: """
+                ALTER TABLE ledger ADD COLUMN api_key TEXT NOT NULL DEFAULT '';
+                ALTER TABLE ledger ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+                """)
+        }
         return migrator
     }
 
@@ -178,10 +187,11 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
     /// Unreleased entries since `since`, unsettled ones at their reserved amount.
     static func spend(_ db: Database, since: Int64) throws -> [SpendRow] {
         try Row.fetchAll(db, sql: """
-            SELECT route, client, session, created_at, COALESCE(cost_micros, reserved_micros) AS micros
+            SELECT route, client, session, api_key, subject, created_at, COALESCE(cost_micros, reserved_micros) AS micros
             FROM ledger WHERE state != 'released' AND created_at >= ?
             """, arguments: [since]).map {
-            SpendRow(route: $0["route"], client: $0["client"], session: $0["session"], createdAt: $0["created_at"], micros: $0["micros"])
+            SpendRow(route: $0["route"], client: $0["client"], session: $0["session"], keyID: $0["api_key"], subject: $0["subject"],
+                     createdAt: $0["created_at"], micros: $0["micros"])
         }
     }
 
@@ -248,8 +258,10 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
             try pool.write { db in
                 for (entry, _) in reservations {
                     try db.execute(sql: """
-                        INSERT INTO ledger (request_id, route, client, session, reserved_micros, created_at) VALUES (?, ?, ?, ?, ?, ?)
-                        """, arguments: [entry.requestID, entry.route, entry.client, entry.session, entry.reservedMicros, entry.createdAt])
+                        INSERT INTO ledger (request_id, route, client, session, api_key, subject, reserved_micros, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [entry.requestID, entry.route, entry.client, entry.session, entry.keyID, entry.subject,
+                                         entry.reservedMicros, entry.createdAt])
                     ids.append(db.lastInsertedRowID)
                 }
                 for update in updates {

@@ -7,6 +7,9 @@ public struct LedgerEntry: Sendable {
     public var client: String
     /// Hash of the session cookie (never the cookie itself), or empty.
     public var session: String
+    /// The authenticated caller's key id and subject, or empty.
+    public var keyID: String = ""
+    public var subject: String = ""
     public var reservedMicros: Int64
     /// Unix seconds.
     public var createdAt: Int64
@@ -27,6 +30,8 @@ public struct SpendRow: Sendable, Equatable {
     public var route: String
     public var client: String
     public var session: String = ""
+    public var keyID: String = ""
+    public var subject: String = ""
     public var createdAt: Int64
     public var micros: Int64
 }

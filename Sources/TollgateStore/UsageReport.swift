@@ -4,7 +4,7 @@ import TollgateCore
 
 /// Reads the ledger for `tollgate usage`: spend, calls, cache savings and refusals, grouped.
 public struct UsageReport: Sendable {
-    public enum Grouping: String, Sendable, CaseIterable { case route, client, day, reason }
+    public enum Grouping: String, Sendable, CaseIterable { case route, client, day, reason, key }
 
     public struct Line: Sendable, Equatable {
         public var key: String
@@ -17,6 +17,8 @@ public struct UsageReport: Sendable {
         public var refusals: Int64
         /// Refusals by the policy or stage that made them.
         public var refusalsByReason: [String: Int64] = [:]
+        /// Grouped by key: the key's uses on every route (paid or not), from the key store.
+        public var uses: Int64?
     }
 
     let pool: DatabasePool
@@ -40,7 +42,7 @@ public struct UsageReport: Sendable {
                 lines[key] ?? Line(key: key, calls: 0, spentMicros: 0, openMicros: 0, cacheHits: 0, savedMicros: 0, refusals: 0)
             }
             if grouping != .reason {
-                let keyExpr = grouping == .day ? "date(created_at, 'unixepoch')" : grouping.rawValue
+                let keyExpr = grouping == .day ? "date(created_at, 'unixepoch')" : grouping == .key ? "api_key" : grouping.rawValue
                 for row in try Row.fetchAll(db, sql: """
                     SELECT \(keyExpr) AS k,
                            SUM(CASE WHEN state != 'released' THEN 1 ELSE 0 END) AS calls,
@@ -65,6 +67,19 @@ public struct UsageReport: Sendable {
                     l.savedMicros += row["saved"] as Int64
                     lines[key] = l
                 }
+            }
+            if grouping == .key {
+                // Refusals are not kept per key (a refused call often has none); uses are.
+                lines["" as String] = nil
+                if try db.tableExists("api_keys") {
+                    for row in try Row.fetchAll(db, sql: "SELECT id, uses FROM api_keys") {
+                        let key: String = row["id"]
+                        var l = line(key)
+                        l.uses = row["uses"]
+                        lines[key] = l
+                    }
+                }
+                return lines.values.sorted { $0.key < $1.key }
             }
             // Refusals: the refusals table, and (databases from before it) refused_* counters, which
             // knew route, day and reason but not the client.

@@ -27,7 +27,7 @@ struct Budgets: ParsableCommand {
             let since = config.budgets.map { $0.period.bounds(containing: now, in: $0.timeZone).start }.min() ?? now
             let rows = FileManager.default.fileExists(atPath: path) ? try UsageReport(path: path).spend(since: since) : []
             for row in rows {
-                for key in book.keys(route: row.route, client: row.client, session: row.session) {
+                for key in book.keys(route: row.route, client: row.client, session: row.session, key: row.keyID, subject: row.subject) {
                     book.seed(key, amount: row.micros, at: row.createdAt)
                 }
             }

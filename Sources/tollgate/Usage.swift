@@ -10,7 +10,7 @@ struct Usage: ParsableCommand {
 
     @OptionGroup var options: ConfigOption
     @Option(help: "Start date (YYYY-MM-DD, UTC) or a duration back from now (24h, 7d).") var since = "30d"
-    @Option(help: "Group by route, client, day or reason (the policy that refused).") var by: UsageReport.Grouping = .route
+    @Option(help: "Group by route, client, day, reason (the policy that refused) or key (API and client keys: paid calls and all uses).") var by: UsageReport.Grouping = .route
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() throws {
@@ -31,6 +31,7 @@ struct Usage: ParsableCommand {
                              JSONMember("cache_hits", .number(String(l.cacheHits))),
                              JSONMember("saved_by_cache", .string(money(l.savedMicros))),
                              JSONMember("refusals", .number(String(l.refusals))),
+                             JSONMember("uses", l.uses.map { .number(String($0)) } ?? .null),
                              JSONMember("refusals_by_reason", .object(l.refusalsByReason.sorted { $0.key < $1.key }.map {
                                  JSONMember($0.key, .number(String($0.value)))
                              }))])
@@ -47,6 +48,12 @@ struct Usage: ParsableCommand {
         }
         rows.append(["total", String(total.0), money(total.1), String(total.2), money(total.3), String(total.4), ""])
         print("since \(SpendControl.iso8601(start))")
+        if by == .key {
+            print(Table.render(header: ["key", "uses (all time)", "paid calls", "spent"], rows: lines.map { l in
+                [l.key, l.uses.map(String.init) ?? "-", String(l.calls), money(l.spentMicros + l.openMicros)]
+            }))
+            return
+        }
         print(Table.render(header: [by.rawValue, "calls", "spent", "cache hits", "saved by cache", "refusals", "refused by"], rows: rows))
     }
 

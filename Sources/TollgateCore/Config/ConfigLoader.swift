@@ -42,7 +42,7 @@ public enum ConfigLoader {
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
                                         "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers",
                                         "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha", "admin",
-                                        "max_connections", "max_connections_per_client", "close_after_refusals"]
+                                        "max_connections", "max_connections_per_client", "close_after_refusals", "identity"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -175,8 +175,27 @@ public enum ConfigLoader {
         config.pageTokens = keys["page_tokens"].flatMap { PageTokensReader.read($0, secrets: secrets) }
         config.challenge = keys["challenge"].flatMap { ChallengeReader.gateway($0, secrets: secrets) }
         config.captcha = keys["captcha"].flatMap { CaptchaReader.read($0, secrets: secrets) }
+        config.identity = keys["identity"].flatMap { IdentityReader.gateway($0, secrets: secrets, baseDirectory: baseDirectory) }
+        let routeNames = Set(routes.map(\.name))
         for (i, route) in routes.enumerated() {
             let node = items[i]
+            if case .issueClientKey(let grant) = route.target {
+                if config.identity?.keyHashSecret == nil { node.error("issues client keys but there is no identity.key_hash_secret") }
+                for name in grant.routes {
+                    if !routeNames.contains(name) { node.error("issue_client_key names unknown route \(name)") }
+                    else if routes.first(where: { $0.name == name })?.auth?.anyOf.contains(.clientKey) != true {
+                        node.warning("issue_client_key names route \(name), whose auth does not accept client_key")
+                    }
+                }
+            }
+            if let auth = route.auth {
+                if auth.acceptsKeys, config.identity?.keyHashSecret == nil {
+                    node.error("accepts keys but there is no identity.key_hash_secret")
+                }
+                if auth.anyOf.contains(.jwt), config.identity?.jwt == nil, config.identity?.oauth == nil {
+                    node.error("accepts jwt but there is no identity.jwt (an identity provider's keys) or identity.oauth (Tollgate's own tokens)")
+                }
+            }
             if route.requiresPageToken, config.pageTokens == nil { node.error("requires page_token but there is no top-level page_tokens") }
             if route.challenge != nil, config.challenge == nil { node.error("requires challenge but there is no top-level challenge") }
             if route.requiresCaptcha, config.captcha == nil { node.error("requires captcha but there is no top-level captcha") }

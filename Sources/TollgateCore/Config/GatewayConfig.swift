@@ -40,6 +40,8 @@ public struct GatewayConfig: Sendable {
     public var challenge: ProofOfWork.Config?
     /// CAPTCHA verification (`captcha`), needed by routes that require it.
     public var captcha: CaptchaPolicy.Config?
+    /// API keys, JWT verification (`identity`), needed by routes with `auth`.
+    public var identity: IdentityConfig?
     /// Directory of the config file; relative paths in the config are resolved against it.
     public var baseDirectory: String
 }
@@ -118,6 +120,10 @@ public struct RouteConfig: Sendable {
         /// switch (`budgets pause`) is an operator's order and is never shadowed.
         case budget
     }
+    /// Who may call the route (nil: anyone).
+    public var auth: AuthConfig?
+    /// The object-level check (needs `auth`).
+    public var owner: OwnerRule?
     /// The order policies run in (data, not code).
     public var policyOrder: [PolicyKind] = PolicyKind.defaultOrder
 
@@ -127,17 +133,22 @@ public struct RouteConfig: Sendable {
         case pageToken = "page_token"
         case challenge
         case captcha
+        case auth
         case rateLimit = "rate_limit"
         case validation
-        /// Cheap browser checks first, then proof of the page and of work, then limits (so that invalid
-        /// requests are counted too), then validation.
-        public static let defaultOrder: [PolicyKind] = [.origin, .pageToken, .challenge, .captcha, .rateLimit, .validation]
+        case owner
+        /// Cheap browser checks first, then proof of the page and of work, then who is calling (so
+        /// limits can count per caller), then limits (so that invalid requests are counted too), then
+        /// validation, then the object-level check on the validated parameters.
+        public static let defaultOrder: [PolicyKind] = [.origin, .pageToken, .challenge, .captcha, .auth, .rateLimit, .validation, .owner]
     }
 
     public enum Target: Sendable {
         case upstream(UpstreamConfig)
         /// A file served as is (e.g. the page that calls the API), with its media type.
         case file(path: String, contentType: String)
+        /// Hands each caller (an installation, a page) a fresh per-install client key.
+        case issueClientKey(ClientKeyGrant)
     }
 
     public var upstream: UpstreamConfig? {

@@ -6,12 +6,14 @@ struct RouteReader {
     static let routeKeys: Set<String> = ["name", "match", "upstream", "file", "content_type", "params", "fixed",
                                          "fixed_body", "forward_headers", "response", "max_body",
                                          "limits", "policy_order", "cost", "cache", "origin", "cors", "require",
-                                         "challenge", "shadow"]
+                                         "challenge", "shadow", "auth", "owner", "issue_client_key"]
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     /// Headers a route may never forward: hop-by-hop, framing, and ones the gateway sets itself.
     static let unforwardable: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
                                              "upgrade", "host", "content-length", "proxy-authorization", "proxy-authenticate",
-                                             "x-request-id"]
+                                             "x-request-id", "x-tollgate-auth", "x-tollgate-subject", "x-tollgate-key-id",
+                                             "x-tollgate-client-id", "x-tollgate-scopes", "x-tollgate-roles",
+                                             "x-tollgate-identity-signature"]
     static let credentialHeaders: Set<String> = ["authorization", "cookie", "x-api-key", "forwarded", "x-forwarded-for",
                                                  "x-forwarded-host", "x-forwarded-proto", "x-real-ip"]
 
@@ -67,6 +69,11 @@ struct RouteReader {
         let maxBody = keys["max_body"].flatMap { $0.byteSize() } ?? 16 * 1024
 
         var target: RouteConfig.Target?
+        if let issue = keys["issue_client_key"] {
+            if keys["upstream"] != nil || keys["file"] != nil { node.error("has issue_client_key and upstream or file; choose one") }
+            if method != "POST" { (keys["match"] ?? node).error("an issue_client_key route must match POST") }
+            target = IdentityReader.clientKeyGrant(issue).map { .issueClientKey($0) }
+        } else {
         switch (keys["upstream"], keys["file"]) {
         case (let u?, nil):
             target = UpstreamReader(secrets: secrets, baseDirectory: baseDirectory)
@@ -78,7 +85,8 @@ struct RouteReader {
             }
             if method != "GET" { f.error("a file route must match GET") }
         case (.some, .some): node.error("has both upstream and file; choose one")
-        case (nil, nil): node.error("needs upstream (a paid API) or file (a page to serve)")
+        case (nil, nil): node.error("needs upstream (a paid API), file (a page to serve) or issue_client_key")
+        }
         }
 
         let limits = keys["limits"].map { LimitReader.read($0, routeName: name ?? "route") } ?? []
@@ -104,13 +112,23 @@ struct RouteReader {
         }
         if (cost != nil || cache != nil), keys["file"] != nil { node.error("cost and cache apply to upstream routes only") }
 
+        let auth = keys["auth"].flatMap { IdentityReader.auth($0) }
+        let owner = keys["owner"].flatMap { IdentityReader.owner($0, params: params) }
+        if owner != nil, auth == nil { keys["owner"]?.error("needs auth: an owner check compares against the authenticated caller") }
+        for limit in limits where [.key, .subject, .clientID].contains(limit.scope) {
+            if auth == nil { keys["limits"]?.error("limit \(limit.name) counts per \(limit.scope), which needs auth on the route") }
+            else if let a = order.firstIndex(of: .auth), let r = order.firstIndex(of: .rateLimit), r < a {
+                keys["policy_order"]?.error("rate_limit runs before auth, but limit \(limit.name) counts per \(limit.scope)")
+            }
+        }
+
         guard let name, let method, let path, let target else { return nil }
         return RouteConfig(name: name, method: method, path: path, target: target, params: params, fixedQuery: fixedQuery,
                            fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody,
                            limits: limits, cost: cost, cache: cache, origin: origin, cors: cors,
                            requiresPageToken: required.contains(.pageToken), requiresCaptcha: required.contains(.captcha),
                            challenge: challenge, shadow: Set(shadow.kinds), shadowStages: Set(shadow.stages),
-                           policyOrder: order)
+                           auth: auth, owner: owner, policyOrder: order)
     }
 
     /// A list of policy kinds, each at most once, each from `allowed` (`policy_order`, `require`).

@@ -33,6 +33,14 @@ enum PolicyRegistry {
             guard let captcha = shared.captcha else { throw RouteWiringError(route: config.name, kind: kind, missing: "captcha") }
             return CaptchaPolicy(config: captcha.config, secretValue: captcha.secret,
                                  sessionCookie: shared.pageTokens?.config.cookie, passes: captcha.passes)
+        case .auth:
+            guard let auth = config.auth else { return nil }
+            let services = shared.identity
+            if auth.acceptsKeys, services.keys == nil { throw RouteWiringError(route: config.name, kind: kind, missing: "identity.key_hash_secret") }
+            if auth.anyOf.contains(.jwt), services.jwt == nil { throw RouteWiringError(route: config.name, kind: kind, missing: "identity.jwt") }
+            return AuthPolicy(config: auth, route: config.name, services: services)
+        case .owner:
+            return config.owner.map { OwnerPolicy(rule: $0) }
         case .challenge:
             guard let (when, rate) = config.challenge else { return nil }
             guard let pow = shared.proofOfWork else { throw RouteWiringError(route: config.name, kind: kind, missing: "challenge") }

@@ -35,6 +35,8 @@ public final class Route: Sendable {
         public var pageTokens: PageTokens?
         public var proofOfWork: ProofOfWork?
         public var captcha: (config: CaptchaPolicy.Config, secret: String, passes: CaptchaPasses)?
+        /// Keys and token verification for `auth` routes.
+        public var identity = IdentityServices()
 
         public init(limiters: LimiterRegistry, book: SpendBook = SpendBook(budgets: []), pageTokens: PageTokens? = nil,
                     proofOfWork: ProofOfWork? = nil) {
@@ -56,7 +58,11 @@ public final class Route: Sendable {
         self.policies = try PolicyRegistry.chain(for: config, shared: shared)
         self.shadow = ShadowMode(policies: config.shadow, stages: config.shadowStages)
         self.rateLimits = policies.lazy.compactMap { $0 as? RateLimitPolicy }.first
-        self.template = config.upstream.map { UpstreamRequestTemplate(route: config, upstream: $0, secrets: secrets) }
+        let identityHeaders = config.auth?.identityHeaders == true
+            ? IdentityHeaders(signingSecret: shared.identity.headerSigningSecret) : nil
+        self.template = config.upstream.map {
+            UpstreamRequestTemplate(route: config, upstream: $0, secrets: secrets, identityHeaders: identityHeaders)
+        }
         self.projection = config.response.fields.map { ResponseProjection(fields: $0) }
         self.spend = config.cost.map { SpendControl(route: config.name, cost: $0, book: shared.book) }
         let budgetsPerSession = config.cost != nil && shared.book.budgets.contains { $0.scope == .session && $0.covers(config.name) }

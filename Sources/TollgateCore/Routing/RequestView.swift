@@ -34,6 +34,11 @@ public struct RequestView: Sendable {
     /// The page-token session cookie, set by ``Route/evaluate(_:from:)`` only when the gateway issued
     /// it (its MAC verifies) and the route counts something per session; nil otherwise.
     public var session: String?
+    /// Who is calling, set by the route's `auth` policy once a credential verified; nil before and
+    /// on routes without `auth`.
+    public var caller: Caller?
+    /// Why a presented credential was refused (for the log only, never the client).
+    public var authFailure: String?
 
     public init(method: String, path: Substring, query: Substring, headers: [(name: String, value: String)],
                 body: [UInt8] = [], clientAddress: String, pathParams: [(name: String, value: Substring)] = [],

@@ -15,8 +15,11 @@ public struct UpstreamRequestTemplate: Sendable {
     private let fixedBody: [JSONMember]
     private let forwardHeaders: [String]
     private let sendsBody: Bool
+    /// Renders the caller's identity (routes with `auth`).
+    private let identityHeaders: IdentityHeaders?
 
-    public init(route: RouteConfig, upstream: UpstreamConfig, secrets: [String: String]) {
+    public init(route: RouteConfig, upstream: UpstreamConfig, secrets: [String: String], identityHeaders: IdentityHeaders? = nil) {
+        self.identityHeaders = identityHeaders
         method = upstream.method
         pathTemplate = upstream.url.pathTemplate
         placeholders = Set(upstream.url.placeholders)
@@ -77,6 +80,9 @@ public struct UpstreamRequestTemplate: Sendable {
         head += "X-Request-ID: "
         head += requestID
         head += "\r\n"
+        if let identityHeaders, let caller = request.caller {
+            identityHeaders.render(caller, requestID: requestID, now: request.wallMillis / 1000, into: &head)
+        }
         for name in forwardHeaders {
             for (n, v) in request.headers.all(name) {
                 head += n

@@ -31,6 +31,8 @@ public final class SpendBook: Sendable {
     public let budgets: [BudgetConfig]
     /// The one total of a session budget for every request without a session the gateway issued.
     public static let unverifiedSession = "unverified"
+    /// The one total of a key or subject budget for every call without an authenticated caller.
+    public static let anonymous = "anonymous"
     static let maxKeysBeforeSweep = 100_000
     private let sweepAt = Mutex<Int>(SpendBook.maxKeysBeforeSweep)
     private let tallies = Mutex<[Key: Tally]>([:])
@@ -43,7 +45,10 @@ public final class SpendBook: Sendable {
     /// The keys a request of `route` from `client` (in `session`, a hash of a session cookie the
     /// gateway issued, or empty) is counted in. Requests without an issued session share one
     /// total, ``unverifiedSession``: an invented cookie never gets a fresh budget.
-    public func keys(route: String, client: String, session: String = "") -> [Key] {
+    ///
+    /// `key` and `subject` (the authenticated caller's key id and subject) key `scope: key` and
+    /// `scope: subject` budgets; calls without them share one total, ``anonymous``.
+    public func keys(route: String, client: String, session: String = "", key: String = "", subject: String = "") -> [Key] {
         budgets.enumerated().compactMap { i, b in
             guard b.covers(route) else { return nil }
             switch b.scope {
@@ -51,6 +56,8 @@ public final class SpendBook: Sendable {
             case .route: return Key(budget: i, scope: route)
             case .client: return Key(budget: i, scope: client)
             case .session: return Key(budget: i, scope: session.isEmpty ? Self.unverifiedSession : session)
+            case .key: return Key(budget: i, scope: key.isEmpty ? Self.anonymous : key)
+            case .subject: return Key(budget: i, scope: subject.isEmpty ? Self.anonymous : "sub:" + subject)
             }
         }
     }

@@ -50,6 +50,10 @@ public struct BudgetConfig: Sendable, Equatable {
         /// A total per browser session: the page-token session cookie, counted only when the gateway
         /// issued it (its MAC verifies); calls without one, or with an invented one, share one total.
         case session
+        /// A total per API or client key (the route's `auth` must run); calls without a key share one.
+        case key
+        /// A total per authenticated subject (a key's owner, a token's `sub`).
+        case subject
     }
 
     public var name: String

@@ -24,15 +24,17 @@ public struct SpendControl: Sendable {
     /// Reserves the call's cost for `client` (and `session`, a hash of the session cookie) at `now`
     /// (Unix seconds), or says why not. In `shadow` mode a passed cap does not refuse: the cost is
     /// reserved anyway and the refusal returned alongside. A pause refuses in either mode.
-    public func reserve(client: String, session: String = "", now: Int64, shadow: Bool = false) -> Outcome {
+    /// `key` and `subject` are the authenticated caller's key id and subject (empty without one).
+    public func reserve(client: String, session: String = "", key: String = "", subject: String = "", now: Int64,
+                        shadow: Bool = false) -> Outcome {
         if book.isPaused(route) {
             return .refused(Problem(status: 503, code: "paused", title: "Service Unavailable",
                                     detail: "Calls to this service are paused by the operator."))
         }
-        let keys = book.keys(route: route, client: client, session: session)
+        let keys = book.keys(route: route, client: client, session: session, key: key, subject: subject)
         let amount = cost.reserve.micros
         let reservation = { SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client,
-                                             session: session, book: book) }
+                                             session: session, key: key, subject: subject, book: book) }
         if let refusal = book.reserve(keys, amount: amount, now: now, evenOverCap: shadow) {
             let budget = book.budgets[refusal.budget]
             let retry = max(1, refusal.resetAt - now)
@@ -66,6 +68,9 @@ public final class SpendReservation: Sendable {
     public let client: String
     /// Hash of the session cookie, or empty.
     public let session: String
+    /// The caller's key id and subject, or empty.
+    public let key: String
+    public let subject: String
     private let book: SpendBook
     private let state = Mutex<State>(.reserved)
     /// Row of this reservation in the durable ledger, once written.
@@ -77,8 +82,11 @@ public final class SpendReservation: Sendable {
         case released
     }
 
-    init(keys: [SpendBook.Key], amount: Int64, reservedAt: Int64, route: String, client: String, session: String, book: SpendBook) {
+    init(keys: [SpendBook.Key], amount: Int64, reservedAt: Int64, route: String, client: String, session: String,
+         key: String = "", subject: String = "", book: SpendBook) {
         self.session = session
+        self.key = key
+        self.subject = subject
         self.keys = keys
         self.amount = amount
         self.reservedAt = reservedAt

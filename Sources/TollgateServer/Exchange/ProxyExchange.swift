@@ -101,7 +101,7 @@ final class ProxyExchange {
         state = .policies(next: index)
         switch route.evaluate(&view, from: index) {
         case .reject(let policy, let problem):
-            finish(.problem(problem, requestID: request.requestID, by: .policy(policy)))
+            finish(.problem(problem, requestID: request.requestID, by: .policy(policy), note: view.authFailure.map { "token refused: \($0)" }))
         case .delay(let wait, let resumeAt):
             state = .throttled(resumeAt: resumeAt)
             delayTimer = loop.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(wait)) { [self] in
@@ -185,7 +185,8 @@ final class ProxyExchange {
     private func reserveSpend() {
         guard let spend = route.spend else { return callUpstream() }
         let now = Int64(NIODeadline.wallClockSeconds)
-        var outcome = spend.reserve(client: request.client.address, session: view.session.map(SessionTag.of) ?? "", now: now,
+        var outcome = spend.reserve(client: request.client.address, session: view.session.map(SessionTag.of) ?? "",
+                                    key: view.caller?.keyID ?? "", subject: view.caller?.subject ?? "", now: now,
                                     shadow: route.shadow.covers(.budget))
         if case .reservedOverCap(let reserved, let problem) = outcome {
             _ = route.shadow.letsThrough(problem, at: .budget, on: &view)
@@ -200,8 +201,10 @@ final class ProxyExchange {
         case .reserved(let reserved):
             reservation = reserved
             state = .reserving
-            let entry = LedgerEntry(requestID: request.requestID, route: route.name, client: reserved.client,
+            var entry = LedgerEntry(requestID: request.requestID, route: route.name, client: reserved.client,
                                     session: reserved.session, reservedMicros: reserved.amount, createdAt: now)
+            entry.keyID = reserved.key
+            entry.subject = reserved.subject
             let eventLoop = loop.eventLoop
             let exchange = NIOLoopBound(self, eventLoop: eventLoop)  // the ledger answers on its own thread
             loop.state.ledger.reserve(entry) { result in
@@ -228,6 +231,13 @@ final class ProxyExchange {
     }
 
     private func callUpstream() {
+        if case .issueClientKey(let grant) = route.config.target, let identity = loop.state.identity {
+            state = .upstream
+            let (eventLoop, exchange) = (loop.eventLoop, NIOLoopBound(self, eventLoop: loop.eventLoop))
+            return identity.issueClientKey(grant, route: route.name, requestID: request.requestID) { response in
+                eventLoop.execute { exchange.value.owner == nil ? exchange.value.done() : exchange.value.finish(response) }
+            }
+        }
         guard case .upstream(let upstream) = route.config.target, let template = route.template,
               let endpoint = loop.state.endpoints[route.name] else {
             abandon()
@@ -289,6 +299,10 @@ final class ProxyExchange {
                 }
             }
             response.upstreamStatus = answer.status
+            if (200...299).contains(answer.status), route.config.auth?.revokeClientKeyOnSuccess == true,
+               let caller = view.caller, caller.method == .clientKey, let id = caller.keyID {
+                loop.state.identity?.revokeClientKey(id, requestID: request.requestID)
+            }
         }
         response.upstreamMicros = micros
         guard owner != nil else { return done() }

@@ -82,6 +82,10 @@ enum Stage: String {
     case cors
     /// The page-token endpoint and its per-address limit.
     case pageTokenIssue = "page_token_issue"
+    /// The OAuth token endpoint and its limits.
+    case oauthToken = "oauth_token"
+    /// An `issue_client_key` route handed out a key.
+    case issueClientKey = "issue_client_key"
     /// Served from the response cache.
     case cache
     /// Budget caps.
@@ -97,8 +101,8 @@ enum Stage: String {
 
     var refusesClient: Bool {
         switch self {
-        case .bodyLimit, .cors, .pageTokenIssue, .budget, .paused: true
-        case .http, .routing, .shutdown, .cache, .ledger, .upstream, .internal: false
+        case .bodyLimit, .cors, .pageTokenIssue, .oauthToken, .budget, .paused: true
+        case .http, .routing, .shutdown, .cache, .ledger, .upstream, .internal, .issueClientKey: false
         }
     }
 }

@@ -9,6 +9,9 @@ enum BuiltinEndpoint {
     case clientScript
     case preflight(Route)
     case preflightRefused
+    /// `identity.oauth.token_path` (POST) and `jwks_path` (GET).
+    case oauthToken(IdentityRuntime)
+    case ownJWKS(IdentityRuntime)
 
     static let scriptPath = "/_tollgate/client.js"
 
@@ -16,6 +19,10 @@ enum BuiltinEndpoint {
         if head.method == .GET, let tokens = state.pageTokens {
             if path == tokens.config.path { return .pageToken }
             if path == scriptPath { return .clientScript }
+        }
+        if let identity = state.identity, let oauth = identity.tokenEndpoint?.config {
+            if path == oauth.tokenPath { return head.method == .POST ? .oauthToken(identity) : nil }
+            if path == oauth.jwksPath, head.method == .GET { return .ownJWKS(identity) }
         }
         if head.method == .OPTIONS, let asked = head.headers.first(name: "access-control-request-method") {
             if case .found(let route, _) = state.routes.match(method: asked.uppercased(), path: path), route.config.cors != nil {
@@ -40,6 +47,12 @@ enum BuiltinEndpoint {
             return Self.preflight(req, route: route)
         case .preflightRefused:
             return .problem(.corsRefused, requestID: req.requestID, by: .stage(.cors))
+        case .oauthToken(let identity):
+            return OAuthEndpoints.token(req, identity: identity)
+        case .ownJWKS(let identity):
+            var response = Response.served(200, contentType: "application/json", body: ByteBuffer(string: identity.ownJWKS))
+            response.cacheControl = "public, max-age=300"
+            return response
         }
     }
 

@@ -227,7 +227,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
             response.cacheControl = route.config.response.cacheControl
             response.isPage = true
             deliver(response, for: req, view: nil)
-        case .upstream:
+        case .upstream, .issueClientKey:
             let exchange = ProxyExchange(request: req, route: route, loop: loop, owner: self)
             state = .answering(req, exchange)
             exchange.start()

@@ -4,12 +4,12 @@ import TollgateCore
 /// Requests the gateway makes on its own behalf (CAPTCHA siteverify, alert webhooks), encoded by
 /// hand into one buffer like proxied requests are (``UpstreamRequestTemplate`` renders those).
 enum OutgoingRequest {
-    static func encode(method: String, url: UpstreamURL, accept: String? = nil, contentType: String, body: [UInt8],
+    static func encode(method: String, url: UpstreamURL, accept: String? = nil, contentType: String?, body: [UInt8],
                        headers: [(String, String)] = []) -> ByteBuffer {
         var head = "\(method) \(url.pathTemplate)\(url.staticQuery.isEmpty ? "" : "?" + url.staticQuery) HTTP/1.1\r\n"
         head += "Host: \(url.hostHeader)\r\nUser-Agent: tollgate\r\n"
         if let accept { head += "Accept: \(accept)\r\n" }
-        head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        if let contentType { head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n" }
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
         var buffer = ByteBuffer()

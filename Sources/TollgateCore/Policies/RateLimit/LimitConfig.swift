@@ -12,6 +12,12 @@ public struct LimitConfig: Sendable, Equatable {
         case header(String)
         /// The value of a cookie; requests without it share one bucket.
         case cookie(String)
+        /// The caller's API or client key id (`auth` must run first); callers without one share a bucket.
+        case key
+        /// The caller's subject: a key's owner or a token's `sub`.
+        case subject
+        /// The OAuth client a token was issued to.
+        case clientID
 
         public var description: String {
             switch self {
@@ -20,6 +26,9 @@ public struct LimitConfig: Sendable, Equatable {
             case .global: "global"
             case .header(let h): "header:\(h)"
             case .cookie(let c): "cookie:\(c)"
+            case .key: "key"
+            case .subject: "subject"
+            case .clientID: "client_id"
             }
         }
     }
@@ -60,13 +69,16 @@ enum LimitReader {
                 case "ip": scope = .ip
                 case "route": scope = .route
                 case "global": scope = .global
+                case "key": scope = .key
+                case "subject": scope = .subject
+                case "client_id": scope = .clientID
                 default:
                     if text.hasPrefix("header:"), text.count > 7 {
                         scope = .header(String(text.dropFirst(7)).lowercased())
                     } else if text.hasPrefix("cookie:"), text.count > 7 {
                         scope = .cookie(String(text.dropFirst(7)))
                     } else {
-                        n.error("must be ip, route, global, header:NAME or cookie:NAME")
+                        n.error("must be ip, route, global, key, subject, client_id, header:NAME or cookie:NAME")
                         continue
                     }
                 }

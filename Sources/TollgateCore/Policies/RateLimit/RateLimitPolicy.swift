@@ -119,11 +119,14 @@ public struct RateLimitPolicy: Policy {
         case .route, .global: return .shared
         case .header(let name): return hashed(request.header(name))
         case .cookie(let name): return hashed(request.cookie(name))
+        case .key: return hashed(request.caller?.keyID)
+        case .subject: return hashed(request.caller?.subject)
+        case .clientID: return hashed(request.caller?.clientID)
         }
     }
 
     /// Distinct values get distinct buckets (128-bit keyed hash); absent values share one.
-    static func hashed(_ value: String?) -> BucketKey {
+    public static func hashed(_ value: String?) -> BucketKey {
         guard let value else { return .shared }
         var a = Hasher()
         a.combine(0xA5 as UInt8)
