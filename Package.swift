@@ -91,7 +91,8 @@ let package = Package(
         .executableTarget(name: "fuzz-paths", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/Paths"),
         .executableTarget(name: "fuzz-client-identity", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/ClientIdentity"),
         .executableTarget(name: "fuzz-config", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/Config"),
-        .executableTarget(name: "fuzz-tokens", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/Tokens"),
+        .executableTarget(name: "fuzz-tokens", dependencies: ["FuzzSupport", "TollgateCore", .product(name: "Crypto", package: "swift-crypto")],
+                          path: "Fuzz/Tokens"),
         .executableTarget(name: "fuzz-upstream-response", dependencies: [
             "FuzzSupport", "TollgateServer", .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Fuzz/UpstreamResponse"),

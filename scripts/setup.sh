@@ -38,4 +38,5 @@ ensure_test_tools() {
 
 ensure_bench_tools() {
   apt_install nginx-light wrk
+  pip_install jwt:pyjwt cryptography:cryptography
 }

@@ -1,3 +1,4 @@
+import Crypto
 import FuzzSupport
 import TollgateCore
 
@@ -9,8 +10,27 @@ let tokens = PageTokens(config: PageTokens.Config(keys: ["K"], path: "/t", minAg
 let pow = ProofOfWork(config: ProofOfWork.Config(key: "C", expires: .seconds(300), baseDifficulty: 10, maxDifficulty: 100),
                       secret: "fuzz-challenge-key-0123456789")
 
+/// A JWT verifier with one real HMAC key, and a key index with one real key: nothing forged verifies.
+let hmacKey = SymmetricKey(data: Array("fuzz-jwt-hmac-key-0123456789abcdef".utf8))
+let jwt = JWTVerifier(config: JWTConfig(), ring: JWTKeyRing(fixed: [
+    VerifyingKey(keyID: "k", algorithm: "HS256") { input, sig in
+        HMAC<SHA256>.isValidAuthenticationCode(sig, authenticating: Array(input), using: hmacKey)
+    },
+]))
+let keyHasher = APIKeyHasher(secret: "fuzz")
+let realKey = APIKeyText.generate(.api)
+let keys = APIKeyIndex(hasher: keyHasher, records: [
+    APIKeyRecord(id: realKey.id, kind: .api, name: "f", owner: "", scopes: [], hash: keyHasher.hash(realKey.text), createdAt: 0),
+])
+
 func fuzzTokens(_ bytes: UnsafeRawBufferPointer) {
     let text = String(decoding: bytes, as: UTF8.self)
+    if case .success = jwt.verify(Substring(text), now: 1_800_000_000) { FuzzSupport.fail("a forged JWT was accepted") }
+    if text != realKey.text, case .accepted = keys.check(text, now: 1) { FuzzSupport.fail("a forged API key was accepted") }
+    if let decoded = Base64URL.decode(Array(bytes)), Base64URL.encode(decoded).utf8.elementsEqual(bytes) == false {
+        FuzzSupport.fail("base64url accepted a non-canonical text")
+    }
+    _ = FormBody.parse(Array(bytes))
     if tokens.verify(text, session: "session", address: "192.0.2.1", userAgent: "", nowMillis: 1_800_000_000_000) == nil {
         FuzzSupport.fail("a forged page token was accepted")
     }

@@ -70,10 +70,21 @@ final class AdminServer: @unchecked Sendable {
             metric("tollgate_alerts_dropped_total", "counter",
                    "Budget alert crossings dropped because the store fell behind (fired on a later reservation).",
                    [("", Int64(state.alerts.dropped.withLockedValue { $0 }))])
+            if let identity = state.identity {
+                if let keys = identity.keys {
+                    metric("tollgate_api_keys", "gauge", "Keys (API and client keys) in the gateway's index.", [("", Int64(keys.count))])
+                }
+                if let jwks = identity.jwks {
+                    metric("tollgate_jwks_fetches_total", "counter", "JWKS fetches by result (a failed one keeps the last good keys).",
+                           [("{result=\"ok\"}", Int64(jwks.fetched.load(ordering: .relaxed))),
+                            ("{result=\"failed\"}", Int64(jwks.failed.load(ordering: .relaxed)))])
+                    metric("tollgate_jwks_keys", "gauge", "Verifying keys from the JWKS now in use.", [("", Int64(jwks.ring.fetchedCount))])
+                }
+            }
             metric("tollgate_cache_bytes", "gauge", "Bytes held by the response cache.", [("", Int64(state.cache.byteCount))])
             let now = Int64(NIODeadline.wallClockSeconds)
-            let spend = state.book.snapshot(now: now).filter { state.book.budgets[$0.key.budget].scope != .client
-                && state.book.budgets[$0.key.budget].scope != .session }
+            // Per-client, per-session, per-key and per-subject totals would be one series per caller: left out.
+            let spend = state.book.snapshot(now: now).filter { [.global, .route].contains(state.book.budgets[$0.key.budget].scope) }
             metric("tollgate_budget_spent_micros", "gauge", "Spend in the current period, in millionths of the currency (global and per-route budgets).",
                    spend.map { ("{budget=\"\(Self.label(state.book.budgets[$0.key.budget].name))\",scope=\"\(Self.label($0.key.scope))\"}", $0.spent) })
             metric("tollgate_budget_limit_micros", "gauge", "Budget limits.",

@@ -229,3 +229,33 @@ def test_configured_hmac_and_pem_keys(gateways, standin, api_key):
     assert r.status == 401
     gw.stop()
     assert hs_secret not in gw.output()
+
+
+def test_ownership_with_tokens_admin_may_read_others(gateways, standin, api_key, jwks):
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwks.publish([public_jwk(key, "k", "ES256")])
+    config = orders_config(standin.port, identity_extra=jwt_identity(jwks.url), auth="any_of: [jwt]",
+                           route_extra="    owner: { param: user_id, equals: claim.sub, unless_role: admin }")
+    gw = gateways(config, env=identity_env(api_key))
+    alice = jwt.encode(claims(sub="alice"), key, algorithm="ES256", headers={"kid": "k"})
+    admin = jwt.encode(claims(sub="root", roles=["admin"]), key, algorithm="ES256", headers={"kid": "k"})
+    assert gw.get("/api/users/alice/orders", headers=bearer(alice)).status == 200
+    r = gw.get("/api/users/bob/orders", headers=bearer(alice))  # BOLA: one user, another's object
+    assert r.status == 403 and r.json()["type"] == "urn:tollgate:problem:forbidden"
+    assert gw.get("/api/users/bob/orders", headers=bearer(admin)).status == 200
+    assert standin.stats()["authorized"] == 2
+    # A subject that is not a safe header value reaches the upstream percent-encoded, on one line.
+    odd = jwt.encode(claims(sub="eve\r\nX-Evil: 1", roles=["admin"]), key, algorithm="ES256", headers={"kid": "k"})
+    assert gw.get("/api/users/bob/orders", headers=bearer(odd)).status == 200
+    assert upstream_header(standin, "x-tollgate-subject") == "eve%0D%0AX-Evil:%201"
+    assert upstream_header(standin, "x-evil") is None
+
+
+def test_a_jwk_from_a_secret(gateways, standin, api_key):
+    key = ed25519.Ed25519PrivateKey.generate()
+    identity = "  jwt:\n    keys:\n      - { alg: EdDSA, jwk_secret: IDP_JWK }\n"
+    gw = gateways(orders_config(standin.port, identity_extra=identity, auth="any_of: [jwt]", more_secrets="  IDP_JWK: env:IDP_JWK"),
+                  env=identity_env(api_key, IDP_JWK=json.dumps(public_jwk(key, "j1"))))
+    assert gw.get("/api/users/x/orders", headers=bearer(jwt.encode(claims(), key, algorithm="EdDSA"))).status == 200
+    assert gw.get("/api/users/x/orders", headers=bearer(jwt.encode(claims(), key, algorithm="EdDSA", headers={"kid": "j1"}))).status == 200
+    assert gw.get("/api/users/x/orders", headers=bearer(jwt.encode(claims(), key, algorithm="EdDSA", headers={"kid": "j2"}))).status == 401

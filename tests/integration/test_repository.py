@@ -35,6 +35,15 @@ def test_the_scan_fails_on_a_committed_key_and_on_a_tracked_env_file(tmp_path):
     assert out.returncode == 0, out.stdout
 
 
+def test_the_scan_fails_on_a_committed_tollgate_key(tmp_path):
+    git(tmp_path, "init", "-q")
+    key = "tg_live_" + "Ab3" * 4 + "_" + "Zx9" * 9 + "Q"  # the shape of a real key: 12-char id, 28 after it
+    (tmp_path / "client.py").write_text(f'KEY = "{key}"\n')
+    git(tmp_path, "add", "client.py")
+    out = subprocess.run([str(SCAN), str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 1 and "client.py:1" in out.stdout and key not in out.stdout
+
+
 def test_env_files_are_ignored_and_examples_ship_beside_configs():
     ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "examples/address-validation/.env"])
     assert ignored.returncode == 0

@@ -67,25 +67,28 @@ enum IdentityReader {
         if let d = keys["jwks_min_interval"]?.duration() { config.jwksMinInterval = d }
         if let list = keys["keys"]?.sequence() {
             for item in list {
-                guard let k = item.object(allowed: ["kid", "alg", "secret", "pem_file", "pem_secret"]) else { continue }
+                guard let k = item.object(allowed: ["kid", "alg", "secret", "pem_file", "pem_secret", "jwk_secret"]) else { continue }
                 guard let alg = k["alg"]?.choice(JWTConfig.algorithms.sorted()) else {
                     if k["alg"] == nil { item.error("needs alg (\(JWTConfig.algorithms.sorted().joined(separator: ", ")))") }
                     continue
                 }
                 let hmac = alg.hasPrefix("HS")
                 var material: JWTConfig.StaticKey.Material?
-                switch (k["secret"], k["pem_file"], k["pem_secret"]) {
+                switch (k["secret"], k["pem_file"], k["pem_secret"] ?? k["jwk_secret"]) {
                 case (let s?, nil, nil):
                     if !hmac { s.error("an \(alg) key is a PEM public key: use pem_file or pem_secret") }
                     material = s.secretName(in: secrets).map { .hmacSecret($0) }
                 case (nil, let f?, nil):
                     if hmac { f.error("an \(alg) key is a shared secret: use secret") }
                     material = ConfigLoader.file(f, base: baseDirectory).map { .pemFile($0) }
+                case (nil, nil, let s?) where k["pem_secret"] != nil && k["jwk_secret"] != nil:
+                    s.error("use one of pem_secret or jwk_secret")
                 case (nil, nil, let s?):
                     if hmac { s.error("an \(alg) key is a shared secret: use secret") }
-                    material = s.secretName(in: secrets).map { .pemSecret($0) }
+                    let isJWK = k["jwk_secret"] != nil
+                    material = s.secretName(in: secrets).map { isJWK ? .jwkSecret($0) : .pemSecret($0) }
                 default:
-                    item.error(hmac ? "needs secret (the name of a secret)" : "needs one of pem_file or pem_secret")
+                    item.error(hmac ? "needs secret (the name of a secret)" : "needs one of pem_file, pem_secret or jwk_secret")
                 }
                 if let material { config.keys.append(.init(keyID: k["kid"]?.nonEmptyString(), algorithm: alg, material: material)) }
             }

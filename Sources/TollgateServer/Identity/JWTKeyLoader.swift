@@ -34,9 +34,35 @@ enum JWTKeyLoader {
                 case .pemSecret(let name):
                     guard let text = secrets[name] else { throw Failure(description: "secret \(name) has no value") }
                     return text
-                case .hmacSecret:
+                case .hmacSecret, .jwkSecret:
                     throw Failure(description: "not a PEM key")
                 }
+            }
+            if case .jwkSecret(let name) = key.material {
+                guard let text = secrets[name], let doc = try? JSONParser.parse(text) else {
+                    throw Failure(description: "identity.jwt.keys[\(i)]: secret \(name) is not a JWK")
+                }
+                var jwks = doc["keys"] != nil ? doc : JSONValue.object([JSONMember("keys", .array([doc]))])
+                if case .object(var members) = jwks, case .array(var items)? = jwks["keys"] {
+                    // A kid from the config wins; a JWK without one gets the config's (or a made-up) id.
+                    for j in items.indices {
+                        guard case .object(var m) = items[j] else { continue }
+                        if let kid = key.keyID {
+                            m.removeAll { $0.key == "kid" }
+                            m.append(JSONMember("kid", .string(kid)))
+                        } else if !m.contains(where: { $0.key == "kid" }) {
+                            m.append(JSONMember("kid", .string("config-\(i)")))
+                        }
+                        items[j] = .object(m)
+                    }
+                    members = [JSONMember("keys", .array(items))]
+                    jwks = .object(members)
+                }
+                let (keys, _) = try await fromJWKS(Array(jwks.serialized.utf8))
+                let matching = keys.filter { $0.algorithm == key.algorithm }
+                guard !matching.isEmpty else { throw Failure(description: "identity.jwt.keys[\(i)]: the JWK is not an \(key.algorithm) key") }
+                out += matching.map { VerifyingKey(keyID: key.keyID ?? $0.keyID, algorithm: $0.algorithm, verify: $0.verify) }
+                continue
             }
             do {
                 switch key.algorithm {
@@ -45,6 +71,11 @@ enum JWTKeyLoader {
                         throw Failure(description: "HMAC key has no secret value")
                     }
                     let digest: DigestAlgorithm = key.algorithm == "HS256" ? .sha256 : key.algorithm == "HS384" ? .sha384 : .sha512
+                    // RFC 7518 §3.2: the key is at least as long as the hash.
+                    let minimum = key.algorithm == "HS256" ? 32 : key.algorithm == "HS384" ? 48 : 64
+                    guard secret.utf8.count >= minimum else {
+                        throw Failure(description: "an \(key.algorithm) secret needs at least \(minimum) bytes")
+                    }
                     await collection.add(hmac: HMACKey(from: secret), digestAlgorithm: digest, kid: kid)
                 case "RS256", "RS384", "RS512":
                     let digest: DigestAlgorithm = key.algorithm == "RS256" ? .sha256 : key.algorithm == "RS384" ? .sha384 : .sha512

@@ -8,6 +8,8 @@ public struct JWTConfig: Sendable {
             /// A PEM public key (RSA, EC or Ed25519), from a file or a named secret.
             case pemFile(String)
             case pemSecret(String)
+            /// A JWK (or a JWKS) in a named secret.
+            case jwkSecret(String)
         }
 
         public var keyID: String?

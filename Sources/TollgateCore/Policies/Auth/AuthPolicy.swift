@@ -63,13 +63,18 @@ public struct AuthPolicy: Policy {
         case token(Substring)
     }
 
+    /// `Bearer ` in any case (RFC 7235: the scheme is case-insensitive), without allocating.
+    static func hasBearerScheme(_ value: Substring.UTF8View) -> Bool {
+        guard value.count > 7 else { return false }
+        for (c, expected) in zip(value, "bearer ".utf8) where c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0) != expected { return false }
+        return true
+    }
+
     func credential(_ request: RequestView) -> Credential {
         var bearerValue: Substring?
         if config.acceptsBearer, let auth = request.header("authorization") {
             let value = Substring(auth)
-            if value.count > 7, value.prefix(7).lowercased() == "bearer " {
-                bearerValue = value.dropFirst(7).drop(while: { $0 == " " })
-            }
+            if Self.hasBearerScheme(value.utf8) { bearerValue = value.dropFirst(7).drop(while: { $0 == " " }) }
         }
         if config.acceptsKeys {
             for source in config.keySources {

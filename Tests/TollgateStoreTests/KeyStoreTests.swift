@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+import TollgateCore
+@testable import TollgateStore
+
+/// The key and client tables, as every store must behave (the conformance a PostgreSQL store will
+/// run too): operator changes bump versions in order, gateway use counts do not.
+@Suite struct KeyStoreTests {
+    func store() throws -> SQLiteLedger {
+        try SQLiteLedger(path: FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString).db").path)
+    }
+
+    func record(_ id: String) -> APIKeyRecord {
+        APIKeyRecord(id: id, kind: .api, name: "n", owner: "o", scopes: ["a", "b"], routes: ["r"], hash: [1, 2, 3], createdAt: 10,
+                     expiresAt: 100, maxUses: 5)
+    }
+
+    @Test func changesAreVersionedAndUsesAreNot() throws {
+        let s = try store()
+        try s.insertKey(record("k1"))
+        try s.insertKey(record("k2"))
+        #expect(try s.keyChanges(after: 0).map(\.id) == ["k1", "k2"])
+        let v = try s.keyChanges(after: 0).map(\.version).max()!
+        try s.addKeyUses([(id: "k1", count: 3, lastUsedAt: 50)])
+        #expect(try s.keyChanges(after: v).isEmpty)
+        #expect(try s.key(id: "k1")?.uses == 3 && s.key(id: "k1")?.lastUsedAt == 50)
+        #expect(try s.updateKey(id: "k1") { $0.revokedAt = 60 })
+        #expect(try !s.updateKey(id: "nope") { $0.revokedAt = 60 })
+        let changed = try s.keyChanges(after: v)
+        #expect(changed.map(\.id) == ["k1"] && changed[0].revokedAt == 60 && changed[0].uses == 3)
+        var expected = record("k2")
+        expected.version = try s.key(id: "k2")!.version
+        #expect(try s.key(id: "k2") == expected)
+        #expect(throws: (any Error).self) { try s.insertKey(record("k1")) }  // ids are unique
+    }
+
+    @Test func clientsAreRevokedOnce() throws {
+        let s = try store()
+        try s.insertClient(OAuthClientRecord(id: "c1", name: "n", secretHash: [9], scopes: ["x"], createdAt: 1))
+        #expect(try s.clients().map(\.scopes) == [["x"]])
+        #expect(try s.revokeClient(id: "c1", at: 5))
+        #expect(try !s.revokeClient(id: "c1", at: 6))
+        #expect(try s.clientChanges(after: 1).first?.revokedAt == 5)
+    }
+}
