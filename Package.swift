@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Config model, validation, routing and policies. Must never import NIO.
@@ -56,6 +58,17 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // The control plane: the admin API on the `admin:` listener (Hummingbird 2), off the hot path.
+        .target(
+            name: "TollgateAdmin",
+            dependencies: [
+                "TollgateCore", "TollgateStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // A stand-in paid API for the demo and the tests: requires the key, counts calls.
         .target(
             name: "TollgateStandIn",
@@ -70,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "tollgate",
             dependencies: [
-                "TollgateCore", "TollgateServer", "TollgateStandIn", "TollgateStore",
+                "TollgateCore", "TollgateServer", "TollgateStandIn", "TollgateStore", "TollgateAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -33,7 +33,7 @@ ensure_test_tools() {
   command -v python3 >/dev/null || apt_install python3 python3-pip
   # SQLite headers for GRDB; Chromium and its driver for the real-browser test.
   apt_install libsqlite3-dev chromium chromium-driver
-  pip_install pytest:pytest cryptography:cryptography selenium:selenium detect_secrets:detect-secrets jwt:pyjwt
+  pip_install pytest:pytest cryptography:cryptography selenium:selenium detect_secrets:detect-secrets jwt:pyjwt schemathesis:schemathesis
 }
 
 ensure_bench_tools() {

@@ -4,7 +4,9 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 import TollgateCore
+import TollgateStore
 
 /// The data plane: accepts client connections on the configured listener and serves them on
 /// SwiftNIO event loops, one ``LoopContext`` per loop.
@@ -16,7 +18,8 @@ public final class GatewayServer: @unchecked Sendable {
     private var serverChannel: Channel?
     private let logger: Logger
     private var pauseWatch: DispatchSourceTimer?
-    private var admin: AdminServer?
+    private let metrics: GatewayMetrics
+    private let listening = Atomic<Bool>(false)
 
     /// Prepares the server; throws when a TLS file or upstream trust setting cannot be loaded.
     public init(config: GatewayConfig, secrets: [String: String], logger: Logger,
@@ -29,6 +32,7 @@ public final class GatewayServer: @unchecked Sendable {
             contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, state: state)
         }
         self.contexts = contexts
+        self.metrics = GatewayMetrics(state: state, contexts: Array(contexts.values))
         if let tls = config.tls {
             let certs = try NIOSSLCertificate.fromPEMFile(tls.certificate)
             let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
@@ -39,6 +43,20 @@ public final class GatewayServer: @unchecked Sendable {
             sslContext = nil
         }
     }
+
+    /// The Prometheus text of the gateway's counters, gathered from every event loop.
+    public func metricsText() async -> String {
+        (try? await metrics.metrics(on: group.next()).get()) ?? ""
+    }
+
+    /// The budgets' running totals.
+    public var spendBook: SpendBook { state.book }
+
+    /// The store the gateway writes (the admin API shares it).
+    public var store: any SpendLedger { state.ledger }
+
+    /// True while the public listener is bound.
+    public var isListening: Bool { listening.load(ordering: .relaxed) }
 
     /// The address actually bound (useful with port 0).
     public var localAddress: SocketAddress? { serverChannel?.localAddress }
@@ -82,11 +100,7 @@ public final class GatewayServer: @unchecked Sendable {
             }
         let listen = state.config.listen
         serverChannel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
-        if let address = state.config.admin {
-            let admin = AdminServer(state: state, contexts: Array(contexts.values))
-            try await admin.start(on: group, at: address)
-            self.admin = admin
-        }
+        listening.store(true, ordering: .relaxed)
         watchLimitTables()
         watchPauses()
     }
@@ -130,8 +144,8 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Stops accepting, lets in-flight requests finish for up to `grace`, then closes everything.
     public func shutdown(grace: Duration) async {
+        listening.store(false, ordering: .relaxed)
         try? await serverChannel?.close()
-        await admin?.stop()
         for ctx in contexts.values {
             try? await ctx.eventLoop.submit { ctx.beginDrain() }.get()
         }

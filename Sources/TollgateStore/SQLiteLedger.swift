@@ -127,6 +127,9 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
                 ALTER TABLE ledger ADD COLUMN subject TEXT NOT NULL DEFAULT '';
                 """)
         }
+        migrator.registerMigration("v7: admin tokens and the audit log") { db in
+            try db.execute(sql: Self.adminSchema)
+        }
         return migrator
     }
 

@@ -23,10 +23,9 @@ struct Clients: ParsableCommand {
 
         func run() throws {
             let (store, hasher) = try openKeyStore(options.config)
-            let (id, secret) = OAuthClientRecord.newCredentials()
             let scopes = self.scopes.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
-            try store.insertClient(OAuthClientRecord(id: id, name: name, secretHash: hasher.hash(secret), scopes: scopes,
-                                                     createdAt: Int64(Date().timeIntervalSince1970)))
+            let (id, secret) = try KeyOperations.createClient(store, hasher: hasher, name: name, scopes: scopes,
+                                                              now: Int64(Date().timeIntervalSince1970))
             if json {
                 print(JSONValue.object([JSONMember("client_id", .string(id)), JSONMember("client_secret", .string(secret))]).serialized)
             } else {
@@ -44,12 +43,7 @@ struct Clients: ParsableCommand {
             let (store, _) = try openKeyStore(options.config, needsHasher: false)
             let clients = try store.clients()
             if json {
-                print(JSONValue.array(clients.map { c in
-                    .object([JSONMember("client_id", .string(c.id)), JSONMember("name", .string(c.name)),
-                             JSONMember("scopes", .array(c.scopes.map { .string($0) })),
-                             JSONMember("created_at", .string(SpendControl.iso8601(c.createdAt))),
-                             JSONMember("revoked_at", c.revokedAt.map { .string(SpendControl.iso8601($0)) } ?? .null)])
-                }).serialized)
+                print(JSONValue.array(clients.map(KeyOperations.describe)).serialized)
                 return
             }
             print(Table.render(header: ["client_id", "name", "scopes", "state", "created (UTC)"], rows: clients.map { c in

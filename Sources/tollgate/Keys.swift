@@ -30,13 +30,10 @@ struct Keys: ParsableCommand {
 
         func run() throws {
             let (store, hasher) = try openKeyStore(options.config)
-            let now = Int64(Date().timeIntervalSince1970)
-            let text = APIKeyText.generate(client ? .install : .api)
-            let record = APIKeyRecord(id: text.id, kind: text.kind, name: name, owner: owner, scopes: list(scopes), routes: list(routes),
-                                      hash: hasher.hash(text.text), createdAt: now, expiresAt: try expiry(expires, now: now),
-                                      maxUses: maxUses)
-            try store.insertKey(record)
-            printCreated(record, key: text.text, json: json)
+            let (record, key) = try KeyOperations.create(store, hasher: hasher, kind: client ? .install : .api, name: name, owner: owner,
+                                                         scopes: list(scopes), routes: list(routes), lifetime: try lifetime(expires),
+                                                         maxUses: maxUses, now: Int64(Date().timeIntervalSince1970))
+            printCreated(record, key: key, json: json)
         }
     }
 
@@ -50,7 +47,7 @@ struct Keys: ParsableCommand {
             let now = Int64(Date().timeIntervalSince1970)
             let records = try store.keys()
             if json {
-                print(JSONValue.array(records.map { describe($0, now: now) }).serialized)
+                print(JSONValue.array(records.map { KeyOperations.describe($0, now: now) }).serialized)
                 return
             }
             print(Table.render(header: ["id", "kind", "name", "owner", "scopes", "state", "uses", "expires (UTC)", "last used (UTC)"],
@@ -70,7 +67,7 @@ struct Keys: ParsableCommand {
         func run() throws {
             let (store, _) = try openKeyStore(options.config, needsHasher: false)
             guard let record = try store.key(id: id) else { throw ValidationError("no key with id \(id)") }
-            print(describe(record, now: Int64(Date().timeIntervalSince1970)).serialized)
+            print(KeyOperations.describe(record, now: Int64(Date().timeIntervalSince1970)).serialized)
         }
     }
 
@@ -84,26 +81,10 @@ struct Keys: ParsableCommand {
 
         func run() throws {
             let (store, hasher) = try openKeyStore(options.config)
-            let now = Int64(Date().timeIntervalSince1970)
-            guard let old = try store.key(id: id) else { throw ValidationError("no key with id \(id)") }
-            guard old.revokedAt == nil else { throw ValidationError("key \(id) is revoked; reactivate it or create a new one") }
             guard let d = Units.parseDuration(overlap) else { throw ValidationError("--overlap takes a duration such as 7d") }
-            let text = APIKeyText.generate(old.kind)
-            var successor = old
-            successor.id = text.id
-            successor.hash = hasher.hash(text.text)
-            successor.createdAt = now
-            successor.uses = 0
-            successor.lastUsedAt = nil
-            successor.replacedBy = nil
-            if let e = old.expiresAt { successor.expiresAt = now + max(0, e - old.createdAt) }
-            try store.insertKey(successor)
-            let end = now + d.components.seconds
-            _ = try store.updateKey(id: id) { r in
-                r.expiresAt = min(r.expiresAt ?? end, end)
-                r.replacedBy = text.id
-            }
-            printCreated(successor, key: text.text, json: json)
+            let (successor, key, end) = try operator_ { try KeyOperations.rotate(store, hasher: hasher, id: id, overlap: d,
+                                                                                  now: Int64(Date().timeIntervalSince1970)) }
+            printCreated(successor, key: key, json: json)
             if !json { print("old key \(id) stays valid until \(SpendControl.iso8601(end))") }
         }
     }
@@ -115,8 +96,7 @@ struct Keys: ParsableCommand {
 
         func run() throws {
             let (store, _) = try openKeyStore(options.config, needsHasher: false)
-            let now = Int64(Date().timeIntervalSince1970)
-            guard try store.updateKey(id: id, { $0.revokedAt = $0.revokedAt ?? now }) else { throw ValidationError("no key with id \(id)") }
+            _ = try operator_ { try KeyOperations.revoke(store, id: id, now: Int64(Date().timeIntervalSince1970)) }
             print("revoked: \(id)")
         }
     }
@@ -133,15 +113,8 @@ struct Keys: ParsableCommand {
         func run() throws {
             let (store, _) = try openKeyStore(options.config, needsHasher: false)
             let now = Int64(Date().timeIntervalSince1970)
-            guard let current = try store.key(id: id) else { throw ValidationError("no key with id \(id)") }
-            let newExpiry = try expiry(expires, now: now)
-            let addUses = self.addUses
-            _ = try store.updateKey(id: id) { r in
-                r.revokedAt = nil
-                if let newExpiry { r.expiresAt = newExpiry }
-                if let addUses, let m = r.maxUses { r.maxUses = max(m, r.uses) + addUses }
-            }
-            let after = try store.key(id: id) ?? current
+            let lifetime = try lifetime(expires)
+            let after = try operator_ { try KeyOperations.reactivate(store, id: id, lifetime: lifetime, addUses: addUses, now: now) }
             let state = after.status(now: now, uses: after.uses)
             print("reactivated: \(id) (\(state.rawValue))")
             if state != .active {
@@ -175,27 +148,19 @@ private func list(_ text: String) -> [String] {
     text.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
 }
 
-private func expiry(_ text: String?, now: Int64) throws -> Int64? {
+private func lifetime(_ text: String?) throws -> Duration? {
     guard let text else { return nil }
     guard let d = Units.parseDuration(text), d > .zero else { throw ValidationError("--expires takes a duration such as 90d") }
-    return now + d.components.seconds
+    return d
 }
 
-private func describe(_ r: APIKeyRecord, now: Int64) -> JSONValue {
-    var members = [JSONMember("id", .string(r.id)), JSONMember("kind", .string(r.kind.rawValue)), JSONMember("name", .string(r.name)),
-                   JSONMember("owner", .string(r.owner)), JSONMember("scopes", .array(r.scopes.map { .string($0) })),
-                   JSONMember("routes", .array(r.routes.map { .string($0) })),
-                   JSONMember("state", .string(r.status(now: now, uses: r.uses).rawValue)),
-                   JSONMember("uses", .number(String(r.uses))), JSONMember("created_at", .string(SpendControl.iso8601(r.createdAt)))]
-    func optional(_ key: String, _ v: Int64?, time: Bool = true) {
-        members.append(JSONMember(key, v.map { time ? .string(SpendControl.iso8601($0)) : .number(String($0)) } ?? .null))
+/// Runs a key operation; its failures read as the CLI's own.
+private func operator_<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let failure as KeyOperations.Failure {
+        throw ValidationError(failure.description)
     }
-    optional("max_uses", r.maxUses, time: false)
-    optional("expires_at", r.expiresAt)
-    optional("last_used_at", r.lastUsedAt)
-    optional("revoked_at", r.revokedAt)
-    members.append(JSONMember("replaced_by", r.replacedBy.map { .string($0) } ?? .null))
-    return .object(members)
 }
 
 private func printCreated(_ r: APIKeyRecord, key: String, json: Bool) {

@@ -2,7 +2,11 @@ import ArgumentParser
 import Logging
 import ServiceLifecycle
 import TollgateCore
+import TollgateAdmin
 import TollgateServer
+import TollgateStore
+
+extension GatewayServer: LiveGateway {}
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -47,8 +51,14 @@ func runGateway(config: GatewayConfig, secrets: [String: String], logger: Logger
                 alsoRun: [any Service] = []) async throws {
     let server = try GatewayServer(config: config, secrets: secrets, logger: logger)
     let service = GatewayService(server: server, grace: config.shutdownGrace, logger: logger)
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
+    if let address = config.admin {
+        let admin = AdminAPI(config: config, store: server.store as? SQLiteLedger, secrets: secrets, live: server,
+                             logger: Logger(label: "tollgate.admin"))
+        services.append(.init(service: admin.application(at: address)))
+    }
     let group = ServiceGroup(configuration: .init(
-        services: [.init(service: service)] + alsoRun.map { .init(service: $0) },
+        services: services + alsoRun.map { .init(service: $0) },
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
     try await group.run()

@@ -42,4 +42,17 @@ import TollgateCore
         #expect(try !s.revokeClient(id: "c1", at: 6))
         #expect(try s.clientChanges(after: 1).first?.revokedAt == 5)
     }
+
+    @Test func adminTokensAndTheAuditLog() throws {
+        let s = try store()
+        try s.insertAdminToken(AdminTokenRecord(id: "t1", name: "ops", scopes: [.read, .keys], hash: [7], createdAt: 1))
+        #expect(try s.adminToken(id: "t1")?.scopes == [.read, .keys])
+        #expect(try s.revokeAdminToken(id: "t1", at: 2))
+        #expect(try !s.revokeAdminToken(id: "t1", at: 3))
+        #expect(try s.adminToken(id: "t1")?.revokedAt == 2)
+        for i in 0..<3 {
+            try s.appendAudit(AuditEntry(at: Int64(i), actor: "t1 (ops)", action: "keys.create", target: "k\(i)", address: "127.0.0.1", outcome: "ok"))
+        }
+        #expect(try s.audit(limit: 2).map(\.target) == ["k2", "k1"])
+    }
 }

@@ -30,7 +30,7 @@ public enum SecretHeuristics {
     /// True for long tokens that mix letters and digits without spaces (API keys, JWTs, hex keys),
     /// or that start with a well-known key prefix.
     public static func looksLikeLiteralSecret(_ s: String) -> Bool {
-        let prefixes = ["sk_", "sk-", "pk_live", "rk_live", "ghp_", "xox", "AKIA", "AIza", "Bearer ", "tg_live_", "tg_inst_"]
+        let prefixes = ["sk_", "sk-", "pk_live", "rk_live", "ghp_", "xox", "AKIA", "AIza", "Bearer ", "tg_live_", "tg_inst_", "tg_adm_"]
         if prefixes.contains(where: { s.hasPrefix($0) }) && s.count >= 12 { return true }
         guard s.count >= 20, !s.contains(" "), !s.contains("/"), !s.hasPrefix("env:"), !s.hasPrefix("file:") else { return false }
         let hasDigit = s.contains(where: \.isNumber)

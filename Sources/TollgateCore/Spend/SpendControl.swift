@@ -27,10 +27,7 @@ public struct SpendControl: Sendable {
     /// `key` and `subject` are the authenticated caller's key id and subject (empty without one).
     public func reserve(client: String, session: String = "", key: String = "", subject: String = "", now: Int64,
                         shadow: Bool = false) -> Outcome {
-        if book.isPaused(route) {
-            return .refused(Problem(status: 503, code: "paused", title: "Service Unavailable",
-                                    detail: "Calls to this service are paused by the operator."))
-        }
+        if book.isPaused(route) { return .refused(Self.paused) }
         let keys = book.keys(route: route, client: client, session: session, key: key, subject: subject)
         let amount = cost.reserve.micros
         let reservation = { SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client,
@@ -49,6 +46,10 @@ public struct SpendControl: Sendable {
         }
         return .reserved(reservation())
     }
+
+    /// The answer while an operator has paused the route's upstream calls.
+    public static let paused = Problem(status: 503, code: "paused", title: "Service Unavailable",
+                                       detail: "Calls to this service are paused by the operator.")
 
     public static func iso8601(_ seconds: Int64) -> String {
         let formatter = ISO8601DateFormatter()

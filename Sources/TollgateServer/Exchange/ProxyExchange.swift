@@ -183,7 +183,14 @@ final class ProxyExchange {
     /// Reserves the call's cost in every applicable budget and waits until the ledger holds the
     /// reservation; only then is the upstream called.
     private func reserveSpend() {
-        guard let spend = route.spend else { return callUpstream() }
+        guard let spend = route.spend else {
+            // The kill switch stops every upstream call, priced or not.
+            guard !loop.state.book.isPaused(route.name) else {
+                endCacheLead(with: nil)
+                return finish(.problem(SpendControl.paused, requestID: request.requestID, by: .stage(.paused)))
+            }
+            return callUpstream()
+        }
         let now = Int64(NIODeadline.wallClockSeconds)
         var outcome = spend.reserve(client: request.client.address, session: view.session.map(SessionTag.of) ?? "",
                                     key: view.caller?.keyID ?? "", subject: view.caller?.subject ?? "", now: now,

@@ -14,8 +14,16 @@ public struct APIKeyText: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case api
         case install
+        /// An operator's admin-API token (`tollgate admin-tokens create`).
+        case admin
 
-        public var prefix: String { self == .api ? "tg_live_" : "tg_inst_" }
+        public var prefix: String {
+            switch self {
+            case .api: "tg_live_"
+            case .install: "tg_inst_"
+            case .admin: "tg_adm_"
+            }
+        }
     }
 
     public let kind: Kind

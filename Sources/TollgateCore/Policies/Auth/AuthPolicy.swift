@@ -31,7 +31,12 @@ public struct AuthPolicy: Policy {
             case .lapsed(_, let status):
                 return .reject(.keyLapsed(status, help: services.reactivationHelp, bearer: bearer))
             case .accepted(let record):
-                let method: Caller.Method = record.kind == .api ? .apiKey : .clientKey
+                let method: Caller.Method
+                switch record.kind {
+                case .api: method = .apiKey
+                case .install: method = .clientKey
+                case .admin: return .reject(.invalidCredentials(bearer: bearer))  // never in this index; never a caller
+                }
                 guard config.anyOf.contains(method) else { return .reject(.invalidCredentials(bearer: bearer)) }
                 guard record.routes.isEmpty || record.routes.contains(route) else { return .reject(.forbidden) }
                 caller = Caller(method: method, subject: record.subject, keyID: record.id, scopes: record.scopes)

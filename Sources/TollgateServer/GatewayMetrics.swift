@@ -4,37 +4,16 @@ import NIOHTTP1
 import NIOPosix
 import TollgateCore
 
-/// The operators' listener (`admin:`), separate from the public one: `GET /metrics` in the
-/// Prometheus text format. Numbers are gathered from each event loop on request, so counting them
-/// costs the data plane nothing but a local increment.
-final class AdminServer: @unchecked Sendable {
+/// The Prometheus text of `/metrics` (served by the admin API on the `admin:` listener). Numbers
+/// are gathered from each event loop on request, so counting them costs the data plane nothing but
+/// a local increment.
+final class GatewayMetrics: Sendable {
     private let state: GatewayState
     private let contexts: [LoopContext]
-    private var channel: Channel?
 
     init(state: GatewayState, contexts: [LoopContext]) {
         self.state = state
         self.contexts = contexts
-    }
-
-    func start(on group: EventLoopGroup, at address: HostPort) async throws {
-        let server = self
-        channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                do {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: server))
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
-            .bind(host: address.host, port: address.port).get()
-    }
-
-    func stop() async {
-        try? await channel?.close()
     }
 
     /// The metrics text, gathered from every loop.
@@ -95,40 +74,5 @@ final class AdminServer: @unchecked Sendable {
 
     static func label(_ s: String) -> String {
         s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: " ")
-    }
-}
-
-/// Answers one admin connection.
-private final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = ByteBuffer
-    let server: AdminServer
-    private var head: HTTPRequestHead?
-
-    init(server: AdminServer) { self.server = server }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let h): head = h
-        case .body: break
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let keepAlive = head.isKeepAlive
-            guard head.method == .GET, head.uri == "/metrics" else {
-                write(context, status: "404 Not Found", type: "text/plain", body: "not found\n", keepAlive: keepAlive)
-                return
-            }
-            server.metrics(on: context.eventLoop).assumeIsolated().whenSuccess { text in
-                self.write(context, status: "200 OK", type: "text/plain; version=0.0.4", body: text, keepAlive: keepAlive)
-            }
-        }
-    }
-
-    private func write(_ context: ChannelHandlerContext, status: String, type: String, body: String, keepAlive: Bool) {
-        let text = "HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\n"
-            + (keepAlive ? "" : "Connection: close\r\n") + "\r\n" + body
-        let done = context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text)))
-        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 }

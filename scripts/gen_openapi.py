@@ -1,0 +1,136 @@
+"""Writes Sources/TollgateAdmin/AdminOpenAPI.swift: the admin API's OpenAPI 3.1 document, kept here
+as data so the Swift source holds exactly one copy. Run after changing the API; the integration
+test runs schemathesis against the document the binary serves."""
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+problem = {"description": "A problem (RFC 9457)", "content": {"application/problem+json": {"schema": ref("Problem")}}}
+def ok(schema, code="200", desc="OK"):
+    return {code: {"description": desc, "content": {"application/json": {"schema": schema}}}}
+def authed(responses, scope):
+    r = dict(responses)
+    for code in ("401", "403"):
+        r[code] = problem
+    return {"security": [{"adminToken": [scope]}], "responses": r}
+string_list = {"type": "array", "items": {"type": "string"}}
+word_list = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^ ]+$"}}
+duration = {"type": "string", "pattern": "^[1-9][0-9]{0,8}(ms|s|m|h|d)$", "description": "a duration such as 90d"}
+nullable = lambda t: {"type": [t, "null"]}  # noqa: E731
+time_or_null = {"type": ["string", "null"]}
+key_schema = {"type": "object", "required": ["id", "kind", "name", "owner", "scopes", "routes", "state", "uses", "created_at"],
+              "properties": {"id": {"type": "string"}, "kind": {"enum": ["api", "install"]}, "name": {"type": "string"},
+                             "owner": {"type": "string"}, "scopes": string_list, "routes": string_list,
+                             "state": {"enum": ["active", "revoked", "expired", "exhausted"]}, "uses": {"type": "integer"},
+                             "created_at": {"type": "string"}, "max_uses": nullable("integer"), "expires_at": time_or_null,
+                             "last_used_at": time_or_null, "revoked_at": time_or_null, "replaced_by": time_or_null}}
+key_created = json.loads(json.dumps(key_schema))
+key_created["required"] = key_created["required"] + ["key"]
+key_created["properties"]["key"] = {"type": "string", "pattern": "^tg_(live|inst)_"}
+client = {"type": "object", "required": ["client_id", "name", "scopes", "created_at"],
+          "properties": {"client_id": {"type": "string"}, "name": {"type": "string"}, "scopes": string_list,
+                         "created_at": {"type": "string"}, "revoked_at": time_or_null}}
+id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+doc = {
+    "openapi": "3.1.0",
+    "info": {"title": "Tollgate admin API", "version": "1",
+             "description": "The operators' API on the admin listener. Tokens: tollgate admin-tokens create --scopes read,write,keys."},
+    "components": {
+        "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer", "description": "tg_adm_… with scopes read, write, keys"}},
+        "schemas": {
+            "Problem": {"type": "object", "required": ["type", "title", "status", "request_id"],
+                        "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                                       "detail": {"type": "string"}, "request_id": {"type": "string"},
+                                       "errors": {"type": "array", "items": {"type": "object"}}}},
+            "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+            "Key": key_schema, "KeyCreated": key_created, "Client": client,
+            "KeyRequest": {"type": "object", "additionalProperties": False, "required": ["name"],
+                           "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100},
+                                          "owner": {"type": "string", "minLength": 1, "maxLength": 200}, "scopes": word_list,
+                                          "routes": {"type": "array", "items": ref("RouteName")},
+                                          "expires": duration, "max_uses": {"type": "integer", "minimum": 1, "maximum": 1000000000000},
+                                          "kind": {"enum": ["api", "install"]}}},
+            "RouteName": {"type": "string", "description": "replaced by the config's route names when served"},
+            "ClientRequest": {"type": "object", "additionalProperties": False, "required": ["name"],
+                              "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100}, "scopes": word_list}},
+        },
+    },
+    "paths": {
+        "/livez": {"get": {"summary": "The process is alive", "responses": ok(ref("Status"))}},
+        "/readyz": {"get": {"summary": "The public listener is bound", "responses": {**ok(ref("Status")), "503": problem}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format",
+                                                                                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/v1/routes": {"get": {"summary": "Routes and whether they are paused", **authed({**ok({"type": "object", "required": ["routes"],
+            "properties": {"routes": {"type": "array", "items": {"type": "object", "required": ["name", "method", "path", "kind", "paused"],
+                "properties": {"name": {"type": "string"}, "method": {"type": "string"}, "path": {"type": "string"},
+                               "kind": {"enum": ["upstream", "file", "issue_client_key"]}, "upstream_host": nullable("string"),
+                               "auth": string_list, "policies": string_list, "paused": {"type": "boolean"}}}}}}), "503": problem}, "read")}},
+        "/v1/routes/{name}/pause": {"post": {"summary": "Stop upstream calls of a route (all: every route)", "parameters": [name_param],
+            **authed({**ok({"type": "object", "required": ["route", "paused"], "properties": {"route": {"type": "string"},
+                                                                                        "paused": {"type": "boolean"}}}),
+                      "404": problem, "503": problem}, "write")}},
+        "/v1/routes/{name}/resume": {"post": {"summary": "Allow upstream calls again", "parameters": [name_param],
+            **authed({**ok({"type": "object", "required": ["route", "paused"], "properties": {"route": {"type": "string"},
+                                                                                        "paused": {"type": "boolean"}}}),
+                      "404": problem, "503": problem}, "write")}},
+        "/v1/budgets": {"get": {"summary": "Budgets with their largest totals", **authed(ok({"type": "object", "required": ["budgets"],
+            "properties": {"budgets": {"type": "array", "items": {"type": "object", "required": ["name", "scope", "period", "limit", "resets_at", "totals"],
+                "properties": {"name": {"type": "string"}, "scope": {"type": "string"}, "period": {"type": "string"},
+                               "limit": {"type": "string"}, "resets_at": {"type": "string"},
+                               "totals": {"type": "array", "items": {"type": "object", "required": ["key", "used", "remaining"],
+                                   "properties": {"key": {"type": "string"}, "used": {"type": "string"}, "remaining": {"type": "string"}}}}}}}}}), "read")}},
+        "/v1/usage": {"get": {"summary": "Usage grouped by route, client, day, reason or key",
+            "parameters": [{"name": "by", "in": "query", "schema": {"enum": ["route", "client", "day", "reason", "key"]}},
+                           {"name": "since", "in": "query", "schema": duration}],
+            **authed({**ok({"type": "object", "required": ["by", "since", "lines"], "properties": {"by": {"type": "string"},
+                "since": {"type": "string"}, "lines": {"type": "array", "items": {"type": "object",
+                "required": ["key", "calls", "spent_micros", "cache_hits", "refusals"],
+                "properties": {"key": {"type": "string"}, "calls": {"type": "integer"}, "spent_micros": {"type": "integer"},
+                               "cache_hits": {"type": "integer"}, "refusals": {"type": "integer"}, "uses": nullable("integer")}}}}}),
+                      "422": problem, "503": problem}, "read")}},
+        "/v1/keys": {
+            "get": {"summary": "Every key (never the key itself)", **authed({**ok({"type": "object", "required": ["keys"],
+                "properties": {"keys": {"type": "array", "items": ref("Key")}}}), "503": problem}, "read")},
+            "post": {"summary": "Create a key; the answer is the only time it is shown",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": ref("KeyRequest")}}},
+                     **authed({**ok(ref("KeyCreated"), "201", "Created"), "409": problem, "422": problem, "503": problem}, "keys")}},
+        "/v1/keys/{id}": {"get": {"summary": "One key", "parameters": [id_param],
+                                  **authed({**ok(ref("Key")), "404": problem, "503": problem}, "read")}},
+        "/v1/keys/{id}/revoke": {"post": {"summary": "Revoke a key (in force within a second)", "parameters": [id_param],
+                                          **authed({**ok(ref("Key")), "404": problem, "409": problem, "503": problem}, "keys")}},
+        "/v1/keys/{id}/reactivate": {"post": {"summary": "Lift a key's revocation", "parameters": [id_param],
+                                              **authed({**ok(ref("Key")), "404": problem, "409": problem, "503": problem}, "keys")}},
+        "/v1/clients": {
+            "get": {"summary": "OAuth clients", **authed({**ok({"type": "object", "required": ["clients"],
+                "properties": {"clients": {"type": "array", "items": ref("Client")}}}), "503": problem}, "read")},
+            "post": {"summary": "Register an OAuth client; the secret is shown once",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ClientRequest")}}},
+                     **authed({**ok({"type": "object", "required": ["client_id", "client_secret", "scopes"],
+                                     "properties": {"client_id": {"type": "string"}, "client_secret": {"type": "string"}, "scopes": string_list}},
+                                    "201", "Created"), "409": problem, "422": problem, "503": problem}, "keys")}},
+        "/v1/clients/{id}/revoke": {"post": {"summary": "Revoke a client and its unexpired tokens", "parameters": [id_param],
+            **authed({**ok({"type": "object", "required": ["client_id", "revoked"], "properties": {"client_id": {"type": "string"},
+                                                                                             "revoked": {"type": "boolean"}}}),
+                      "404": problem, "503": problem}, "keys")}},
+        "/v1/audit": {"get": {"summary": "The audit log of admin writes, newest first",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            **authed({**ok({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": {"type": "object",
+                "required": ["at", "actor", "action", "target", "address", "outcome"],
+                "properties": {k: {"type": "string"} for k in ["at", "actor", "action", "target", "address", "outcome"]}}}}}),
+                      "422": problem, "503": problem}, "read")}},
+    },
+}
+text = json.dumps(doc, separators=(",", ":"), sort_keys=False)
+route_placeholder = json.dumps(doc["components"]["schemas"]["RouteName"], separators=(",", ":"))
+swift = ('import Foundation\nimport TollgateCore\n\n/// The admin API\'s OpenAPI 3.1 document, served at `/openapi.json`. Generated by\n'
+         '/// scripts/gen_openapi.py (edit that, not this); schemathesis checks the running binary against it.\n'
+         'enum AdminOpenAPI {\n'
+         '    /// The document with the config\'s route names as the values `routes` may hold.\n'
+         '    static func document(routes: [String]) -> String {\n'
+         '        let names = JSONValue.array(routes.map { .string($0) }).serialized\n'
+         '        return template.replacingOccurrences(of: #"' + route_placeholder + '"#, with: #"{"enum":"# + names + "}")\n'
+         '    }\n\n'
+         '    static let template = #"""\n' + text + '\n"""#\n}\n')
+(ROOT / "Sources" / "TollgateAdmin" / "AdminOpenAPI.swift").write_text(swift)
