@@ -41,11 +41,15 @@ let package = Package(
             name: "TollgateStore",
             dependencies: ["TollgateCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // RFC 9112 framing of upstream responses: the parser of untrusted bytes, alone so that its
+        // fuzz target builds without the rest of the data plane.
+        .target(name: "TollgateUpstreamHTTP", dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: hotPathSettings),
         // The NIO data plane: listener, upstream pool, TLS, access log.
         .target(
             name: "TollgateServer",
             dependencies: [
-                "TollgateCore", "TollgateStore",
+                "TollgateCore", "TollgateStore", "TollgateUpstreamHTTP",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -107,13 +111,13 @@ let package = Package(
         .executableTarget(name: "fuzz-tokens", dependencies: ["FuzzSupport", "TollgateCore", .product(name: "Crypto", package: "swift-crypto")],
                           path: "Fuzz/Tokens"),
         .executableTarget(name: "fuzz-upstream-response", dependencies: [
-            "FuzzSupport", "TollgateServer", .product(name: "NIOCore", package: "swift-nio"),
+            "FuzzSupport", "TollgateUpstreamHTTP", .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Fuzz/UpstreamResponse"),
         // Micro-benchmarks (bench/micro): table costs when full. Not part of the product.
         .executableTarget(name: "tollgate-microbench", dependencies: ["TollgateCore"], path: "bench/micro"),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TollgateServerTests", dependencies: [
-            "TollgateServer", "TollgateCore",
+            "TollgateServer", "TollgateCore", "TollgateUpstreamHTTP",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),

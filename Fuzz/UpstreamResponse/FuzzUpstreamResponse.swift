@@ -1,6 +1,6 @@
 import FuzzSupport
 import NIOCore
-import TollgateServer
+import TollgateUpstreamHTTP
 
 /// The upstream response framing parser (RFC 9112 §6) on arbitrary bytes, fed in two pieces split
 /// where the first byte says: never a crash, never a body over its bound, and the same status and

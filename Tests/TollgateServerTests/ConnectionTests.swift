@@ -6,6 +6,7 @@ import NIOHTTP1
 import Testing
 import TollgateCore
 @testable import TollgateServer
+@testable import TollgateUpstreamHTTP
 
 /// Stands in for the upstream pool: records each call and answers only when the test says so, so a
 /// test can hold an exchange in any state.

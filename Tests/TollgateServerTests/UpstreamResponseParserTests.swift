@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 @testable import TollgateServer
+@testable import TollgateUpstreamHTTP
 
 /// Framing cases of RFC 9112 §6 for upstream responses.
 @Suite struct UpstreamResponseParserTests {

@@ -1,6 +1,7 @@
 import NIOCore
 import TollgateCore
 import TollgateStore
+import TollgateUpstreamHTTP
 
 /// Receives the one response of an exchange; the client connection that owns it.
 protocol ExchangeOwner: AnyObject {

@@ -1,5 +1,6 @@
 import NIOCore
 import TollgateCore
+import TollgateUpstreamHTTP
 
 /// Requests the gateway makes on its own behalf (CAPTCHA siteverify, alert webhooks), encoded by
 /// hand into one buffer like proxied requests are (``UpstreamRequestTemplate`` renders those).

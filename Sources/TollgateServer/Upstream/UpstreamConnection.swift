@@ -1,4 +1,5 @@
 import NIOCore
+import TollgateUpstreamHTTP
 
 /// One connection to an upstream, carrying one request at a time. Lives on one event loop.
 final class UpstreamConnection: ChannelInboundHandler {

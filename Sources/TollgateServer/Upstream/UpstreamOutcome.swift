@@ -1,5 +1,6 @@
 import NIOCore
 import TollgateCore
+import TollgateUpstreamHTTP
 
 /// What the gateway makes of an upstream response: relay it (projected), or refuse it.
 ///

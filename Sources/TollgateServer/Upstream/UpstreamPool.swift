@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import TollgateUpstreamHTTP
 
 /// Keep-alive connections to upstreams for one event loop. Only that loop touches it: no locks,
 /// no thread hops. A request takes an idle connection or opens one, and gives it back when the

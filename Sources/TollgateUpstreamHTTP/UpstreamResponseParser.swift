@@ -43,7 +43,7 @@ package struct UpstreamResponseParser {
     private var body: ByteBuffer
     private var keepAlive = true
     /// True once any byte of a response arrived (a stale pooled connection fails before that).
-    private(set) var receivedAnything = false
+    package private(set) var receivedAnything = false
 
     package init(maxBodyBytes: Int, requestWasHEAD: Bool, allocator: ByteBufferAllocator) {
         self.maxBodyBytes = maxBodyBytes
@@ -206,7 +206,7 @@ package struct UpstreamResponseParser {
 
 extension StringProtocol {
     /// The text without leading and trailing spaces and tabs.
-    func trimmingCharacters() -> String {
+    package func trimmingCharacters() -> String {
         var s = Substring(self)
         while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
         while let l = s.last, l == " " || l == "\t" { s.removeLast() }

@@ -8,7 +8,7 @@ package struct UpstreamHeaders {
     package let block: ByteBuffer
 
     /// The value of the first field named `lowercasedName`.
-    func first(_ lowercasedName: String) -> String? {
+    package func first(_ lowercasedName: String) -> String? {
         var found: String?
         forEach { name, value in
             if found == nil, HeadFields.equalsLowercased(name, lowercasedName) {
@@ -19,7 +19,7 @@ package struct UpstreamHeaders {
     }
 
     /// Every field named `lowercasedName`, with its name as sent.
-    func all(_ lowercasedName: String) -> [(String, String)] {
+    package func all(_ lowercasedName: String) -> [(String, String)] {
         var out: [(String, String)] = []
         forEach { name, value in
             if HeadFields.equalsLowercased(name, lowercasedName) {
