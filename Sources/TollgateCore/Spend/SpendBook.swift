@@ -37,6 +37,8 @@ public final class SpendBook: Sendable {
     private let sweepAt = Mutex<Int>(SpendBook.maxKeysBeforeSweep)
     private let tallies = Mutex<[Key: Tally]>([:])
     private let pausedRoutes = Mutex<Set<String>>([])
+    /// Whether any route is paused: the common answer (none) is one atomic load, no lock.
+    private let anyPaused = Atomic<Bool>(false)
 
     public init(budgets: [BudgetConfig]) {
         self.budgets = budgets
@@ -133,10 +135,15 @@ public final class SpendBook: Sendable {
     /// Routes whose upstream calls are stopped (`*` stops all).
     public var paused: Set<String> { pausedRoutes.withLock { $0 } }
 
-    public func setPaused(_ routes: Set<String>) { pausedRoutes.withLock { $0 = routes } }
+    public func setPaused(_ routes: Set<String>) {
+        pausedRoutes.withLock { $0 = routes }
+        anyPaused.store(!routes.isEmpty, ordering: .releasing)
+    }
 
+    /// Checked before every upstream call; without a pause it takes no lock.
     public func isPaused(_ route: String) -> Bool {
-        pausedRoutes.withLock { $0.contains(route) || $0.contains("*") }
+        guard anyPaused.load(ordering: .acquiring) else { return false }
+        return pausedRoutes.withLock { $0.contains(route) || $0.contains("*") }
     }
 
     // MARK: Periods
