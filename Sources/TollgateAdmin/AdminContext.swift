@@ -88,20 +88,13 @@ struct AdminAuthMiddleware: RouterMiddleware {
         guard let store else { throw AdminProblem.unavailable }
         guard let header = request.headers[.authorization] else { throw AdminProblem.unauthenticated }
         let value = Substring(header)
-        guard value.count > 7, value.prefix(7).lowercased() == "bearer ", let text = APIKeyText(parsing: value.dropFirst(7)),
+        guard AuthPolicy.hasBearerScheme(value.utf8), let text = APIKeyText(parsing: value.dropFirst(7)),
               text.kind == .admin else { throw AdminProblem.invalidToken }
         guard let token = try? store.adminToken(id: text.id), token.revokedAt == nil,
-              Self.equal(token.hash, AdminTokenHash.of(text.text)) else { throw AdminProblem.invalidToken }
+              ConstantTime.equal(token.hash, AdminTokenHash.of(text.text)) else { throw AdminProblem.invalidToken }
         var context = context
         context.token = token
         return try await next(request, context)
-    }
-
-    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for (x, y) in zip(a, b) { diff |= x ^ y }
-        return diff == 0
     }
 }
 

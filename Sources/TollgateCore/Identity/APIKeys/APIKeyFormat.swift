@@ -126,10 +126,6 @@ public struct APIKeyHasher: Sendable {
 
     /// Whether `text` hashes to `stored`, in time independent of where they differ.
     public func matches(_ text: String, _ stored: [UInt8]) -> Bool {
-        let computed = hash(text)
-        guard computed.count == stored.count else { return false }
-        var diff: UInt8 = 0
-        for (a, b) in zip(computed, stored) { diff |= a ^ b }
-        return diff == 0
+        ConstantTime.equal(hash(text), stored)
     }
 }

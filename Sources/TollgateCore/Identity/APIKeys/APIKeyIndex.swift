@@ -100,10 +100,7 @@ public final class APIKeyIndex: Sendable {
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: String.UTF8View) -> Bool {
-        guard !a.isEmpty, a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for (x, y) in zip(a, b) { diff |= x ^ y }
-        return diff == 0
+        !a.isEmpty && ConstantTime.equal(a, b)
     }
 
     /// Uses counted since the last call, per key, for the store.

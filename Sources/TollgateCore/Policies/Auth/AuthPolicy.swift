@@ -69,7 +69,7 @@ public struct AuthPolicy: Policy {
     }
 
     /// `Bearer ` in any case (RFC 7235: the scheme is case-insensitive), without allocating.
-    static func hasBearerScheme(_ value: Substring.UTF8View) -> Bool {
+    public static func hasBearerScheme(_ value: Substring.UTF8View) -> Bool {
         guard value.count > 7 else { return false }
         for (c, expected) in zip(value, "bearer ".utf8) where c | (c >= 0x41 && c <= 0x5A ? 0x20 : 0) != expected { return false }
         return true
