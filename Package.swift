@@ -45,11 +45,15 @@ let package = Package(
         // fuzz target builds without the rest of the data plane.
         .target(name: "TollgateUpstreamHTTP", dependencies: [.product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: hotPathSettings),
+        // libmaxminddb (Debian's libmaxminddb-dev) for country lookups: the reader MaxMind maintains,
+        // not one of our own.
+        .systemLibrary(name: "CMaxMindDB", path: "Sources/CMaxMindDB", pkgConfig: "libmaxminddb",
+                       providers: [.apt(["libmaxminddb-dev"])]),
         // The NIO data plane: listener, upstream pool, TLS, access log.
         .target(
             name: "TollgateServer",
             dependencies: [
-                "TollgateCore", "TollgateStore", "TollgateUpstreamHTTP",
+                "TollgateCore", "TollgateStore", "TollgateUpstreamHTTP", "CMaxMindDB",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),

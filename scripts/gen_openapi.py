@@ -32,6 +32,27 @@ client = {"type": "object", "required": ["client_id", "name", "scopes", "created
           "properties": {"client_id": {"type": "string"}, "name": {"type": "string"}, "scopes": string_list,
                          "created_at": {"type": "string"}, "revoked_at": time_or_null}}
 id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+ban_id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+IPV4 = r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+H = "[0-9a-fA-F]{1,4}"
+IPV6 = ("(" + "|".join([f"({H}:){{7}}{H}", f"({H}:){{1,7}}:", f"({H}:){{1,6}}:{H}", f"({H}:){{1,5}}(:{H}){{1,2}}",
+                       f"({H}:){{1,4}}(:{H}){{1,3}}", f"({H}:){{1,3}}(:{H}){{1,4}}", f"({H}:){{1,2}}(:{H}){{1,5}}",
+                       f"{H}:((:{H}){{1,6}})", f":((:{H}){{1,7}}|:)"]) + ")")
+ban_values = {
+    "address": f"^({IPV4}|{IPV6})$",
+    "prefix": f"^({IPV4}/(3[0-2]|[12]?[0-9])|{IPV6}/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+    "key": "^[A-Za-z0-9]{4,64}$",
+    "session": "^[!-+\\-.-:<-~]{8,128}$",
+}
+ban = {"type": "object", "required": ["id", "kind", "value", "reason", "created_at", "expires_at", "created_by"],
+       "properties": {"id": {"type": "integer"}, "kind": {"enum": list(ban_values)}, "value": {"type": "string"},
+                      "reason": {"type": "string"}, "created_at": {"type": "string"}, "expires_at": time_or_null,
+                      "created_by": {"type": "string"}}}
+ban_request = {"type": "object", "additionalProperties": False, "required": ["kind", "value"],
+               "properties": {"kind": {"enum": list(ban_values)}, "value": {"type": "string"},
+                              "duration_seconds": {"type": "integer", "minimum": 1, "maximum": 31622400},
+                              "reason": {"type": "string", "maxLength": 200}},
+               "oneOf": [{"properties": {"kind": {"const": k}, "value": {"pattern": p}}} for k, p in ban_values.items()]}
 name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 doc = {
     "openapi": "3.1.0",
@@ -45,7 +66,7 @@ doc = {
                                        "detail": {"type": "string"}, "request_id": {"type": "string"},
                                        "errors": {"type": "array", "items": {"type": "object"}}}},
             "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
-            "Key": key_schema, "KeyCreated": key_created, "Client": client,
+            "Key": key_schema, "KeyCreated": key_created, "Client": client, "Ban": ban, "BanRequest": ban_request,
             "KeyRequest": {"type": "object", "additionalProperties": False, "required": ["name"],
                            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100},
                                           "owner": {"type": "string", "minLength": 1, "maxLength": 200}, "scopes": word_list,
@@ -114,6 +135,16 @@ doc = {
             **authed({**ok({"type": "object", "required": ["client_id", "revoked"], "properties": {"client_id": {"type": "string"},
                                                                                              "revoked": {"type": "boolean"}}}),
                       "404": problem, "503": problem}, "keys")}},
+        "/v1/bans": {
+            "get": {"summary": "Bans in force", **authed({**ok({"type": "object", "required": ["bans"],
+                "properties": {"bans": {"type": "array", "items": ref("Ban")}}}), "503": problem}, "read")},
+            "post": {"summary": "Ban an address, network, key or session (in force at once on this gateway, within a second on others)",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": ref("BanRequest")}}},
+                     **authed({**ok(ref("Ban"), "201", "Created"), "422": problem, "503": problem}, "write")}},
+        "/v1/bans/{id}": {"delete": {"summary": "End a ban now", "parameters": [ban_id_param],
+            **authed({**ok({"type": "object", "required": ["id", "removed"], "properties": {"id": {"type": "integer"},
+                                                                                      "removed": {"type": "boolean"}}}),
+                      "404": problem, "503": problem}, "write")}},
         "/v1/audit": {"get": {"summary": "The audit log of admin writes, newest first",
             "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             **authed({**ok({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": {"type": "object",

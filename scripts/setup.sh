@@ -29,14 +29,23 @@ pip_install() {
   python3 -m pip install -q "${missing[@]}"
 }
 
+# What building Tollgate needs from Debian: SQLite headers for GRDB, libmaxminddb for geo rules.
+ensure_build_deps() {
+  apt_install libsqlite3-dev libmaxminddb-dev
+}
+
 ensure_test_tools() {
   command -v python3 >/dev/null || apt_install python3 python3-pip
-  # SQLite headers for GRDB; Chromium and its driver for the real-browser test.
-  apt_install libsqlite3-dev chromium chromium-driver
-  pip_install pytest:pytest cryptography:cryptography selenium:selenium detect_secrets:detect-secrets jwt:pyjwt schemathesis:schemathesis
+  ensure_build_deps
+  # Chromium and its driver for the real-browser test.
+  apt_install chromium chromium-driver
+  # mmdb_writer writes the geo tests' MaxMind databases.
+  pip_install pytest:pytest cryptography:cryptography selenium:selenium detect_secrets:detect-secrets jwt:pyjwt \
+    schemathesis:schemathesis mmdb_writer:mmdb-writer netaddr:netaddr
 }
 
 ensure_bench_tools() {
+  ensure_build_deps
   apt_install nginx-light wrk
   pip_install jwt:pyjwt cryptography:cryptography
 }

@@ -13,6 +13,8 @@ public protocol LiveGateway: Sendable {
     var spendBook: SpendBook { get }
     /// True once the public listener is bound (`/readyz`).
     var isListening: Bool { get }
+    /// Bans changed in the store: apply them now rather than at the next poll.
+    func bansChanged()
 }
 
 /// The admin API on the `admin:` listener: JSON resources for routes, budgets, usage, keys, OAuth
@@ -107,6 +109,7 @@ public struct AdminAPI: Sendable {
             audit(context, "clients.revoke", id)
             return json(.object([JSONMember("client_id", .string(id)), JSONMember("revoked", .bool(true))]))
         }
+        addBanRoutes(v1)
         v1.get("audit") { request, context in
             try context.require(.read)
             var limit = 100

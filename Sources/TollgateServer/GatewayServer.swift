@@ -55,6 +55,9 @@ public final class GatewayServer: @unchecked Sendable {
     /// The store the gateway writes (the admin API shares it).
     public var store: any SpendLedger { state.ledger }
 
+    /// Bans changed in the store (the admin API wrote them): reload them now.
+    public func bansChanged() { state.access.storeChanged() }
+
     /// True while the public listener is bound.
     public var isListening: Bool { listening.load(ordering: .relaxed) }
 
@@ -101,17 +104,21 @@ public final class GatewayServer: @unchecked Sendable {
         let listen = state.config.listen
         serverChannel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
         listening.store(true, ordering: .relaxed)
+        state.access.start()
         watchLimitTables()
         watchPauses()
     }
 
-    /// Picks up `tollgate budgets pause/resume` from the store twice a second (off the event loops).
+    /// Picks up `tollgate budgets pause/resume` from the store twice a second (off the event loops),
+    /// and a changed geo database file every 5 s.
     private func watchPauses() {
         let state = self.state
         let logger = self.logger
         let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         timer.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
+        let ticks = Mutex(0)
         timer.setEventHandler {
+            if ticks.withLock({ $0 += 1; return $0 % 10 == 0 }) { state.geo?.reloadIfChanged() }
             do {
                 let paused = try state.ledger.pausedRoutes()
                 if paused != state.book.paused {
@@ -166,6 +173,7 @@ public final class GatewayServer: @unchecked Sendable {
             }.get()
         }
         pauseWatch?.cancel()
+        state.access.stop()
         state.identity?.stop()
         state.accessLog.drain()
         state.ledger.flush()

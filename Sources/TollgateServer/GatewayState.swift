@@ -27,6 +27,10 @@ final class GatewayState: Sendable {
     let admission: ConnectionAdmission
     /// Keys, clients and token verification (nil without `identity`).
     let identity: IdentityRuntime?
+    /// Bans and automatic bans.
+    let access: AccessRuntime
+    /// The country database (nil without `geo`).
+    let geo: GeoDatabase?
 
     init(config: GatewayConfig, secrets: [String: String], logger: Logger) throws {
         self.config = config
@@ -59,7 +63,11 @@ final class GatewayState: Sendable {
             try IdentityRuntime(config: $0, oauth: $0.oauth, secrets: secrets, store: store, maxKeys: config.rateLimitMaxKeys, logger: logger)
         }
         self.identity = identity
+        self.access = try AccessRuntime(rules: config.autoBans, store: ledger as? any BanStore,
+                                        maxKeys: config.rateLimitMaxKeys, logger: logger)
+        self.geo = try config.geo.map { try GeoDatabase(path: $0.database, logger: logger) }
         if let identity { shared.identity = identity.services }
+        shared.identity.bans = access.board
         self.checkEndpoints = try config.captcha.map { [$0.siteverifyURL.description: try UpstreamEndpoint(url: $0.siteverifyURL, caFile: nil)] } ?? [:]
         self.routes = try GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
         self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
@@ -120,6 +128,8 @@ final class LoopContext: @unchecked Sendable {
     var draining = false
     /// Connections closed because their client was refused `close_after_refusals` times in a row.
     var closedAfterRefusals = 0
+    /// This loop's copy of the ban list and the board generation it was taken at.
+    var bans: (generation: Int, list: BanList) = (-1, BanList())
 
     init(eventLoop: EventLoop, state: GatewayState) {
         self.eventLoop = eventLoop

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TollgateCore
 
 /// A ledger that lives in memory only (`store: memory`): nothing survives a restart, and the CLI
 /// cannot reach it. For tests and demos.
@@ -18,6 +19,8 @@ public final class MemoryLedger: SpendLedger {
     }
 
     private let state = Mutex(State())
+    /// Bans (``BanStore``), apart from the hot counters.
+    let bans = Mutex<(all: [Ban], version: Int64)>(([], 0))
 
     public init() {}
 

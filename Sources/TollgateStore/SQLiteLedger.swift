@@ -130,6 +130,9 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         migrator.registerMigration("v7: admin tokens and the audit log") { db in
             try db.execute(sql: Self.adminSchema)
         }
+        migrator.registerMigration("v8: bans") { db in
+            try db.execute(sql: Self.banSchema)
+        }
         return migrator
     }
 

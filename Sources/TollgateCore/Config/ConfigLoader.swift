@@ -42,7 +42,8 @@ public enum ConfigLoader {
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
                                         "shutdown_grace", "idle_timeout", "routes", "client_ip", "rate_limit", "workers",
                                         "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha", "admin",
-                                        "max_connections", "max_connections_per_client", "close_after_refusals", "identity"]
+                                        "max_connections", "max_connections_per_client", "close_after_refusals", "identity",
+                                        "addresses", "auto_bans", "geo"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -176,6 +177,9 @@ public enum ConfigLoader {
         config.challenge = keys["challenge"].flatMap { ChallengeReader.gateway($0, secrets: secrets) }
         config.captcha = keys["captcha"].flatMap { CaptchaReader.read($0, secrets: secrets) }
         config.identity = keys["identity"].flatMap { IdentityReader.gateway($0, secrets: secrets, baseDirectory: baseDirectory) }
+        config.addresses = keys["addresses"].flatMap { AccessReader.addresses($0) } ?? AddressRules()
+        config.autoBans = keys["auto_bans"].map { AccessReader.autoBans($0) } ?? []
+        config.geo = keys["geo"].flatMap { AccessReader.geo($0, baseDirectory: baseDirectory) }
         let routeNames = Set(routes.map(\.name))
         for (i, route) in routes.enumerated() {
             let node = items[i]
@@ -198,6 +202,7 @@ public enum ConfigLoader {
             }
             if route.requiresPageToken, config.pageTokens == nil { node.error("requires page_token but there is no top-level page_tokens") }
             if route.challenge != nil, config.challenge == nil { node.error("requires challenge but there is no top-level challenge") }
+            if route.countries != nil, config.geo == nil, keys["geo"] == nil { node.error("has countries rules but there is no top-level geo database") }
             if route.requiresCaptcha, config.captcha == nil { node.error("requires captcha but there is no top-level captcha") }
         }
         checkClientChosenKeys(config, routeNodes: items, budgetsNode: keys["budgets"] ?? root)

@@ -42,6 +42,12 @@ public struct GatewayConfig: Sendable {
     public var captcha: CaptchaPolicy.Config?
     /// API keys, JWT verification (`identity`), needed by routes with `auth`.
     public var identity: IdentityConfig?
+    /// Client networks the gateway serves at all (checked before anything else).
+    public var addresses = AddressRules()
+    /// Rules that ban a network refused too often.
+    public var autoBans: [AutoBanRule] = []
+    /// The country database for `countries` rules and the access log.
+    public var geo: GeoConfig?
     /// Directory of the config file; relative paths in the config are resolved against it.
     public var baseDirectory: String
 }
@@ -124,6 +130,10 @@ public struct RouteConfig: Sendable {
     public var auth: AuthConfig?
     /// The object-level check (needs `auth`).
     public var owner: OwnerRule?
+    /// Which client networks may call the route (nil: any the gateway admits).
+    public var addresses: AddressRules?
+    /// Which countries may call the route (needs `geo`).
+    public var countries: CountryRules?
     /// The order policies run in (data, not code).
     public var policyOrder: [PolicyKind] = PolicyKind.defaultOrder
 

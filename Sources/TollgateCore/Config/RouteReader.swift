@@ -6,7 +6,8 @@ struct RouteReader {
     static let routeKeys: Set<String> = ["name", "match", "upstream", "file", "content_type", "params", "fixed",
                                          "fixed_body", "forward_headers", "response", "max_body",
                                          "limits", "policy_order", "cost", "cache", "origin", "cors", "require",
-                                         "challenge", "shadow", "auth", "owner", "issue_client_key"]
+                                         "challenge", "shadow", "auth", "owner", "issue_client_key",
+                                         "addresses", "countries"]
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     /// Headers a route may never forward: hop-by-hop, framing, and ones the gateway sets itself.
     static let unforwardable: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -123,12 +124,15 @@ struct RouteReader {
         }
 
         guard let name, let method, let path, let target else { return nil }
-        return RouteConfig(name: name, method: method, path: path, target: target, params: params, fixedQuery: fixedQuery,
+        var route = RouteConfig(name: name, method: method, path: path, target: target, params: params, fixedQuery: fixedQuery,
                            fixedBody: fixedBody, forwardHeaders: forward, response: response, maxBodyBytes: maxBody,
                            limits: limits, cost: cost, cache: cache, origin: origin, cors: cors,
                            requiresPageToken: required.contains(.pageToken), requiresCaptcha: required.contains(.captcha),
                            challenge: challenge, shadow: Set(shadow.kinds), shadowStages: Set(shadow.stages),
                            auth: auth, owner: owner, policyOrder: order)
+        route.addresses = keys["addresses"].flatMap { AccessReader.addresses($0) }
+        route.countries = keys["countries"].flatMap { AccessReader.countries($0) }
+        return route
     }
 
     /// A list of policy kinds, each at most once, each from `allowed` (`policy_order`, `require`).

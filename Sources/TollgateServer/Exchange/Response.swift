@@ -76,6 +76,10 @@ enum Stage: String {
     case routing
     /// Arrived while the gateway shuts down.
     case shutdown
+    /// A banned client (address, network, session).
+    case ban
+    /// Outside the gateway's or route's address or country rules.
+    case access
     /// Body over the route's `max_body`.
     case bodyLimit = "body_limit"
     /// Cross-origin rules (preflights; headers on every response).
@@ -101,7 +105,7 @@ enum Stage: String {
 
     var refusesClient: Bool {
         switch self {
-        case .bodyLimit, .cors, .pageTokenIssue, .oauthToken, .budget, .paused: true
+        case .bodyLimit, .cors, .pageTokenIssue, .oauthToken, .budget, .paused, .ban, .access: true
         case .http, .routing, .shutdown, .cache, .ledger, .upstream, .internal, .issueClientKey: false
         }
     }

@@ -47,6 +47,9 @@ enum ResponseDelivery {
         let routeName = req.route?.name ?? "-"
         if response.refused, let decider = response.decidedBy, decider.refusesClient {
             loop.refusals.count(route: routeName, reason: .decider(decider), client: req.client, loop: loop)
+            if decider != .stage(.ban) {
+                state.access.count(status: response.status, address: req.client.whole, nowNanos: Int64(NIODeadline.now().uptimeNanoseconds))
+            }
         }
         for shadowed in response.shadowed {
             loop.refusals.count(route: routeName, reason: .shadow(String(shadowed.prefix { $0 != ":" })), client: req.client, loop: loop)
@@ -61,7 +64,7 @@ enum ResponseDelivery {
         state.accessLog.write(AccessRecord(
             requestID: req.requestID, route: req.route?.name, method: req.head.method.rawValue, path: String(req.path),
             status: response.status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
-            client: req.client.address, decision: response.refused ? "reject" : "pass", decidedBy: response.decidedBy?.name,
+            client: req.client.address, country: state.geo == nil ? nil : req.country(state.geo), decision: response.refused ? "reject" : "pass", decidedBy: response.decidedBy?.name,
             upstreamStatus: response.upstreamStatus, upstreamLatencyMicros: response.upstreamMicros, note: note),
             on: loop.eventLoop)
     }

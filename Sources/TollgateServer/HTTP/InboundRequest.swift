@@ -24,6 +24,8 @@ final class InboundRequest {
     var maxBody = 64 * 1024
     var bodyBytes = 0
     var body: ByteBuffer?
+    /// The client's country, looked up once when a rule or the log first asks.
+    private var countryLookup: String??
 
     init(head: HTTPRequestHead, requestID: String, client: ResolvedClient, keepAlive: Bool, secure: Bool) {
         self.head = head
@@ -33,11 +35,21 @@ final class InboundRequest {
         self.keepAlive = keepAlive
         self.secure = secure
     }
+
+    /// The client's country code from `geo` (nil: no database, or the address is not in it).
+    func country(_ geo: GeoDatabase?) -> String? {
+        if let known = countryLookup { return known }
+        let found = geo?.country(of: client.whole)
+        countryLookup = .some(found)
+        return found
+    }
 }
 
-/// The client behind a request: its limit key (IPv6 grouped by prefix) and its address for logs.
+/// The client behind a request: its limit key (IPv6 grouped by prefix), its whole address (what
+/// bans and address rules match) and its address for logs.
 struct ResolvedClient {
     let key: ClientKey
+    let whole: ClientKey
     let address: String
 }
 
@@ -46,6 +58,8 @@ struct Peer {
     let address: String
     let bytes: [UInt8]
     let key: ClientKey
+    /// The whole address (`/128`, IPv4 mapped).
+    let whole: ClientKey
     let isTrustedProxy: Bool
 
     static let unknown = Peer(address: "unknown", bytes: [], key: ClientKey(high: 0, low: 0), isTrustedProxy: false)
@@ -54,6 +68,7 @@ struct Peer {
         self.address = address
         self.bytes = bytes
         self.key = key
+        self.whole = ClientKey(address: bytes) ?? key
         self.isTrustedProxy = isTrustedProxy
     }
 
@@ -69,10 +84,10 @@ struct Peer {
 
     /// The peer itself, or the rightmost untrusted hop when the peer is a trusted proxy.
     func client(_ headers: HTTPHeaders, identity: ClientIdentity) -> ResolvedClient {
-        guard isTrustedProxy else { return ResolvedClient(key: key, address: address) }
+        guard isTrustedProxy else { return ResolvedClient(key: key, whole: whole, address: address) }
         let resolved = identity.resolve(peer: bytes, fields: headers)
-        return ResolvedClient(key: identity.key(for: resolved),
-                              address: ClientKey(bytes: resolved, ipv4Prefix: 32, ipv6Prefix: 128)?.description ?? address)
+        let whole = ClientKey(address: resolved)
+        return ResolvedClient(key: identity.key(for: resolved), whole: whole ?? key, address: whole?.description ?? address)
     }
 }
 
@@ -91,6 +106,10 @@ enum RequestIntake {
             var early = Response.problem(problem, requestID: id, by: .stage(.http), note: note)
             early.closeConnection = true
             req.early = early
+            return req
+        }
+        if let refusal = AccessCheck.gateway(req, peer: peer, loop: loop) {
+            req.early = refusal
             return req
         }
         var uri = head.uri[...]
@@ -114,6 +133,10 @@ enum RequestIntake {
                 req.route = route
                 req.pathParams = pathParams
                 req.maxBody = route.config.maxBodyBytes
+                if let refusal = AccessCheck.route(route.config, req, loop: loop) {
+                    req.early = refusal
+                    return req
+                }
             case .methodNotAllowed(let allow):
                 req.early = .problem(.methodNotAllowed(allow: allow), requestID: id, by: .stage(.routing))
             case .notFound:

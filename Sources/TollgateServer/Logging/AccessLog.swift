@@ -12,6 +12,8 @@ struct AccessRecord {
     var status: Int
     var latencyMicros: Int64
     var client: String
+    /// The client's country (with `geo`).
+    var country: String?
     /// `pass` when the upstream was called or a file served, else `reject`.
     var decision: String
     /// Name of the policy or gateway stage that decided (`validation`, `routing`, `upstream`, …).
@@ -112,6 +114,7 @@ final class AccessLog: Sendable {
         JSONValue.writeString(String(r.path.prefix(200)), into: &line)
         line += ",\"status\":\(r.status),\"latency_ms\":\(millis(r.latencyMicros)),\"client\":"
         JSONValue.writeString(r.client, into: &line)
+        if let country = r.country { line += ",\"country\":\"\(country)\"" }  // two letters A–Z, checked at lookup
         line += ",\"decision\":\"\(r.decision)\""
         if let by = r.decidedBy { line += ",\"policy\":\"\(by)\"" }
         if let s = r.upstreamStatus { line += ",\"upstream_status\":\(s)" }

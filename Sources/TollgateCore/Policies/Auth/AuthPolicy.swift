@@ -31,6 +31,7 @@ public struct AuthPolicy: Policy {
             case .lapsed(_, let status):
                 return .reject(.keyLapsed(status, help: services.reactivationHelp, bearer: bearer))
             case .accepted(let record):
+                if let ban = services.bans?.ban(key: record.id, now: now), ban.kind == .key { return .reject(.banned) }
                 let method: Caller.Method
                 switch record.kind {
                 case .api: method = .apiKey

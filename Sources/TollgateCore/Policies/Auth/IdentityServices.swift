@@ -8,6 +8,8 @@ public struct IdentityServices: Sendable {
     public var headerSigningSecret: String?
     /// Registered OAuth clients: a token of a client revoked since is refused before its `exp`.
     public var clients: OAuthClientIndex?
+    /// Banned keys: a banned key is refused (403 `banned`) although it verifies.
+    public var bans: BanBoard?
 
     public init(keys: APIKeyIndex? = nil, jwt: JWTVerifier? = nil, reactivationHelp: String? = nil,
                 headerSigningSecret: String? = nil) {

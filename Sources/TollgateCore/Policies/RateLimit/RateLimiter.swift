@@ -195,6 +195,13 @@ public struct Rate: Sendable, Equatable, CustomStringConvertible {
         self.description = text
     }
 
+    /// `count` per `period` (rules built in code, such as automatic bans).
+    public init(count: Int, period: Duration) {
+        self.count = max(1, count)
+        self.periodNanos = max(1, period.nanoseconds)
+        self.description = "\(self.count)/\(period.compactText)"
+    }
+
     /// Window in whole seconds, for the RateLimit-Policy header.
     public var windowSeconds: Int64 { max(1, periodNanos / 1_000_000_000) }
 }

@@ -1,0 +1,97 @@
+import Dispatch
+import NIOCore
+import Logging
+import Synchronization
+import TollgateCore
+
+/// The bans in force on this gateway and how they change: loaded from the store at start, reloaded
+/// when the store's ban version moves (polled every 250 ms, off the event loops — so a ban added by
+/// the CLI, the admin API or another gateway is in force within that interval), and extended at once
+/// by automatic bans, which are then written to the store on a queue of their own.
+final class AccessRuntime: Sendable {
+    let board: BanBoard
+    let autoBanner: AutoBanner?
+    private let store: (any BanStore)?
+    private let logger: Logger
+    private let writer = DispatchQueue(label: "tollgate.bans")
+    /// Automatic bans not yet in the store: kept across reloads of the board until written.
+    private let pending = Mutex<[Ban]>([])
+    private let seenVersion = Mutex<Int64>(-1)
+    private let timer = Mutex<TimerBox?>(nil)
+    private let ticks = Mutex(0)
+    /// Bans added by automatic rules since start.
+    let autoBans = Atomic<Int>(0)
+
+    init(rules: [AutoBanRule], store: (any BanStore)?, maxKeys: Int, logger: Logger) throws {
+        self.store = store
+        self.logger = logger
+        self.autoBanner = rules.isEmpty ? nil : AutoBanner(rules: rules, maxKeys: maxKeys)
+        let now = Int64(NIODeadline.wallClockSeconds)
+        let version = try store?.banVersion() ?? 0
+        board = BanBoard(try store?.activeBans(now: now) ?? [])
+        seenVersion.withLock { $0 = version }
+    }
+
+    /// Starts following the store.
+    func start() {
+        guard store != nil else { return }
+        let source = DispatchSource.makeTimerSource(queue: writer)
+        source.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250))
+        source.setEventHandler { [self] in
+            let tick = ticks.withLock { $0 += 1; return $0 }
+            refresh(force: tick % 40 == 0)  // every 10 s anyway: expired bans leave the list
+        }
+        source.resume()
+        timer.withLock { $0 = TimerBox(source: source) }
+    }
+
+    func stop() {
+        timer.withLock { $0?.source.cancel(); $0 = nil }
+        writer.sync {}
+    }
+
+    /// Reloads the board when the store changed (or when `force`). Runs on `writer`.
+    private func refresh(force: Bool) {
+        guard let store else { return }
+        do {
+            let version = try store.banVersion()
+            guard force || version != seenVersion.withLock({ $0 }) else { return }
+            let active = try store.activeBans(now: Int64(NIODeadline.wallClockSeconds))
+            board.replace(with: active + pending.withLock { $0 })
+            seenVersion.withLock { $0 = version }
+        } catch {
+            logger.error("cannot read bans from the store", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Bans the operator (or the admin API) just wrote: reload at once on this gateway.
+    func storeChanged() {
+        writer.async { [self] in refresh(force: true) }
+    }
+
+    /// Counts an answer for the automatic rules; bans the client's network when one trips.
+    func count(status: Int, address: ClientKey, nowNanos: Int64) {
+        guard let autoBanner else { return }
+        let now = Int64(NIODeadline.wallClockSeconds)
+        guard let ban = autoBanner.count(status: status, address: address, nowNanos: nowNanos, nowSeconds: now) else { return }
+        guard board.current.ban(address: address, now: now) == nil else { return }
+        board.add(ban)
+        autoBans.add(1, ordering: .relaxed)
+        logger.warning("automatic ban", metadata: ["network": "\(ban.value)", "rule": "\(ban.createdBy)",
+                                                   "until": "\(ban.expiresAt ?? 0)", "reason": "\(ban.reason)"])
+        guard let store else { return }
+        pending.withLock { $0.append(ban) }
+        writer.async { [self] in
+            do { _ = try store.addBan(ban) } catch {
+                logger.error("cannot store an automatic ban", metadata: ["error": "\(error)"])
+            }
+            pending.withLock { $0.removeAll { $0 == ban } }
+            refresh(force: true)
+        }
+    }
+}
+
+/// A dispatch timer held by a Sendable owner: only created, then cancelled, under the owner's lock.
+struct TimerBox: @unchecked Sendable {
+    let source: any DispatchSourceTimer
+}
