@@ -15,6 +15,10 @@ public protocol LiveGateway: Sendable {
     var isListening: Bool { get }
     /// Bans changed in the store: apply them now rather than at the next poll.
     func bansChanged()
+    /// The config in force (it changes with each reload).
+    var config: GatewayConfig { get }
+    /// Reads the config file again and applies it, or says why not (nothing changed then).
+    func reload() async -> ReloadOutcome
 }
 
 /// The admin API on the `admin:` listener: JSON resources for routes, budgets, usage, keys, OAuth
@@ -23,7 +27,8 @@ public protocol LiveGateway: Sendable {
 /// `/openapi.json`. Every write goes to the same store operations as the CLI and is recorded in
 /// the audit log; a running gateway picks it up within a second.
 public struct AdminAPI: Sendable {
-    let config: GatewayConfig
+    /// The config in force now.
+    var config: GatewayConfig { live.config }
     /// The gateway's own store (nil with `store: memory`: `/v1` answers 503).
     let store: SQLiteLedger?
     let hasher: APIKeyHasher?
@@ -31,7 +36,6 @@ public struct AdminAPI: Sendable {
     let logger: Logger
 
     public init(config: GatewayConfig, store: SQLiteLedger?, secrets: [String: String], live: any LiveGateway, logger: Logger) {
-        self.config = config
         self.store = store
         self.hasher = config.identity?.keyHashSecret.flatMap { secrets[$0] }.map { APIKeyHasher(secret: $0) }
         self.live = live
@@ -56,9 +60,9 @@ public struct AdminAPI: Sendable {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: await live.metricsText())))
         }
-        let document = AdminOpenAPI.document(routes: config.routes.map(\.name))
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))
+            let document = AdminOpenAPI.document(routes: config.routes.map(\.name))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))
         }
         let v1 = router.group("v1").add(middleware: AdminAuthMiddleware(store: store))
         v1.get("routes") { _, context in
@@ -110,6 +114,7 @@ public struct AdminAPI: Sendable {
             return json(.object([JSONMember("client_id", .string(id)), JSONMember("revoked", .bool(true))]))
         }
         addBanRoutes(v1)
+        addConfigRoutes(v1)
         v1.get("audit") { request, context in
             try context.require(.read)
             var limit = 100

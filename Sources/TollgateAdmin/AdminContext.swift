@@ -52,8 +52,9 @@ public struct AdminProblem: HTTPResponseError {
     public static func notFound(_ what: String) -> AdminProblem {
         AdminProblem(status: .notFound, code: "not-found", detail: "No such \(what).")
     }
-    public static func invalid(_ fields: [(String, String)]) -> AdminProblem {
-        var p = AdminProblem(status: .unprocessableContent, code: "validation", detail: "The request body does not follow the rules.")
+    public static func invalid(_ fields: [(String, String)], code: String = "validation",
+                               detail: String = "The request body does not follow the rules.") -> AdminProblem {
+        var p = AdminProblem(status: .unprocessableContent, code: code, detail: detail)
         p.errors = [JSONMember("errors", .array(fields.map { .object([JSONMember("field", .string($0.0)), JSONMember("detail", .string($0.1))]) }))]
         return p
     }
@@ -107,6 +108,7 @@ enum AdminPaths {
         ("/v1/budgets", ["GET"]), ("/v1/usage", ["GET"]), ("/v1/keys", ["GET", "POST"]), ("/v1/keys/:id", ["GET"]),
         ("/v1/keys/:id/revoke", ["POST"]), ("/v1/keys/:id/reactivate", ["POST"]), ("/v1/clients", ["GET", "POST"]),
         ("/v1/clients/:id/revoke", ["POST"]), ("/v1/audit", ["GET"]), ("/v1/bans", ["GET", "POST"]), ("/v1/bans/:id", ["DELETE"]),
+        ("/v1/config/validate", ["POST"]), ("/v1/config/reload", ["POST"]),
     ].map { ($0.0.split(separator: "/"), $0.1) }
 
     static func methods(for path: String) -> [String]? {

@@ -8,18 +8,22 @@ import TollgateCore
 /// are gathered from each event loop on request, so counting them costs the data plane nothing but
 /// a local increment.
 final class GatewayMetrics: Sendable {
-    private let state: GatewayState
+    private let current: @Sendable () -> GatewayState
     private let contexts: [LoopContext]
+    let reloads: ReloadCounters
 
-    init(state: GatewayState, contexts: [LoopContext]) {
-        self.state = state
+    init(current: @escaping @Sendable () -> GatewayState, contexts: [LoopContext], reloads: ReloadCounters) {
+        self.current = current
         self.contexts = contexts
+        self.reloads = reloads
     }
 
     /// The metrics text, gathered from every loop.
     func metrics(on eventLoop: EventLoop) -> EventLoopFuture<String> {
         let perLoop = contexts.map { ctx in ctx.eventLoop.submit { (ctx.responses, ctx.inFlight, ctx.connections.count, ctx.closedAfterRefusals) } }
-        return EventLoopFuture.whenAllSucceed(perLoop, on: eventLoop).map { [state] loops in
+        let state = current()
+        let reloads = self.reloads
+        return EventLoopFuture.whenAllSucceed(perLoop, on: eventLoop).map { loops in
             var out = ""
             func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int64)]) {
                 out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -49,6 +53,19 @@ final class GatewayMetrics: Sendable {
             metric("tollgate_alerts_dropped_total", "counter",
                    "Budget alert crossings dropped because the store fell behind (fired on a later reservation).",
                    [("", Int64(state.alerts.dropped.withLockedValue { $0 }))])
+            metric("tollgate_reloads_total", "counter", "Config reloads by result (a failed one changes nothing).",
+                   [("{result=\"ok\"}", Int64(reloads.applied.load(ordering: .relaxed))),
+                    ("{result=\"failed\"}", Int64(reloads.refused.load(ordering: .relaxed)))])
+            let bans = state.access.board.current
+            metric("tollgate_bans_active", "gauge", "Bans in force on this gateway (addresses and networks, keys, sessions).",
+                   [("{kind=\"network\"}", Int64(bans.networks.count)), ("{kind=\"key\"}", Int64(bans.keys.count)),
+                    ("{kind=\"session\"}", Int64(bans.sessions.count))])
+            metric("tollgate_auto_bans_total", "counter", "Bans made by auto_bans rules since start.",
+                   [("", Int64(state.access.autoBans.load(ordering: .relaxed)))])
+            if let geo = state.geo {
+                metric("tollgate_geo_reloads_total", "counter", "Geo database files picked up while running.",
+                       [("", Int64(geo.reloads.load(ordering: .relaxed)))])
+            }
             if let identity = state.identity {
                 if let keys = identity.keys {
                     metric("tollgate_api_keys", "gauge", "Keys (API and client keys) in the gateway's index.", [("", Int64(keys.count))])

@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,40 +10,50 @@ import TollgateCore
 import TollgateStore
 
 /// The data plane: accepts client connections on the configured listener and serves them on
-/// SwiftNIO event loops, one ``LoopContext`` per loop.
+/// SwiftNIO event loops, one ``LoopContext`` per loop; reloads its config without a restart
+/// (``reload()``): a new ``GatewayState`` is built beside the old one and handed to every loop,
+/// requests already started finish under the generation they began with, and nothing listening
+/// is closed.
 public final class GatewayServer: @unchecked Sendable {
-    private let state: GatewayState
+    private let current: NIOLockedValueBox<GatewayState>
     private let group: MultiThreadedEventLoopGroup
     private let contexts: [ObjectIdentifier: LoopContext]
-    private let sslContext: NIOSSLContext?
+    private let tls: ServerTLS?
     private var serverChannel: Channel?
+    private var redirectChannel: Channel?
     private let logger: Logger
-    private var pauseWatch: DispatchSourceTimer?
+    private var watch: DispatchSourceTimer?
     private let metrics: GatewayMetrics
     private let listening = Atomic<Bool>(false)
+    private let reloading = Mutex(false)
+    private let reloads = ReloadCounters()
+    /// The config file a reload reads (nil: started from a config in memory).
+    private let configPath: String?
 
-    /// Prepares the server; throws when a TLS file or upstream trust setting cannot be loaded.
+    /// Prepares the server; throws when a TLS file, the geo database or an upstream trust setting
+    /// cannot be loaded.
     public init(config: GatewayConfig, secrets: [String: String], logger: Logger,
-                threads: Int? = nil) throws {
+                threads: Int? = nil, configPath: String? = nil) throws {
         self.logger = logger
-        state = try GatewayState(config: config, secrets: secrets, logger: logger)
+        self.configPath = configPath
+        let state = try GatewayState(config: config, secrets: secrets, logger: logger)
+        current = NIOLockedValueBox(state)
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads ?? config.workers ?? System.coreCount)
         var contexts: [ObjectIdentifier: LoopContext] = [:]
         for loop in group.makeIterator() {
             contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop, state: state)
         }
         self.contexts = contexts
-        self.metrics = GatewayMetrics(state: state, contexts: Array(contexts.values))
-        if let tls = config.tls {
-            let certs = try NIOSSLCertificate.fromPEMFile(tls.certificate)
-            let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
-            let configuration = TLSConfiguration.makeServerConfiguration(certificateChain: certs.map { .certificate($0) },
-                                                                         privateKey: .privateKey(key))
-            sslContext = try NIOSSLContext(configuration: configuration)
-        } else {
-            sslContext = nil
-        }
+        let box = current
+        self.metrics = GatewayMetrics(current: { box.withLockedValue { $0 } }, contexts: Array(contexts.values), reloads: reloads)
+        tls = try config.tls.map { try ServerTLS($0) }
     }
+
+    /// The config generation serving new requests.
+    var state: GatewayState { current.withLockedValue { $0 } }
+
+    /// The config in force.
+    public var config: GatewayConfig { state.config }
 
     /// The Prometheus text of the gateway's counters, gathered from every event loop.
     public func metricsText() async -> String {
@@ -64,15 +75,16 @@ public final class GatewayServer: @unchecked Sendable {
     /// The address actually bound (useful with port 0).
     public var localAddress: SocketAddress? { serverChannel?.localAddress }
 
-    /// Binds the listener and starts accepting.
+    /// Binds the listener (and the HTTP redirect listener) and starts accepting.
     public func start() async throws {
+        let state = self.state
         if let identity = state.identity, let first = contexts.values.first {
             try await identity.prepare()
             // The first JWKS fetch is waited for (bounded by its timeout), so tokens verify from the first request.
             try? await identity.start(on: first).get()
         }
         let contexts = self.contexts
-        let sslContext = self.sslContext
+        let tls = self.tls
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -85,17 +97,17 @@ public final class GatewayServer: @unchecked Sendable {
                 // Over a cap: closed before a byte is read, no handler added.
                 let peer = Peer(channel.remoteAddress, state: loop.state)
                 let capped = peer.isTrustedProxy ? nil : peer.key
-                if loop.state.admission.admit(capped) != nil {
+                let admission = loop.state.admission
+                if admission.admit(capped) != nil {
                     channel.close(promise: nil)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 }
-                let admission = loop.state.admission
                 channel.closeFuture.whenComplete { _ in admission.release(capped) }
                 do {
                     let sync = channel.pipeline.syncOperations
-                    if let sslContext { try sync.addHandler(NIOSSLServerHandler(context: sslContext)) }
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.context)) }
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try sync.addHandler(ClientConnectionHandler(loop: loop, secureListener: sslContext != nil, peer: peer))
+                    try sync.addHandler(ClientConnectionHandler(loop: loop, secureListener: tls != nil, peer: peer))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -103,22 +115,94 @@ public final class GatewayServer: @unchecked Sendable {
             }
         let listen = state.config.listen
         serverChannel = try await bootstrap.bind(host: listen.host, port: listen.port).get()
+        if let redirect = state.config.tls?.redirectHTTP {
+            redirectChannel = try await HTTPSRedirect.bind(redirect, group: group, httpsPort: localAddress?.port ?? listen.port)
+        }
         listening.store(true, ordering: .relaxed)
         state.access.start()
         watchLimitTables()
-        watchPauses()
+        watchStoreAndFiles()
     }
 
-    /// Picks up `tollgate budgets pause/resume` from the store twice a second (off the event loops),
-    /// and a changed geo database file every 5 s.
-    private func watchPauses() {
-        let state = self.state
+    // MARK: Reload
+
+    /// Reads the config file again and applies it (``ReloadOutcome``): SIGHUP, `tollgate reload`
+    /// and the admin API all come here. One reload at a time; a second one meanwhile is refused.
+    public func reload() async -> ReloadOutcome {
+        guard let configPath else { return refuse([issue("", "the gateway was not started from a config file")]) }
+        guard reloading.withLock({ busy in defer { busy = true }; return !busy }) else {
+            return refuse([issue("", "another reload is in progress; try again")])
+        }
+        defer { reloading.withLock { $0 = false } }
+        let loaded: ConfigLoader.Loaded
+        do {
+            loaded = try ConfigLoader.load(path: configPath)
+        } catch {
+            return refuse(error.issues)
+        }
+        switch SecretResolver(baseDirectory: loaded.config.baseDirectory).resolve(loaded.config.secrets) {
+        case .failure(let error): return refuse(error.issues)
+        case .success(let secrets): return await apply(loaded.config, secrets: secrets, warnings: loaded.warnings)
+        }
+    }
+
+    private func apply(_ config: GatewayConfig, secrets: [String: String], warnings: [ConfigIssue]) async -> ReloadOutcome {
+        let old = state
+        let restart = ReloadPlan.restartOnly(old.config, config)
+        guard restart.isEmpty else { return refuse(restart) }
+        let new: GatewayState
+        do {
+            new = try GatewayState(config: config, secrets: secrets, logger: logger, previous: old)
+            if let files = config.tls { try tls?.replace(files) }
+            if let identity = new.identity, identity !== old.identity, let first = contexts.values.first {
+                try await identity.prepare()
+                try? await identity.start(on: first).get()
+            }
+        } catch let error as ConfigError {
+            return refuse(error.issues)
+        } catch {
+            return refuse([issue("", "\(error)")])
+        }
+        current.withLockedValue { $0 = new }
+        for ctx in contexts.values {
+            try? await ctx.eventLoop.submit { ctx.state = new }.get()
+        }
+        if old.identity !== new.identity { old.identity?.stop() }
+        if old.accessLog !== new.accessLog { old.accessLog.drain() }
+        reloads.applied.add(1, ordering: .relaxed)
+        logger.notice("config reloaded", metadata: ["routes": "\(config.routes.count)", "warnings": "\(warnings.count)"])
+        for warning in warnings { logger.warning("config", metadata: ["issue": "\(warning.description)"]) }
+        return .applied(warnings: warnings)
+    }
+
+    private func refuse(_ issues: [ConfigIssue]) -> ReloadOutcome {
+        reloads.refused.add(1, ordering: .relaxed)
+        logger.error("config reload refused; the running config is unchanged",
+                     metadata: ["issues": "\(issues.map(\.description).joined(separator: "; "))"])
+        return .refused(errors: issues)
+    }
+
+    private func issue(_ path: String, _ message: String) -> ConfigIssue {
+        ConfigIssue(severity: .error, path: path, line: nil, message: message)
+    }
+
+    // MARK: Watchers
+
+    /// Twice a second (off the event loops): `tollgate budgets pause/resume` from the store; every
+    /// 5 s: a changed geo database or TLS certificate file.
+    private func watchStoreAndFiles() {
         let logger = self.logger
+        let box = current
+        let tls = self.tls
         let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         timer.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
         let ticks = Mutex(0)
         timer.setEventHandler {
-            if ticks.withLock({ $0 += 1; return $0 % 10 == 0 }) { state.geo?.reloadIfChanged() }
+            let state = box.withLockedValue { $0 }
+            if ticks.withLock({ $0 += 1; return $0 % 10 == 0 }) {
+                state.geo?.reloadIfChanged()
+                tls?.reloadIfChanged(logger: logger)
+            }
             do {
                 let paused = try state.ledger.pausedRoutes()
                 if paused != state.book.paused {
@@ -130,29 +214,34 @@ public final class GatewayServer: @unchecked Sendable {
             }
         }
         timer.resume()
-        pauseWatch = timer
+        watch = timer
     }
 
     /// Logs a warning when a rate-limit table was full of live keys and new clients had to share
     /// the overflow bucket (checked every 10 s, logged only when the count grew).
     private func watchLimitTables() {
-        let limiters = state.limiters.all
-        guard !limiters.isEmpty, let loop = contexts.values.first?.eventLoop else { return }
+        guard let loop = contexts.values.first?.eventLoop else { return }
         let logger = self.logger
-        let reported = NIOLoopBoundBox.makeBoxSendingValue([Int](repeating: 0, count: limiters.count), eventLoop: loop)
+        let box = current
+        let reported = NIOLoopBoundBox.makeBoxSendingValue([ObjectIdentifier: Int](), eventLoop: loop)
         loop.scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { _ in
-            for (i, entry) in limiters.enumerated() where entry.limiter.overflowed > reported.value[i] {
-                reported.value[i] = entry.limiter.overflowed
+            for entry in box.withLockedValue({ $0 }).limiters.all {
+                let id = ObjectIdentifier(entry.limiter)
+                guard entry.limiter.overflowed > reported.value[id, default: 0] else { continue }
+                reported.value[id] = entry.limiter.overflowed
                 logger.warning("rate limit table full", metadata: [
-                    "limit": "\(entry.name)", "overflowed_total": "\(reported.value[i])", "tracked": "\(entry.limiter.count)"])
+                    "limit": "\(entry.name)", "overflowed_total": "\(entry.limiter.overflowed)", "tracked": "\(entry.limiter.count)"])
             }
         }
     }
+
+    // MARK: Shutdown
 
     /// Stops accepting, lets in-flight requests finish for up to `grace`, then closes everything.
     public func shutdown(grace: Duration) async {
         listening.store(false, ordering: .relaxed)
         try? await serverChannel?.close()
+        try? await redirectChannel?.close()
         for ctx in contexts.values {
             try? await ctx.eventLoop.submit { ctx.beginDrain() }.get()
         }
@@ -172,7 +261,8 @@ public final class GatewayServer: @unchecked Sendable {
                 ctx.refusals.flush(to: ctx)
             }.get()
         }
-        pauseWatch?.cancel()
+        watch?.cancel()
+        let state = self.state
         state.access.stop()
         state.identity?.stop()
         state.accessLog.drain()

@@ -4,10 +4,15 @@ import NIOCore
 import TollgateCore
 import TollgateStore
 
-/// Everything the data plane needs that is fixed at start: routes, upstream endpoints, file bodies.
-/// Immutable, shared by all event loops.
+/// Everything the data plane needs from one config: routes, upstream endpoints, file bodies, and
+/// the shared parts they use. Immutable, shared by all event loops. A reload builds a new one from
+/// the new config and the previous one (``init(config:secrets:logger:previous:)``), keeping what must
+/// outlive a config — the store, open-connection counts, bans, and the counters of limits, budgets,
+/// page tokens and identity whose definitions did not change — and each request keeps the
+/// generation it started with to its end.
 final class GatewayState: Sendable {
     let config: GatewayConfig
+    let secrets: [String: String]
     let routes: RouteTable<Route>
     let endpoints: [String: UpstreamEndpoint]
     let files: [String: ByteBuffer]
@@ -21,6 +26,8 @@ final class GatewayState: Sendable {
     let pageTokens: PageTokens?
     /// Tokens each client address may get from the token endpoint.
     let tokenIssueLimiter: RateLimiter?
+    let proofOfWork: ProofOfWork?
+    let captchaPasses: CaptchaPasses?
     /// Endpoints for policies' external checks (CAPTCHA siteverify), by URL.
     let checkEndpoints: [String: UpstreamEndpoint]
     /// The connection caps, checked at accept.
@@ -31,45 +38,85 @@ final class GatewayState: Sendable {
     let access: AccessRuntime
     /// The country database (nil without `geo`).
     let geo: GeoDatabase?
+    /// The `Strict-Transport-Security` line for secure requests (nil: off).
+    let hstsLine: String?
 
-    init(config: GatewayConfig, secrets: [String: String], logger: Logger) throws {
+    init(config: GatewayConfig, secrets: [String: String], logger: Logger, previous old: GatewayState? = nil) throws {
         self.config = config
-        self.limiters = LimiterRegistry(maxKeys: config.rateLimitMaxKeys)
-        self.book = SpendBook(budgets: config.budgets)
-        switch config.store {
-        case .memory: ledger = MemoryLedger()
-        case .sqlite(let path): ledger = try SQLiteLedger(path: path)
+        self.secrets = secrets
+        self.logger = logger
+        self.hstsLine = ResponseEncoder.hstsLine(config)
+        func same(_ names: [String]) -> Bool { old.map { o in names.allSatisfy { o.secrets[$0] == secrets[$0] } } ?? false }
+        if let old { ledger = old.ledger } else {
+            switch config.store {
+            case .memory: ledger = MemoryLedger()
+            case .sqlite(let path): ledger = try SQLiteLedger(path: path)
+            }
         }
-        try Self.seed(book, from: ledger, now: Int64(NIODeadline.wallClockSeconds))
+        self.limiters = LimiterRegistry(maxKeys: config.rateLimitMaxKeys,
+                                        previous: old?.config.rateLimitMaxKeys == config.rateLimitMaxKeys ? old?.limiters : nil)
+        if let old, old.config.budgets == config.budgets {
+            book = old.book
+        } else {
+            book = SpendBook(budgets: config.budgets)
+            try Self.seed(book, from: ledger, now: Int64(NIODeadline.wallClockSeconds))
+        }
         book.setPaused(try ledger.pausedRoutes())
         self.alerts = try AlertSender(config: config, secrets: secrets, book: book, ledger: ledger, logger: logger)
         self.cache = ResponseCache(maxBytes: config.cacheMaxBytes)
-        self.admission = ConnectionAdmission(maxConnections: config.maxConnections, maxPerClient: config.maxConnectionsPerClient)
+        if let old {
+            admission = old.admission
+            admission.setCaps(maxConnections: config.maxConnections, maxPerClient: config.maxConnectionsPerClient)
+        } else {
+            admission = ConnectionAdmission(maxConnections: config.maxConnections, maxPerClient: config.maxConnectionsPerClient)
+        }
         let nowMillis = NIODeadline.wallClockMillis
-        self.tokenIssueLimiter = config.pageTokens.map {
+        let journal = ledger
+        let samePageTokens = old?.config.pageTokens == config.pageTokens && same(config.pageTokens?.keys ?? [])
+        self.tokenIssueLimiter = samePageTokens ? old?.tokenIssueLimiter : config.pageTokens.map {
             RateLimiter(rate: $0.issueRate, burst: $0.issueRate.count, maxKeys: config.rateLimitMaxKeys)
         }
-        let journal = ledger
-        self.pageTokens = config.pageTokens.map { PageTokens(config: $0, secrets: secrets, journal: journal, nowMillis: nowMillis) }
-        let pow = config.challenge.flatMap { c in
-            secrets[c.key].map { ProofOfWork(config: c, secret: $0, journal: journal, nowSeconds: nowMillis / 1000) }
-        }
-        var shared = Route.Shared(limiters: limiters, book: book, pageTokens: pageTokens, proofOfWork: pow)
+        self.pageTokens = samePageTokens ? old?.pageTokens
+            : config.pageTokens.map { PageTokens(config: $0, secrets: secrets, journal: journal, nowMillis: nowMillis) }
+        self.proofOfWork = old?.config.challenge == config.challenge && same([config.challenge?.key].compactMap { $0 }) ? old?.proofOfWork
+            : config.challenge.flatMap { c in
+                secrets[c.key].map { ProofOfWork(config: c, secret: $0, journal: journal, nowSeconds: nowMillis / 1000) }
+            }
+        var shared = Route.Shared(limiters: limiters, book: book, pageTokens: pageTokens, proofOfWork: proofOfWork)
         if let captcha = config.captcha, let secret = secrets[captcha.secret] {
-            shared.captcha = (captcha, secret, CaptchaPasses())
+            let passes = old?.config.captcha == captcha && same([captcha.secret]) ? old?.captchaPasses : nil
+            captchaPasses = passes ?? CaptchaPasses()
+            shared.captcha = (captcha, secret, captchaPasses!)
+        } else {
+            captchaPasses = nil
         }
         let store = ledger
-        let identity = try config.identity.map {
-            try IdentityRuntime(config: $0, oauth: $0.oauth, secrets: secrets, store: store, maxKeys: config.rateLimitMaxKeys, logger: logger)
+        if let old, let previous = old.identity, old.config.identity == config.identity,
+           same(config.identity?.secretNames ?? []) {
+            identity = previous
+        } else {
+            identity = try config.identity.map {
+                try IdentityRuntime(config: $0, oauth: $0.oauth, secrets: secrets, store: store, maxKeys: config.rateLimitMaxKeys,
+                                    logger: logger)
+            }
         }
-        self.identity = identity
-        self.access = try AccessRuntime(rules: config.autoBans, store: ledger as? any BanStore,
-                                        maxKeys: config.rateLimitMaxKeys, logger: logger)
-        self.geo = try config.geo.map { try GeoDatabase(path: $0.database, logger: logger) }
+        if let old {
+            access = old.access
+            access.setRules(config.autoBans, maxKeys: config.rateLimitMaxKeys)
+        } else {
+            access = try AccessRuntime(rules: config.autoBans, store: ledger as? any BanStore, maxKeys: config.rateLimitMaxKeys,
+                                       logger: logger)
+        }
+        if let old, let geo = old.geo, geo.path == config.geo?.database {
+            self.geo = geo
+        } else {
+            self.geo = try config.geo.map { try GeoDatabase(path: $0.database, logger: logger) }
+        }
         if let identity { shared.identity = identity.services }
         shared.identity.bans = access.board
         self.checkEndpoints = try config.captcha.map { [$0.siteverifyURL.description: try UpstreamEndpoint(url: $0.siteverifyURL, caFile: nil)] } ?? [:]
         self.routes = try GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
+        limiters.detachPrevious()
         self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
         var files: [String: ByteBuffer] = [:]
         for route in config.routes {
@@ -82,8 +129,11 @@ final class GatewayState: Sendable {
             }
         }
         self.files = files
-        self.accessLog = AccessLog(sink: config.accessLog == .off ? nil : LogSink.standardOutput)
-        self.logger = logger
+        if let old, old.config.accessLog == config.accessLog {
+            accessLog = old.accessLog
+        } else {
+            accessLog = AccessLog(sink: config.accessLog == .off ? nil : LogSink.standardOutput)
+        }
     }
 
     /// Rebuilds budget totals from the ledger: every unreleased entry of the current periods counts,
@@ -111,7 +161,8 @@ final class GatewayState: Sendable {
 /// work to that loop (`eventLoop.submit { … }`), never to touch the state themselves.
 final class LoopContext: @unchecked Sendable {
     let eventLoop: EventLoop
-    let state: GatewayState
+    /// The config generation new requests get; replaced on this loop by a reload.
+    var state: GatewayState
     let pool: UpstreamPool
     /// Makes the exchanges' upstream calls: the pool (a test may stand in a scripted caller).
     var upstream: any UpstreamCaller

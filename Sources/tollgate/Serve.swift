@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceLifecycle
 import TollgateCore
@@ -11,14 +12,20 @@ extension GatewayServer: LiveGateway {}
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the gateway.",
-        discussion: "Stops accepting on SIGTERM or SIGINT and lets in-flight requests finish for shutdown_grace.")
+        discussion: """
+        Stops accepting on SIGTERM or SIGINT and lets in-flight requests finish for shutdown_grace. \
+        On SIGHUP (or `tollgate reload`, or POST /v1/config/reload) reads the config file again and \
+        applies it without dropping a request; an invalid config changes nothing and is logged.
+        """)
 
     @OptionGroup var options: ConfigOption
+    @Option(help: "Write the process id to this file (for `tollgate reload --pid-file`).") var pidFile: String?
 
     func run() async throws {
         let logger = makeLogger("tollgate")
+        if let pidFile { try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) }
         let (config, secrets) = try loadForServing(path: options.config, logger: logger)
-        try await runGateway(config: config, secrets: secrets, logger: logger)
+        try await runGateway(config: config, secrets: secrets, logger: logger, configPath: options.config)
     }
 }
 
@@ -47,9 +54,17 @@ func loadForServing(path: String, logger: Logger) throws -> (GatewayConfig, [Str
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains.
-func runGateway(config: GatewayConfig, secrets: [String: String], logger: Logger,
+func runGateway(config: GatewayConfig, secrets: [String: String], logger: Logger, configPath: String? = nil,
                 alsoRun: [any Service] = []) async throws {
-    let server = try GatewayServer(config: config, secrets: secrets, logger: logger)
+    let server: GatewayServer
+    do {
+        server = try GatewayServer(config: config, secrets: secrets, logger: logger, configPath: configPath)
+    } catch {
+        logger.error("cannot start", metadata: ["error": "\(error)"])
+        throw ExitCode(1)
+    }
+    let hangUp = reloadOnHangUp(server, logger: logger)
+    defer { hangUp.cancel() }
     let service = GatewayService(server: server, grace: config.shutdownGrace, logger: logger)
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
     if let address = config.admin {
@@ -62,4 +77,17 @@ func runGateway(config: GatewayConfig, secrets: [String: String], logger: Logger
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
     try await group.run()
+}
+
+/// SIGHUP reloads the config file (the signal is taken from its default action, which would end
+/// the process).
+func reloadOnHangUp(_ server: GatewayServer, logger: Logger) -> any DispatchSourceSignal {
+    signal(SIGHUP, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+    source.setEventHandler {
+        logger.info("SIGHUP: reloading the config")
+        Task { _ = await server.reload() }
+    }
+    source.resume()
+    return source
 }

@@ -11,7 +11,7 @@ struct Tollgate: AsyncParsableCommand {
 
         Start with `tollgate demo`, then write your own config and run `tollgate check --config FILE`.
         """,
-        subcommands: [Serve.self, Check.self, Demo.self, Usage.self, Budgets.self, Keys.self, Clients.self, AdminTokens.self, Bans.self]
+        subcommands: [Serve.self, Check.self, Demo.self, Usage.self, Budgets.self, Keys.self, Clients.self, AdminTokens.self, Bans.self, Reload.self]
     )
 }
 

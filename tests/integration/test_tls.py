@@ -110,3 +110,92 @@ def test_plain_listener_sends_no_hsts_unless_trusted_proxy_says_https(gateways, 
     gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
     r = gw.get("/api/address?q=Main+Street", headers={"X-Forwarded-Proto": "https"})
     assert r.header("strict-transport-security") is not None
+
+
+def https_get(port, ca, path="/api/address?q=Main+Street", **ctx_options):
+    ctx = ssl.create_default_context(cafile=str(ca))
+    for name, value in ctx_options.items():
+        setattr(ctx, name, value)
+    conn = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=5)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        return r, conn.sock.getpeercert(binary_form=True), conn.sock.version(), conn.sock.cipher()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TLS 1.0/1.1 are offered on purpose
+def test_redirect_listener_hsts_settings_and_tls_versions(gateways, standin, tmp_path, api_key):
+    from conftest import free_port, request
+    paths = make_ca_and_cert(tmp_path)
+    http_port = free_port()
+    config = address_config(standin.port, root_extra=f"""tls:
+  cert: {paths['cert']}
+  key: {paths['key']}
+  hsts: {{ max_age: 1d, include_subdomains: false }}
+  redirect_http: 127.0.0.1:{http_port}
+""")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    r = request(http_port, "GET", "/api/address?q=Main+Street", headers={"Host": f"localhost:{http_port}"})
+    assert r.status == 308 and r.header("location") == f"https://localhost:{gw.port}/api/address?q=Main+Street"
+    assert r.body == b"" and standin.stats()["calls"] == 0
+    r = request(http_port, "POST", "/anything", headers={"Host": "shop.example"}, body="x=1")
+    assert r.status == 308 and r.header("location") == f"https://shop.example:{gw.port}/anything"
+    r = request(http_port, "GET", "/", headers={"Host": "bad host!"})
+    assert r.status == 400
+    r, _, version, cipher = https_get(gw.port, paths["ca"])
+    assert r.status == 200 and r.getheader("strict-transport-security") == "max-age=86400"
+    # TLS 1.2 with a forward-secret AEAD suite works; TLS 1.1 is refused.
+    r, _, version, cipher = https_get(gw.port, paths["ca"], maximum_version=ssl.TLSVersion.TLSv1_2)
+    assert r.status == 200 and version == "TLSv1.2" and ("GCM" in cipher or "CHACHA20" in cipher) and cipher.startswith("ECDHE")
+    old = ssl.create_default_context(cafile=str(paths["ca"]))
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.set_ciphers("ALL:@SECLEVEL=0")
+    with pytest.raises(ssl.SSLError):
+        conn = http.client.HTTPSConnection("localhost", gw.port, context=old, timeout=5)
+        conn.request("GET", "/")
+    # CBC suites without forward secrecy are not offered over TLS 1.2.
+    weak = ssl.create_default_context(cafile=str(paths["ca"]))
+    weak.maximum_version = ssl.TLSVersion.TLSv1_2
+    weak.set_ciphers("AES128-SHA:AES256-SHA")
+    with pytest.raises(ssl.SSLError):
+        conn = http.client.HTTPSConnection("localhost", gw.port, context=weak, timeout=5)
+        conn.request("GET", "/")
+
+
+def test_a_renewed_certificate_is_picked_up_while_running(gateways, standin, tmp_path, api_key):
+    paths = make_ca_and_cert(tmp_path)
+    config = address_config(standin.port, root_extra=f"tls: {{ cert: {paths['cert']}, key: {paths['key']}, hsts: false }}")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    r, first, _, _ = https_get(gw.port, paths["ca"])
+    assert r.status == 200 and r.getheader("strict-transport-security") is None
+    renewed_dir = tmp_path / "renewed"
+    renewed_dir.mkdir()
+    renewed = make_ca_and_cert(renewed_dir)
+    (tmp_path / "cert.pem").write_bytes(renewed["cert"].read_bytes())
+    (tmp_path / "key.pem").write_bytes(renewed["key"].read_bytes())
+    from access_helpers import eventually
+    assert eventually(lambda: "TLS certificate reloaded" in gw.output(), within=10)
+    r, second, _, _ = https_get(gw.port, renewed["ca"])
+    assert r.status == 200 and second != first
+    # A broken file keeps the certificate in use.
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    assert eventually(lambda: "TLS certificate changed but cannot be loaded" in gw.output(), within=10)
+    r, third, _, _ = https_get(gw.port, renewed["ca"])
+    assert r.status == 200 and third == second
+
+
+def test_check_warns_about_plain_http_on_a_public_address(tmp_path):
+    import subprocess
+    from conftest import TOLLGATE
+    config = tmp_path / "t.yaml"
+    (tmp_path / "page.html").write_text("<p>hi</p>")
+    config.write_text("listen: 0.0.0.0:8080\nroutes:\n  - { name: page, match: { path: / }, file: page.html }\n")
+    p = subprocess.run([str(TOLLGATE), "check", "--config", str(config)], capture_output=True, text=True)
+    assert "serves plain HTTP on a non-loopback address" in p.stdout + p.stderr
+    config.write_text("listen: 127.0.0.1:8080\nroutes:\n  - { name: page, match: { path: / }, file: page.html }\n")
+    p = subprocess.run([str(TOLLGATE), "check", "--config", str(config)], capture_output=True, text=True)
+    assert "plain HTTP" not in p.stdout + p.stderr

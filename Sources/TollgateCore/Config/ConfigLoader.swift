@@ -54,12 +54,14 @@ public enum ConfigLoader {
         }
 
         var tls: TLSFiles?
-        if let node = keys["tls"], let tlsKeys = node.object(allowed: ["cert", "key"]) {
+        if let node = keys["tls"], let tlsKeys = node.object(allowed: ["cert", "key", "hsts", "redirect_http"]) {
             let cert = tlsKeys["cert"].flatMap { file($0, base: baseDirectory) }
             let key = tlsKeys["key"].flatMap { file($0, base: baseDirectory) }
             if tlsKeys["cert"] == nil { node.error("needs cert (a PEM certificate chain file)") }
             if tlsKeys["key"] == nil { node.error("needs key (a PEM private key file)") }
-            if let cert, let key { tls = TLSFiles(certificate: cert, privateKey: key) }
+            let hsts: HSTS? = tlsKeys["hsts"].map { TLSReader.hsts($0) ?? nil } ?? .standard
+            let redirect = tlsKeys["redirect_http"].flatMap { TLSReader.listener($0) }
+            if let cert, let key { tls = TLSFiles(certificate: cert, privateKey: key, hsts: hsts, redirectHTTP: redirect) }
         }
 
         var trusted: [CIDR] = []
@@ -141,6 +143,9 @@ public enum ConfigLoader {
             root.error("needs routes: a list of at least one route")
         }
 
+        if tls == nil, !["127.0.0.1", "::1", "localhost"].contains(listen.host) {
+            keys["listen"]?.warning("serves plain HTTP on a non-loopback address: add tls (cert, key, and redirect_http for port 80), or make sure a proxy in front terminates TLS")
+        }
         if trusted.isEmpty, !["127.0.0.1", "::1", "localhost"].contains(listen.host) {
             keys["listen"]?.warning("trusted_proxies is empty and the listener is not on loopback: if a proxy or load balancer sits in front, every client will look like it")
         }

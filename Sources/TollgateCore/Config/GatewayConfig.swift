@@ -76,6 +76,35 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
 public struct TLSFiles: Sendable, Equatable {
     public var certificate: String
     public var privateKey: String
+    /// `Strict-Transport-Security` on every secure response (nil: switched off with `hsts: false`).
+    public var hsts: HSTS?
+    /// A plain-HTTP listener that answers every request with a 308 to the same URL over HTTPS.
+    public var redirectHTTP: HostPort?
+
+    public init(certificate: String, privateKey: String, hsts: HSTS? = .standard, redirectHTTP: HostPort? = nil) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+        self.hsts = hsts
+        self.redirectHTTP = redirectHTTP
+    }
+}
+
+/// `tls.hsts`: tells browsers to use HTTPS only, for `maxAge`.
+public struct HSTS: Sendable, Equatable {
+    public var maxAge: Duration
+    public var includeSubdomains: Bool
+    public var preload: Bool
+
+    /// One year, subdomains included, not preloaded: what is sent unless `tls.hsts` says otherwise.
+    public static let standard = HSTS(maxAge: .seconds(365 * 86_400), includeSubdomains: true, preload: false)
+
+    /// The header's value, e.g. `max-age=31536000; includeSubDomains`.
+    public var headerValue: String {
+        var v = "max-age=\(maxAge.components.seconds)"
+        if includeSubdomains { v += "; includeSubDomains" }
+        if preload { v += "; preload" }
+        return v
+    }
 }
 
 public enum AccessLogTarget: Sendable, Equatable {

@@ -1,5 +1,5 @@
 /// `identity:` (the gateway-wide part: key hashing, JWT keys) and each route's `auth:` and `owner:`.
-public struct IdentityConfig: Sendable {
+public struct IdentityConfig: Sendable, Equatable {
     /// Names the secret API keys and client secrets are hashed under.
     public var keyHashSecret: String?
     /// Shown to the holder of an expired or used-up key: how to get it reactivated.
@@ -9,6 +9,19 @@ public struct IdentityConfig: Sendable {
     public var jwt: JWTConfig?
     /// Tollgate's own token endpoint for the client-credentials grant.
     public var oauth: OAuthConfig?
+
+    /// The names of every secret this config reads (a reload keeps the identity runtime only when
+    /// none of their values changed).
+    public var secretNames: [String] {
+        var names = [keyHashSecret, headerSigningSecret, oauth?.signingKeySecret].compactMap { $0 }
+        for key in jwt?.keys ?? [] {
+            switch key.material {
+            case .hmacSecret(let name), .pemSecret(let name), .jwkSecret(let name): names.append(name)
+            case .pemFile: break
+            }
+        }
+        return names
+    }
 }
 
 enum IdentityReader {

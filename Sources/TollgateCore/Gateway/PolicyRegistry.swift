@@ -21,7 +21,7 @@ enum PolicyRegistry {
             return ValidationPolicy(specs: config.params)
         case .rateLimit:
             guard !config.limits.isEmpty else { return nil }
-            return RateLimitPolicy(limits: config.limits.map { shared.limiters.bind($0) }, sessionCookie: shared.pageTokens?.config.cookie)
+            return RateLimitPolicy(limits: config.limits.map { shared.limiters.bind($0, route: config.name) }, sessionCookie: shared.pageTokens?.config.cookie)
         case .origin:
             return config.origin.map { OriginPolicy(config: $0) }
         case .pageToken:

@@ -12,6 +12,12 @@ public enum JSONValue: Sendable, Equatable {
     case object([JSONMember])
 
     /// The member named `key` when this is an object; the first one when a document repeats a key.
+    /// The text of a string value (nil for any other kind).
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.first(where: { $0.key == key })?.value

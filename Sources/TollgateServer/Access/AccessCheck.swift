@@ -8,7 +8,7 @@ import TollgateCore
 /// proxy, whose connection carries other clients too), so a banned flood pays for every reconnect.
 enum AccessCheck {
     static func gateway(_ req: InboundRequest, peer: Peer, loop: LoopContext) -> Response? {
-        let state = loop.state
+        let state = req.state
         let whole = req.client.whole
         if !state.config.addresses.isEmpty, !state.config.addresses.admits(whole) {
             return refusal(.addressDenied, by: .access, req, close: !peer.isTrustedProxy, note: "gateway address rules")
@@ -29,7 +29,7 @@ enum AccessCheck {
             return refusal(.addressDenied, by: .access, req, close: false, note: "route address rules")
         }
         if let rules = route.countries {
-            let country = req.country(loop.state.geo)
+            let country = req.country(req.state.geo)
             if !rules.admits(country) {
                 return refusal(.countryDenied, by: .access, req, close: false, note: "country \(country ?? "unknown")")
             }

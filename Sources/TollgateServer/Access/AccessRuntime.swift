@@ -10,7 +10,9 @@ import TollgateCore
 /// by automatic bans, which are then written to the store on a queue of their own.
 final class AccessRuntime: Sendable {
     let board: BanBoard
-    let autoBanner: AutoBanner?
+    /// The automatic rules (replaced by a reload; their counts start over when the rules change).
+    private let autoBanner: Mutex<(rules: [AutoBanRule], banner: AutoBanner?)>
+    private let hasRules = Atomic<Bool>(false)
     private let store: (any BanStore)?
     private let logger: Logger
     private let writer = DispatchQueue(label: "tollgate.bans")
@@ -25,11 +27,20 @@ final class AccessRuntime: Sendable {
     init(rules: [AutoBanRule], store: (any BanStore)?, maxKeys: Int, logger: Logger) throws {
         self.store = store
         self.logger = logger
-        self.autoBanner = rules.isEmpty ? nil : AutoBanner(rules: rules, maxKeys: maxKeys)
+        self.autoBanner = Mutex((rules, rules.isEmpty ? nil : AutoBanner(rules: rules, maxKeys: maxKeys)))
+        hasRules.store(!rules.isEmpty, ordering: .relaxed)
         let now = Int64(NIODeadline.wallClockSeconds)
         let version = try store?.banVersion() ?? 0
         board = BanBoard(try store?.activeBans(now: now) ?? [])
         seenVersion.withLock { $0 = version }
+    }
+
+    /// The rules of a reloaded config; unchanged rules keep their counts.
+    func setRules(_ rules: [AutoBanRule], maxKeys: Int) {
+        autoBanner.withLock { current in
+            if current.rules != rules { current = (rules, rules.isEmpty ? nil : AutoBanner(rules: rules, maxKeys: maxKeys)) }
+        }
+        hasRules.store(!rules.isEmpty, ordering: .relaxed)
     }
 
     /// Starts following the store.
@@ -71,7 +82,7 @@ final class AccessRuntime: Sendable {
 
     /// Counts an answer for the automatic rules; bans the client's network when one trips.
     func count(status: Int, address: ClientKey, nowNanos: Int64) {
-        guard let autoBanner else { return }
+        guard hasRules.load(ordering: .relaxed), let autoBanner = autoBanner.withLock({ $0.banner }) else { return }
         let now = Int64(NIODeadline.wallClockSeconds)
         guard let ban = autoBanner.count(status: status, address: address, nowNanos: nowNanos, nowSeconds: now) else { return }
         guard board.current.ban(address: address, now: now) == nil else { return }

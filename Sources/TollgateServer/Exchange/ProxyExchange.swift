@@ -42,6 +42,8 @@ final class ProxyExchange {
     let request: InboundRequest
     let route: Route
     let loop: LoopContext
+    /// The config generation the request started under (a reload does not change it mid-way).
+    let gateway: GatewayState
     /// Held strongly until the exchange ends or the owner goes (both clear it), which breaks the
     /// cycle with the connection that holds this exchange.
     private(set) var owner: ExchangeOwner?
@@ -58,6 +60,7 @@ final class ProxyExchange {
         self.request = request
         self.route = route
         self.loop = loop
+        self.gateway = request.state
         self.owner = owner
         let headers = request.head.headers
         view = RequestView(method: request.head.method.rawValue, path: request.path, query: request.query, fields: headers,
@@ -120,7 +123,7 @@ final class ProxyExchange {
     /// Makes a policy's HTTP call on this loop's pool (no blocking) and lets the route decide on the answer.
     private func runExternalCheck(_ check: ExternalCheck, policy: RouteConfig.PolicyKind, resumeAt: Int) {
         state = .checking(resumeAt: resumeAt)
-        guard let endpoint = loop.state.checkEndpoints[check.url.description] else {
+        guard let endpoint = gateway.checkEndpoints[check.url.description] else {
             finish(.problem(.internalError, requestID: request.requestID, by: .stage(.internal), note: "no endpoint for external check"))
             return
         }
@@ -161,7 +164,7 @@ final class ProxyExchange {
                 this.reserveSpend()
             }
         })
-        switch loop.state.cache.lookup(key, now: .now(), waiter: waiter) {
+        switch gateway.cache.lookup(key, now: .now(), waiter: waiter) {
         case .hit(let entry):
             let ttl = max(0, (entry.expires - .now()).nanoseconds / 1_000_000_000)
             answerFromCache(entry, status: "tollgate; hit; ttl=\(ttl)")
@@ -174,7 +177,7 @@ final class ProxyExchange {
     }
 
     private func answerFromCache(_ entry: ResponseCache.Entry, status: String) {
-        loop.state.ledger.count(.cacheHit, route: route.name, day: loop.today(), savedMicros: entry.costMicros)
+        gateway.ledger.count(.cacheHit, route: route.name, day: loop.today(), savedMicros: entry.costMicros)
         var response = Response.served(entry.status, contentType: entry.contentType, body: entry.body,
                                        headers: [("Cache-Status", status)], by: .stage(.cache))
         response.cacheControl = route.config.response.cacheControl
@@ -186,7 +189,7 @@ final class ProxyExchange {
     private func reserveSpend() {
         guard let spend = route.spend else {
             // The kill switch stops every upstream call, priced or not.
-            guard !loop.state.book.isPaused(route.name) else {
+            guard !gateway.book.isPaused(route.name) else {
                 endCacheLead(with: nil)
                 return finish(.problem(SpendControl.paused, requestID: request.requestID, by: .stage(.paused)))
             }
@@ -215,7 +218,7 @@ final class ProxyExchange {
             entry.subject = reserved.subject
             let eventLoop = loop.eventLoop
             let exchange = NIOLoopBound(self, eventLoop: eventLoop)  // the ledger answers on its own thread
-            loop.state.ledger.reserve(entry) { result in
+            gateway.ledger.reserve(entry) { result in
                 eventLoop.execute { exchange.value.ledgerAnswered(result, at: now) }
             }
         }
@@ -229,17 +232,17 @@ final class ProxyExchange {
                 abandon()  // the client left before anything was sent: nothing to pay for
                 return done()
             }
-            if let reservation { loop.state.alerts.check(reservation.keys, now: now, loop: loop.eventLoop, pool: loop.pool) }
+            if let reservation { gateway.alerts.check(reservation.keys, now: now, loop: loop.eventLoop, pool: loop.pool) }
             callUpstream()
         case .failure(let error):
-            loop.state.logger.error("ledger write failed", metadata: ["error": "\(error)"])
+            gateway.logger.error("ledger write failed", metadata: ["error": "\(error)"])
             abandon()
             finish(.problem(.ledgerUnavailable, requestID: request.requestID, by: .stage(.ledger), note: "ledger write failed"))
         }
     }
 
     private func callUpstream() {
-        if case .issueClientKey(let grant) = route.config.target, let identity = loop.state.identity {
+        if case .issueClientKey(let grant) = route.config.target, let identity = gateway.identity {
             state = .upstream
             let (eventLoop, exchange) = (loop.eventLoop, NIOLoopBound(self, eventLoop: loop.eventLoop))
             return identity.issueClientKey(grant, route: route.name, requestID: request.requestID) { response in
@@ -247,7 +250,7 @@ final class ProxyExchange {
             }
         }
         guard case .upstream(let upstream) = route.config.target, let template = route.template,
-              let endpoint = loop.state.endpoints[route.name] else {
+              let endpoint = gateway.endpoints[route.name] else {
             abandon()
             return finish(.problem(.internalError, requestID: request.requestID, by: .stage(.internal), note: "route has no upstream"))
         }
@@ -309,7 +312,7 @@ final class ProxyExchange {
             response.upstreamStatus = answer.status
             if (200...299).contains(answer.status), route.config.auth?.revokeClientKeyOnSuccess == true,
                let caller = view.caller, caller.method == .clientKey, let id = caller.keyID {
-                loop.state.identity?.revokeClientKey(id, requestID: request.requestID)
+                gateway.identity?.revokeClientKey(id, requestID: request.requestID)
             }
         }
         response.upstreamMicros = micros
@@ -339,9 +342,9 @@ final class ProxyExchange {
             amount = cost.settle(unitsHeaderValue: cost.unitsHeader.flatMap { response.headers.first($0) }).micros
         }
         if release {
-            if reservation.release() { loop.state.ledger.release(id: id, status: status, at: now) }
+            if reservation.release() { gateway.ledger.release(id: id, status: status, at: now) }
         } else if reservation.settle(amount) {
-            loop.state.ledger.settle(id: id, costMicros: amount, status: status, at: now)
+            gateway.ledger.settle(id: id, costMicros: amount, status: status, at: now)
         }
     }
 
@@ -354,7 +357,7 @@ final class ProxyExchange {
     private func endCacheLead(with entry: ResponseCache.Entry?) {
         guard let key = cacheKey else { return }
         cacheKey = nil
-        loop.state.cache.complete(key, with: entry)
+        gateway.cache.complete(key, with: entry)
     }
 
     /// Given up before the upstream call: releases the reservation (recording that in the ledger
@@ -362,7 +365,7 @@ final class ProxyExchange {
     private func abandon() {
         if let reservation, reservation.release() {
             let id = reservation.ledgerID.load(ordering: .relaxed)
-            if id > 0 { loop.state.ledger.release(id: id, status: nil, at: Int64(NIODeadline.wallClockSeconds)) }
+            if id > 0 { gateway.ledger.release(id: id, status: nil, at: Int64(NIODeadline.wallClockSeconds)) }
         }
         endCacheLead(with: nil)
     }

@@ -12,7 +12,7 @@ enum ResponseDelivery {
         var response = response
         complete(&response, for: req, view: view)
         var buffer = allocator.buffer(capacity: 512 + (response.body?.readableBytes ?? 0))
-        ResponseEncoder.write(response, requestID: req.requestID, keepAlive: keepAlive, secure: req.secure, into: &buffer)
+        ResponseEncoder.write(response, requestID: req.requestID, keepAlive: keepAlive, hsts: req.secure ? req.state.hstsLine : nil, into: &buffer)
         record(response, for: req, view: view, loop: loop)
         return buffer
     }
@@ -42,7 +42,7 @@ enum ResponseDelivery {
     }
 
     private static func record(_ response: Response, for req: InboundRequest, view: RequestView?, loop: LoopContext) {
-        let state = loop.state
+        let state = req.state
         loop.responses[min(5, max(1, response.status / 100))] += 1
         let routeName = req.route?.name ?? "-"
         if response.refused, let decider = response.decidedBy, decider.refusesClient {

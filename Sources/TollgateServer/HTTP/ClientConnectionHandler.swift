@@ -214,7 +214,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
         }
         if let builtin = req.builtin {
             state = .answering(req, nil)
-            return deliver(builtin.answer(req, state: loop.state), for: req, view: nil)
+            return deliver(builtin.answer(req, state: req.state), for: req, view: nil)
         }
         guard let route = req.route else {
             state = .answering(req, nil)
@@ -223,7 +223,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
         switch route.config.target {
         case .file(_, let contentType):
             state = .answering(req, nil)
-            var response = Response.served(200, contentType: contentType, body: loop.state.files[route.name])
+            var response = Response.served(200, contentType: contentType, body: req.state.files[route.name])
             response.cacheControl = route.config.response.cacheControl
             response.isPage = true
             deliver(response, for: req, view: nil)
@@ -247,7 +247,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
             req = current
         } else {
             let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
-            req = InboundRequest(head: head, requestID: loop.requestIDs.next(),
+            req = InboundRequest(head: head, state: loop.state, requestID: loop.requestIDs.next(),
                                  client: peer.client(head.headers, identity: loop.state.config.clientIdentity),
                                  keepAlive: false, secure: secureListener)
         }

@@ -13,19 +13,26 @@ import TollgateCore
 final class ConnectionAdmission: Sendable {
     enum Refusal: String { case global, perClient = "per_client" }
 
-    let maxConnections: Int
-    let maxPerClient: Int
+    private let caps: Mutex<(total: Int, perClient: Int)>
     private let state = Mutex<(total: Int, perClient: [ClientKey: Int])>((0, [:]))
     private let refusedGlobal = Atomic<Int>(0)
     private let refusedPerClient = Atomic<Int>(0)
 
     init(maxConnections: Int, maxPerClient: Int) {
-        self.maxConnections = maxConnections
-        self.maxPerClient = maxPerClient
+        caps = Mutex((maxConnections, maxPerClient))
+    }
+
+    var maxConnections: Int { caps.withLock { $0.total } }
+    var maxPerClient: Int { caps.withLock { $0.perClient } }
+
+    /// New caps (a reload): connections already open stay; new ones are admitted under these.
+    func setCaps(maxConnections: Int, maxPerClient: Int) {
+        caps.withLock { $0 = (maxConnections, maxPerClient) }
     }
 
     /// Takes a place for a connection from `client` (nil: a trusted proxy), or says why not.
     func admit(_ client: ClientKey?) -> Refusal? {
+        let (maxConnections, maxPerClient) = caps.withLock { $0 }
         let refusal = state.withLock { s -> Refusal? in
             guard s.total < maxConnections else { return .global }
             if let client {

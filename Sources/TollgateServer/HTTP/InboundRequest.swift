@@ -6,6 +6,8 @@ import TollgateCore
 /// it is handed along the request's whole life and must not be copied at each step.
 final class InboundRequest {
     let head: HTTPRequestHead
+    /// The config generation the request is served under, from its head to its answer.
+    let state: GatewayState
     let requestID: String
     let started: NIODeadline
     /// The client as limits count it and as the log shows it, resolved once (through trusted proxies).
@@ -27,8 +29,9 @@ final class InboundRequest {
     /// The client's country, looked up once when a rule or the log first asks.
     private var countryLookup: String??
 
-    init(head: HTTPRequestHead, requestID: String, client: ResolvedClient, keepAlive: Bool, secure: Bool) {
+    init(head: HTTPRequestHead, state: GatewayState, requestID: String, client: ResolvedClient, keepAlive: Bool, secure: Bool) {
         self.head = head
+        self.state = state
         self.requestID = requestID
         self.started = .now()
         self.client = client
@@ -99,7 +102,7 @@ enum RequestIntake {
         var id = head.headers.first(name: "x-request-id") ?? ""
         if !RequestIDGenerator.isAcceptable(id) { id = loop.requestIDs.next() }
         let secure = secureListener || (peer.isTrustedProxy && head.headers.first(name: "x-forwarded-proto")?.lowercased() == "https")
-        let req = InboundRequest(head: head, requestID: id, client: peer.client(head.headers, identity: state.config.clientIdentity),
+        let req = InboundRequest(head: head, state: state, requestID: id, client: peer.client(head.headers, identity: state.config.clientIdentity),
                                  keepAlive: head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining,
                                  secure: secure)
         if let (problem, note) = RequestFraming.violation(head) {

@@ -10,10 +10,15 @@ enum ResponseEncoder {
     static let apiCSP = "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
     /// For pages served by file routes: same-origin scripts, styles and calls only.
     static let pageCSP = "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
-    static let hsts = "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
+    /// The `Strict-Transport-Security` line of a config (nil: HSTS switched off with `tls.hsts: false`).
+    static func hstsLine(_ config: GatewayConfig) -> String? {
+        let hsts = config.tls.map { $0.hsts } ?? HSTS.standard
+        return hsts.map { "Strict-Transport-Security: \($0.headerValue)\r\n" }
+    }
 
     /// Writes `response` into `buffer`: status line, its headers, the gateway's own headers, body.
-    static func write(_ response: Response, requestID: String, keepAlive: Bool, secure: Bool, into buffer: inout ByteBuffer) {
+    /// `hsts` is the line to send (secure requests only).
+    static func write(_ response: Response, requestID: String, keepAlive: Bool, hsts: String?, into buffer: inout ByteBuffer) {
         buffer.writeString("HTTP/1.1 ")
         buffer.writeString(String(response.status))
         buffer.writeString(" ")
@@ -33,7 +38,7 @@ enum ResponseEncoder {
         buffer.writeString("\r\n")
         buffer.writeString(securityHeaders)
         buffer.writeString(response.isPage ? pageCSP : apiCSP)
-        if secure { buffer.writeString(hsts) }
+        if let hsts { buffer.writeString(hsts) }
         for (name, value) in response.headers {
             buffer.writeString(name)
             buffer.writeString(": ")

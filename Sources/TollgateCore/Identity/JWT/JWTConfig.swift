@@ -1,5 +1,5 @@
 /// `identity.jwt`: which bearer JWTs the gateway accepts.
-public struct JWTConfig: Sendable {
+public struct JWTConfig: Sendable, Equatable {
     /// A key from the config: an HMAC secret, or a PEM public key (file or secret).
     public struct StaticKey: Sendable, Equatable {
         public enum Material: Sendable, Equatable {

@@ -1,7 +1,7 @@
 /// `identity.oauth`: Tollgate as an OAuth 2.0 authorization server for the client-credentials
 /// grant (RFC 6749 §4.4). It issues short-lived JWTs signed with its own key and publishes the
 /// public half as a JWKS, so upstreams can verify the tokens too.
-public struct OAuthConfig: Sendable {
+public struct OAuthConfig: Sendable, Equatable {
     /// `iss` of issued tokens, checked when they come back.
     public var issuer = "tollgate"
     /// `aud` of issued tokens (none when nil).

@@ -167,25 +167,54 @@ public final class Hold: Sendable {
 }
 
 
-/// Builds limiters once per config so that limits with the same name share one table.
+/// The limiters of one config, by route and limit name (shared limits by name alone). Built for a
+/// reload from the previous registry: a limit whose definition did not change keeps its limiter —
+/// its buckets, so a reload never hands a client a fresh allowance — and a changed one starts anew.
 public final class LimiterRegistry: @unchecked Sendable {
-    private var shared: [String: (LimitConfig, RateLimiter, WaitingRoom?)] = [:]
+    private var bound: [String: (LimitConfig, RateLimiter, WaitingRoom?)] = [:]
+    private var previous: LimiterRegistry?
     public let maxKeys: Int
 
-    public init(maxKeys: Int) { self.maxKeys = maxKeys }
+    public init(maxKeys: Int, previous: LimiterRegistry? = nil) {
+        self.maxKeys = maxKeys
+        self.previous = previous
+    }
 
-    func bind(_ config: LimitConfig) -> RateLimitPolicy.Bound {
-        if config.shared, let existing = shared[config.name] {
+    func bind(_ config: LimitConfig, route: String) -> RateLimitPolicy.Bound {
+        let key = config.shared ? "shared:" + config.name : route + "/" + config.name
+        if let existing = bound[key] {
             return RateLimitPolicy.Bound(config: config, limiter: existing.1, waiting: existing.2)
         }
-        let limiter = RateLimiter(rate: config.rate, burst: config.burst, maxKeys: maxKeys)
-        var room: WaitingRoom?
-        if case .throttle(_, let queue) = config.mode { room = WaitingRoom(capacity: queue) }
-        if config.shared { shared[config.name] = (config, limiter, room) }
-        all.append((config.name, limiter))
-        return RateLimitPolicy.Bound(config: config, limiter: limiter, waiting: room)
+        var entry: (LimitConfig, RateLimiter, WaitingRoom?)
+        if let kept = previous?.bound[key], Self.sameBuckets(kept.0, config) {
+            entry = (config, kept.1, kept.2)
+        } else {
+            var room: WaitingRoom?
+            if case .throttle(_, let queue) = config.mode { room = WaitingRoom(capacity: queue) }
+            entry = (config, RateLimiter(rate: config.rate, burst: config.burst, maxKeys: maxKeys), room)
+        }
+        bound[key] = entry
+        all.append((config.name, entry.1))
+        return RateLimitPolicy.Bound(config: config, limiter: entry.1, waiting: entry.2)
     }
+
+    /// Whether two definitions count the same buckets the same way (weights and `skip_successful`
+    /// change what a request costs, not the buckets).
+    static func sameBuckets(_ a: LimitConfig, _ b: LimitConfig) -> Bool {
+        var a = a, b = b
+        a.weight = 1; b.weight = 1
+        a.skipSuccessful = false; b.skipSuccessful = false
+        return a == b
+    }
+
+    /// Lets go of the previous registry once every route is bound (generations must not chain).
+    public func detachPrevious() { previous = nil }
 
     /// Every limiter, for metrics.
     public private(set) var all: [(name: String, limiter: RateLimiter)] = []
+
+    /// Whether the limiter of `limit` on `route` is the one of `other` (tests: counters kept).
+    public func limiter(route: String, limit: String) -> RateLimiter? {
+        bound[route + "/" + limit]?.1 ?? bound["shared:" + limit]?.1
+    }
 }
