@@ -157,6 +157,11 @@ doc = {
             **authed({**ok({"type": "object", "required": ["reloaded", "warnings"], "properties": {
                 "reloaded": {"const": True}, "warnings": {"type": "array", "items": ref("ConfigIssue")}}}),
                       "422": problem}, "write")}},
+        "/v1/signups": {"post": {"summary": "Report completed sign-ups (for the calls-per-sign-up ratio and its alert)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False,
+                "properties": {"count": {"type": "integer", "minimum": 1, "maximum": 1000}}}}}},
+            **authed({**ok({"type": "object", "required": ["counted"], "properties": {"counted": {"type": "integer"}}}),
+                      "422": problem}, "write")}},
         "/v1/audit": {"get": {"summary": "The audit log of admin writes, newest first",
             "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             **authed({**ok({"type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "items": {"type": "object",

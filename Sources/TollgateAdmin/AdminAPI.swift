@@ -19,6 +19,10 @@ public protocol LiveGateway: Sendable {
     var config: GatewayConfig { get }
     /// Reads the config file again and applies it, or says why not (nothing changed then).
     func reload() async -> ReloadOutcome
+    /// The last hour as the console shows it (answers by decision, countries, recent refusals).
+    func console() async -> ConsoleSnapshot
+    /// Counts sign-ups the application reports.
+    func recordSignups(_ count: Int) async
 }
 
 /// The admin API on the `admin:` listener: JSON resources for routes, budgets, usage, keys, OAuth
@@ -34,6 +38,8 @@ public struct AdminAPI: Sendable {
     let hasher: APIKeyHasher?
     let live: any LiveGateway
     let logger: Logger
+    /// Console log-ins (cookie sessions).
+    let sessions = ConsoleSessions()
 
     public init(config: GatewayConfig, store: SQLiteLedger?, secrets: [String: String], live: any LiveGateway, logger: Logger) {
         self.store = store
@@ -64,6 +70,7 @@ public struct AdminAPI: Sendable {
             let document = AdminOpenAPI.document(routes: config.routes.map(\.name))
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: document)))
         }
+        addConsoleRoutes(router)
         let v1 = router.group("v1").add(middleware: AdminAuthMiddleware(store: store))
         v1.get("routes") { _, context in
             try context.require(.read)
@@ -115,6 +122,7 @@ public struct AdminAPI: Sendable {
         }
         addBanRoutes(v1)
         addConfigRoutes(v1)
+        addSignupRoutes(v1)
         v1.get("audit") { request, context in
             try context.require(.read)
             var limit = 100
@@ -357,6 +365,8 @@ public struct AdminAPI: Sendable {
     }
 }
 
-func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
+func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    var headers = headers
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
 }

@@ -89,10 +89,9 @@ struct AdminAuthMiddleware: RouterMiddleware {
         guard let store else { throw AdminProblem.unavailable }
         guard let header = request.headers[.authorization] else { throw AdminProblem.unauthenticated }
         let value = Substring(header)
-        guard AuthPolicy.hasBearerScheme(value.utf8), let text = APIKeyText(parsing: value.dropFirst(7)),
-              text.kind == .admin else { throw AdminProblem.invalidToken }
-        guard let token = try? store.adminToken(id: text.id), token.revokedAt == nil,
-              ConstantTime.equal(token.hash, AdminTokenHash.of(text.text)) else { throw AdminProblem.invalidToken }
+        guard AuthPolicy.hasBearerScheme(value.utf8), let token = AdminTokenRecord.verify(value.dropFirst(7), in: store) else {
+            throw AdminProblem.invalidToken
+        }
         var context = context
         context.token = token
         return try await next(request, context)
@@ -108,7 +107,7 @@ enum AdminPaths {
         ("/v1/budgets", ["GET"]), ("/v1/usage", ["GET"]), ("/v1/keys", ["GET", "POST"]), ("/v1/keys/:id", ["GET"]),
         ("/v1/keys/:id/revoke", ["POST"]), ("/v1/keys/:id/reactivate", ["POST"]), ("/v1/clients", ["GET", "POST"]),
         ("/v1/clients/:id/revoke", ["POST"]), ("/v1/audit", ["GET"]), ("/v1/bans", ["GET", "POST"]), ("/v1/bans/:id", ["DELETE"]),
-        ("/v1/config/validate", ["POST"]), ("/v1/config/reload", ["POST"]),
+        ("/v1/config/validate", ["POST"]), ("/v1/config/reload", ["POST"]), ("/v1/signups", ["POST"]),
     ].map { ($0.0.split(separator: "/"), $0.1) }
 
     static func methods(for path: String) -> [String]? {

@@ -27,6 +27,7 @@ public final class GatewayServer: @unchecked Sendable {
     private let listening = Atomic<Bool>(false)
     private let reloading = Mutex(false)
     private let reloads = ReloadCounters()
+    private let rateAlerts = RateAlerts()
     /// The config file a reload reads (nil: started from a config in memory).
     private let configPath: String?
 
@@ -68,6 +69,39 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Bans changed in the store (the admin API wrote them): reload them now.
     public func bansChanged() { state.access.storeChanged() }
+
+    /// The console's view of the last hour, gathered from every event loop.
+    public func console() async -> ConsoleSnapshot {
+        let now = Int64(NIODeadline.wallClockSeconds)
+        var parts: [ConsoleSnapshot] = []
+        for ctx in contexts.values {
+            if let part = try? await ctx.eventLoop.submit({ ctx.console.snapshot(now: now) }).get() { parts.append(part) }
+        }
+        var snapshot = ConsoleTally.merge(parts, now: now)
+        snapshot.alerts = rateAlerts.recent
+        return snapshot
+    }
+
+    /// Runs the rate rules over the last hour and sends what changed (log, webhook, console).
+    private func evaluateAlerts() async {
+        let state = self.state
+        guard !state.config.alerts.rules.isEmpty else { return }
+        let snapshot = await console()
+        let now = Int64(NIODeadline.wallClockSeconds)
+        for (notice, body) in rateAlerts.evaluate(state.config.alerts.rules, snapshot: snapshot, now: now) {
+            logger.warning("rate alert", metadata: ["rule": "\(notice.rule)", "state": "\(notice.state)", "text": "\(notice.text)"])
+            if let ctx = contexts.values.first {
+                let text = body.serialized
+                ctx.eventLoop.execute { state.alerts.send(text, now: now, attempt: 0, pool: ctx.pool) }
+            }
+        }
+    }
+
+    /// Completed sign-ups the application reported (the admin API's `POST /v1/signups`).
+    public func recordSignups(_ count: Int) async {
+        guard let ctx = contexts.values.first else { return }
+        try? await ctx.eventLoop.submit { for _ in 0..<count { ctx.console.recordSignup() } }.get()
+    }
 
     /// True while the public listener is bound.
     public var isListening: Bool { listening.load(ordering: .relaxed) }
@@ -120,6 +154,9 @@ public final class GatewayServer: @unchecked Sendable {
         }
         listening.store(true, ordering: .relaxed)
         state.access.start()
+        rateAlerts.start(every: .milliseconds(Int(state.config.alerts.interval.milliseconds))) { [weak self] in
+            await self?.evaluateAlerts()
+        }
         watchLimitTables()
         watchStoreAndFiles()
     }
@@ -262,6 +299,7 @@ public final class GatewayServer: @unchecked Sendable {
             }.get()
         }
         watch?.cancel()
+        rateAlerts.stop()
         let state = self.state
         state.access.stop()
         state.identity?.stop()

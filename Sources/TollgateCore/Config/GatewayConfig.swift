@@ -159,6 +159,9 @@ public struct RouteConfig: Sendable {
     public var auth: AuthConfig?
     /// The object-level check (needs `auth`).
     public var owner: OwnerRule?
+    /// A 2xx answer of this route is a completed sign-up (`counts_signup: true`), counted for the
+    /// console's calls-per-sign-up ratio and its alert.
+    public var countsSignup = false
     /// Which client networks may call the route (nil: any the gateway admits).
     public var addresses: AddressRules?
     /// Which countries may call the route (needs `geo`).

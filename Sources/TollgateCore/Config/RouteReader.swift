@@ -7,7 +7,7 @@ struct RouteReader {
                                          "fixed_body", "forward_headers", "response", "max_body",
                                          "limits", "policy_order", "cost", "cache", "origin", "cors", "require",
                                          "challenge", "shadow", "auth", "owner", "issue_client_key",
-                                         "addresses", "countries"]
+                                         "addresses", "countries", "counts_signup"]
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     /// Headers a route may never forward: hop-by-hop, framing, and ones the gateway sets itself.
     static let unforwardable: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -132,6 +132,7 @@ struct RouteReader {
                            auth: auth, owner: owner, policyOrder: order)
         route.addresses = keys["addresses"].flatMap { AccessReader.addresses($0) }
         route.countries = keys["countries"].flatMap { AccessReader.countries($0) }
+        route.countsSignup = keys["counts_signup"].flatMap { $0.bool() } ?? false
         return route
     }
 

@@ -90,8 +90,12 @@ enum SpendReader {
 
     static func alerts(_ node: ConfigNode, secrets: [String: SecretReference]) -> AlertConfig {
         var config = AlertConfig(webhookURL: nil, secret: nil)
-        guard let keys = node.object(allowed: ["webhook"]), let hook = keys["webhook"],
-              let w = hook.object(allowed: ["url", "secret"]) else { return config }
+        guard let keys = node.object(allowed: ["webhook", "rules", "interval"]) else { return config }
+        if let rules = keys["rules"] { config.rules = AlertRuleReader.rules(rules) }
+        if let i = keys["interval"], let d = i.duration() {
+            if d < .seconds(1) || d > .seconds(60) { i.error("must be from 1s to 60s") } else { config.interval = d }
+        }
+        guard let hook = keys["webhook"], let w = hook.object(allowed: ["url", "secret"]) else { return config }
         if let u = w["url"] { config.webhookURL = u.url() } else { hook.error("needs url") }
         if let name = w["secret"]?.secretName(in: secrets), secrets[name] != nil { config.secret = name }
         return config

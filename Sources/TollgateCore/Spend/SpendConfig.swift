@@ -76,6 +76,10 @@ public struct AlertConfig: Sendable, Equatable {
     public var webhookURL: UpstreamURL?
     /// Secret name (under `secrets`) whose value signs the body (HMAC-SHA256, `X-Tollgate-Signature`).
     public var secret: String?
+    /// Rate rules (`alerts.rules`): refusal spikes, refusal share, calls per sign-up.
+    public var rules: [AlertRule] = []
+    /// How often the rules are evaluated (`alerts.interval`).
+    public var interval: Duration = .seconds(10)
 }
 
 /// Where durable state lives (`store`).

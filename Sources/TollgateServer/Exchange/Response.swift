@@ -69,7 +69,7 @@ enum Decider: Hashable {
 }
 
 /// The stages of a request outside the policy chain, in the order they can decide.
-enum Stage: String {
+enum Stage: String, CaseIterable {
     /// Unparseable request.
     case http
     /// No route, or the wrong method.

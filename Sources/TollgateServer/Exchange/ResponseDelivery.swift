@@ -55,6 +55,9 @@ enum ResponseDelivery {
             loop.refusals.count(route: routeName, reason: .shadow(String(shadowed.prefix { $0 != ":" })), client: req.client, loop: loop)
         }
         if let view { req.route?.completed(view, status: response.status) }
+        let country = state.geo == nil ? nil : req.country(state.geo)
+        loop.console.record(response, for: req, country: country)
+        if (200...299).contains(response.status), req.route?.config.countsSignup == true { loop.console.recordSignup() }
         guard state.accessLog.isEnabled else { return }
         var note = response.note
         if !response.shadowed.isEmpty {
@@ -64,7 +67,7 @@ enum ResponseDelivery {
         state.accessLog.write(AccessRecord(
             requestID: req.requestID, route: req.route?.name, method: req.head.method.rawValue, path: String(req.path),
             status: response.status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
-            client: req.client.address, country: state.geo == nil ? nil : req.country(state.geo), decision: response.refused ? "reject" : "pass", decidedBy: response.decidedBy?.name,
+            client: req.client.address, country: country, decision: response.refused ? "reject" : "pass", decidedBy: response.decidedBy?.name,
             upstreamStatus: response.upstreamStatus, upstreamLatencyMicros: response.upstreamMicros, note: note),
             on: loop.eventLoop)
     }

@@ -90,7 +90,8 @@ final class AlertSender: @unchecked Sendable {
         }
     }
 
-    private func send(_ body: String, now: Int64, attempt: Int, pool: UpstreamPool) {
+    /// POSTs `body` to the webhook, signed, from `pool`'s loop; retried with backoff.
+    func send(_ body: String, now: Int64, attempt: Int, pool: UpstreamPool) {
         guard let endpoint, let url else { return }
         var headers: [(String, String)] = []
         if let signingKey {
@@ -105,7 +106,7 @@ final class AlertSender: @unchecked Sendable {
         pool.execute(call) { [self] result in
             if case .success(let response) = result, (200...299).contains(response.status) { return }
             guard attempt < Self.backoff.count else {
-                logger.error("budget alert webhook failed", metadata: ["attempts": "\(attempt + 1)"])
+                logger.error("alert webhook failed", metadata: ["attempts": "\(attempt + 1)"])
                 return
             }
             pool.eventLoop.assumeIsolated().scheduleTask(in: Self.backoff[attempt]) {
