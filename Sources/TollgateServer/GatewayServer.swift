@@ -46,7 +46,8 @@ public final class GatewayServer: @unchecked Sendable {
         }
         self.contexts = contexts
         let box = current
-        self.metrics = GatewayMetrics(current: { box.withLockedValue { $0 } }, contexts: Array(contexts.values), reloads: reloads)
+        self.metrics = GatewayMetrics(current: { box.withLockedValue { $0 } }, contexts: Array(contexts.values), reloads: reloads,
+                                      telemetry: state.telemetry)
         tls = try config.tls.map { try ServerTLS($0) }
     }
 

@@ -40,12 +40,18 @@ final class GatewayState: Sendable {
     let geo: GeoDatabase?
     /// The `Strict-Transport-Security` line for secure requests (nil: off).
     let hstsLine: String?
+    /// swift-metrics and its Prometheus registry (one per gateway, kept across reloads).
+    let telemetry: Telemetry
+    /// Routes whose refusal share an alert rule watches (counted per route by the console tally).
+    let watchedRoutes: Set<String>
 
     init(config: GatewayConfig, secrets: [String: String], logger: Logger, previous old: GatewayState? = nil) throws {
         self.config = config
         self.secrets = secrets
         self.logger = logger
         self.hstsLine = ResponseEncoder.hstsLine(config)
+        self.telemetry = old?.telemetry ?? Telemetry()
+        self.watchedRoutes = Set(config.alerts.rules.compactMap(\.route))
         func same(_ names: [String]) -> Bool { old.map { o in names.allSatisfy { o.secrets[$0] == secrets[$0] } } ?? false }
         if let old { ledger = old.ledger } else {
             switch config.store {

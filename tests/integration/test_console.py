@@ -178,5 +178,10 @@ def test_rate_alerts_fire_once_and_recover_through_the_signed_webhook(gateways, 
         assert recovered["type"] == "rate.recovered" and recovered["value"] == 2 and recovered["rule"] == "calls-per-signup"
         out = gw.output()
         assert '"rate alert"' in out and "firing" in out and "recovered" in out
+        # The same counts through swift-metrics/swift-prometheus on /metrics.
+        metrics = request(gw.admin, "GET", "/metrics").text
+        for line in ['tollgate_decisions_total{decision="passed"} 4', "tollgate_upstream_calls_total 4", "tollgate_signups_total 2",
+                     'tollgate_upstream_duration_seconds_count{route="address-lookup"} 4', 'tollgate_responses_total{class="2xx"} 4']:
+            assert line in metrics.splitlines(), line
     finally:
         receiver.terminate()

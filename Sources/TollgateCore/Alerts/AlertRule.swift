@@ -15,6 +15,8 @@ public struct AlertRule: Sendable, Equatable {
     public var measure: Measure
     public var above: Double
     public var within: Duration
+    /// For `refusal_share`: one route's share (nil: the whole gateway's).
+    public var route: String?
 
     /// Statuses counted per bucket, so that rules can name them.
     public static let trackedStatuses = [400, 401, 402, 403, 404, 405, 413, 415, 422, 429, 500, 502, 503, 504]
@@ -45,7 +47,7 @@ public struct AlertRule: Sendable, Equatable {
     public var describe: String {
         switch measure {
         case .statuses(let s): "answers with status " + s.sorted().map(String.init).joined(separator: " or ")
-        case .refusalShare: "share of requests refused"
+        case .refusalShare: route.map { "share of requests to \($0) refused" } ?? "share of requests refused"
         case .callsPerSignup: "paid calls per sign-up"
         }
     }

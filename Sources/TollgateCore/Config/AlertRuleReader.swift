@@ -7,7 +7,7 @@ enum AlertRuleReader {
         var names = Set<String>()
         for item in items {
             guard let keys = item.object(allowed: ["name", "within", "statuses", "above", "refusal_share", "min_requests",
-                                                   "calls_per_signup", "min_calls"]) else { continue }
+                                                   "calls_per_signup", "min_calls", "route"]) else { continue }
             let name = keys["name"]?.nonEmptyString()
             if keys["name"] == nil { item.error("needs a name") }
             if let name, !names.insert(name).inserted { item.error("alert rule name \(name) is used twice") }
@@ -40,11 +40,13 @@ enum AlertRuleReader {
                 guard let share = keys["refusal_share"]?.fraction() else { continue }
                 let minimum = keys["min_requests"]?.int(min: 1) ?? 50
                 rule = AlertRule(name: name ?? "", measure: .refusalShare(minRequests: minimum), above: share, within: within)
+                rule?.route = keys["route"]?.nonEmptyString()
             default:
                 guard let ratio = keys["calls_per_signup"]?.int(min: 1) else { continue }
                 let minimum = keys["min_calls"]?.int(min: 1) ?? 20
                 rule = AlertRule(name: name ?? "", measure: .callsPerSignup(minCalls: minimum), above: Double(ratio), within: within)
             }
+            if keys["route"] != nil, kinds[0] != "refusal_share" { keys["route"]?.error("is for refusal_share rules only") }
             if keys["above"] != nil, kinds[0] != "statuses" { keys["above"]?.error("is for statuses rules; the threshold of this rule is its own value") }
             if let rule, name != nil { out.append(rule) }
         }

@@ -186,6 +186,9 @@ public enum ConfigLoader {
         config.autoBans = keys["auto_bans"].map { AccessReader.autoBans($0) } ?? []
         config.geo = keys["geo"].flatMap { AccessReader.geo($0, baseDirectory: baseDirectory) }
         let routeNames = Set(routes.map(\.name))
+        for rule in config.alerts.rules {
+            if let route = rule.route, !routeNames.contains(route) { (keys["alerts"] ?? root).error("alert rule \(rule.name) names unknown route \(route)") }
+        }
         for (i, route) in routes.enumerated() {
             let node = items[i]
             if case .issueClientKey(let grant) = route.target {

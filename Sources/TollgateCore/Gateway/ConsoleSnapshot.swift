@@ -16,6 +16,13 @@ public struct ConsoleSnapshot: Sendable {
     public var recent: [RecentRefusal]
     /// Alert notices (fired and recovered), newest first.
     public var alerts: [AlertNotice] = []
+    /// Passed and refused answers per route and bucket (only for routes a `refusal_share` rule names).
+    public var routes: [String: [(start: Int64, passed: Int, refused: Int)]] = [:]
+
+    /// Passed and refused answers of `route` in the buckets starting at or after `since`.
+    public func routeTotals(_ route: String, since: Int64) -> (passed: Int, refused: Int) {
+        (routes[route] ?? []).reduce((0, 0)) { $1.start >= since ? ($0.0 + $1.passed, $0.1 + $1.refused) : $0 }
+    }
 
     public init(columns: [String], series: [(start: Int64, counts: [Int])], countries: [(code: String, calls: Int, refusals: Int)],
                 recent: [RecentRefusal]) {

@@ -15,7 +15,7 @@ final class ConsoleTally {
     static let statusBase = 4 + RouteConfig.PolicyKind.allCases.count + Stage.allCases.count
     /// Column of each tracked status, by status − 400 (5xx at 100 + status − 500).
     static let statusIndex: [Int: Int] = Dictionary(uniqueKeysWithValues: AlertRule.trackedStatuses.enumerated().map { ($1, statusBase + $0) })
-    static let passed = 0, cached = 1, upstream = 2, signups = 3
+    static let passed = 0, cached = 1, paidCalls = 2, signups = 3
     static let policyBase = 4
     static let stageBase = 4 + RouteConfig.PolicyKind.allCases.count
     static let policyIndex: [RouteConfig.PolicyKind: Int] = Dictionary(uniqueKeysWithValues:
@@ -25,22 +25,34 @@ final class ConsoleTally {
     private var counts = [[Int]](repeating: [Int](repeating: 0, count: columns.count), count: ConsoleSnapshot.buckets)
     private var starts = [Int64](repeating: 0, count: ConsoleSnapshot.buckets)
     private var countries: [String: (calls: Int, refusals: Int)] = [:]
+    /// The same columns counted since start (the metrics' decision counters).
+    private(set) var totals = [Int](repeating: 0, count: columns.count)
     private var recent = CircularBuffer<RecentRefusal>(initialCapacity: 20)
     private var lastSample: UInt64 = 0
 
-    /// Counts one answer.
-    func record(_ response: Response, for req: InboundRequest, country: String?) {
+    /// Passed and refused per bucket (`2 × slot`, `2 × slot + 1`) of the routes alert rules watch.
+    private var routeCounts: [String: [Int]] = [:]
+
+    /// Counts one answer (per route too when `watched` holds its route).
+    func record(_ response: Response, for req: InboundRequest, country: String?, watched: Set<String>) {
         let now = Int64(NIODeadline.wallClockSeconds)
         let slot = bucket(now)
-        if response.upstreamStatus != nil || response.decidedBy == .stage(.upstream) { counts[slot][Self.upstream] += 1 }
+        if !watched.isEmpty, let name = req.route?.name, watched.contains(name) {
+            routeCounts[name, default: [Int](repeating: 0, count: 2 * ConsoleSnapshot.buckets)][2 * slot + (response.refused ? 1 : 0)] += 1
+        }
+        if response.upstreamStatus != nil || response.decidedBy == .stage(.upstream) { counts[slot][Self.paidCalls] += 1; totals[Self.paidCalls] += 1 }
         if response.status >= 400, let column = Self.statusIndex[response.status] { counts[slot][column] += 1 }
         if !response.refused {
-            counts[slot][response.decidedBy == .stage(.cache) ? Self.cached : Self.passed] += 1
+            let column = response.decidedBy == .stage(.cache) ? Self.cached : Self.passed
+            counts[slot][column] += 1
+            totals[column] += 1
         } else if let decider = response.decidedBy {
-            switch decider {
-            case .policy(let kind): counts[slot][Self.policyIndex[kind]!] += 1
-            case .stage(let stage): counts[slot][Self.stageIndex[stage]!] += 1
+            let column = switch decider {
+            case .policy(let kind): Self.policyIndex[kind]!
+            case .stage(let stage): Self.stageIndex[stage]!
             }
+            counts[slot][column] += 1
+            totals[column] += 1
             let uptime = NIODeadline.now().uptimeNanoseconds
             if decider.refusesClient, uptime - lastSample > 50_000_000 {
                 lastSample = uptime
@@ -61,6 +73,7 @@ final class ConsoleTally {
     /// Counts one completed sign-up.
     func recordSignup() {
         counts[bucket(Int64(NIODeadline.wallClockSeconds))][Self.signups] += 1
+        totals[Self.signups] += 1
     }
 
     private func bucket(_ now: Int64) -> Int {
@@ -69,6 +82,7 @@ final class ConsoleTally {
         if starts[slot] != start {
             starts[slot] = start
             for i in counts[slot].indices { counts[slot][i] = 0 }
+            for name in routeCounts.keys { routeCounts[name]![2 * slot] = 0; routeCounts[name]![2 * slot + 1] = 0 }
         }
         return slot
     }
@@ -78,8 +92,12 @@ final class ConsoleTally {
         let oldest = now - now % ConsoleSnapshot.bucketSeconds - ConsoleSnapshot.bucketSeconds * Int64(ConsoleSnapshot.buckets - 1)
         var series: [(start: Int64, counts: [Int])] = []
         for (i, start) in starts.enumerated() where start >= oldest { series.append((start, counts[i])) }
-        return ConsoleSnapshot(columns: Self.columns, series: series,
-                               countries: countries.map { ($0.key, $0.value.calls, $0.value.refusals) }, recent: Array(recent))
+        var snapshot = ConsoleSnapshot(columns: Self.columns, series: series,
+                                       countries: countries.map { ($0.key, $0.value.calls, $0.value.refusals) }, recent: Array(recent))
+        for (name, c) in routeCounts {
+            snapshot.routes[name] = starts.enumerated().filter { $0.element >= oldest }.map { ($0.element, c[2 * $0.offset], c[2 * $0.offset + 1]) }
+        }
+        return snapshot
     }
 
     /// Every loop's snapshots as one: buckets by start (the last hour, oldest first, empty ones
@@ -103,8 +121,12 @@ final class ConsoleTally {
                 countries[c.code] = (old.0 + c.calls, old.1 + c.refusals)
             }
         }
-        return ConsoleSnapshot(columns: columns, series: series,
-                               countries: countries.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.calls + $0.refusals > $1.calls + $1.refusals },
-                               recent: parts.flatMap(\.recent).sorted { $0.at > $1.at }.prefix(20).map { $0 })
+        var merged = ConsoleSnapshot(columns: columns, series: series,
+                                     countries: countries.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.calls + $0.refusals > $1.calls + $1.refusals },
+                                     recent: parts.flatMap(\.recent).sorted { $0.at > $1.at }.prefix(20).map { $0 })
+        for part in parts {
+            for (name, buckets) in part.routes { merged.routes[name, default: []] += buckets }
+        }
+        return merged
     }
 }

@@ -35,8 +35,12 @@ final class RateAlerts: Sendable {
         for rule in rules {
             let since = now - rule.within.components.seconds
             let total = { (name: String) in snapshot.total(name, since: since) }
-            let refused = snapshot.refusalColumns.reduce(0) { $0 + total($1) }
-            let answered = refused + total("passed") + total("cached")
+            var refused = snapshot.refusalColumns.reduce(0) { $0 + total($1) }
+            var answered = refused + total("passed") + total("cached")
+            if let route = rule.route {
+                let counts = snapshot.routeTotals(route, since: since)
+                (refused, answered) = (counts.refused, counts.passed + counts.refused)
+            }
             let value = rule.value(total, refused: refused, answered: answered)
             let key = "\(rule.name)|\(rule.measure)|\(rule.above)"
             let wasFiring = firing.withLockedValue { $0.contains(key) }

@@ -55,8 +55,11 @@ enum ResponseDelivery {
             loop.refusals.count(route: routeName, reason: .shadow(String(shadowed.prefix { $0 != ":" })), client: req.client, loop: loop)
         }
         if let view { req.route?.completed(view, status: response.status) }
+        if let micros = response.upstreamMicros, let route = req.route {
+            state.telemetry.upstreamCall(route: route.name, nanoseconds: micros * 1000)
+        }
         let country = state.geo == nil ? nil : req.country(state.geo)
-        loop.console.record(response, for: req, country: country)
+        loop.console.record(response, for: req, country: country, watched: state.watchedRoutes)
         if (200...299).contains(response.status), req.route?.config.countsSignup == true { loop.console.recordSignup() }
         guard state.accessLog.isEnabled else { return }
         var note = response.note
