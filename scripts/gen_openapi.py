@@ -126,6 +126,11 @@ doc = {
                                   **authed({**ok(ref("Key")), "404": problem, "503": problem}, "read")}},
         "/v1/keys/{id}/revoke": {"post": {"summary": "Revoke a key (in force within a second)", "parameters": [id_param],
                                           **authed({**ok(ref("Key")), "404": problem, "409": problem, "503": problem}, "keys")}},
+        "/v1/keys/{id}/rotate": {"post": {"summary": "A successor key (shown once); the old one expires after overlap (default 24h)",
+            "parameters": [id_param],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False,
+                "properties": {"overlap": duration}}}}},
+            **authed({**ok(ref("KeyCreated"), "201", "Created"), "404": problem, "409": problem, "422": problem, "503": problem}, "keys")}},
         "/v1/keys/{id}/reactivate": {"post": {"summary": "Lift a key's revocation", "parameters": [id_param],
                                               **authed({**ok(ref("Key")), "404": problem, "409": problem, "503": problem}, "keys")}},
         "/v1/clients": {

@@ -123,6 +123,7 @@ public struct AdminAPI: Sendable {
         addBanRoutes(v1)
         addConfigRoutes(v1)
         addSignupRoutes(v1)
+        addRotateRoute(v1)
         v1.get("audit") { request, context in
             try context.require(.read)
             var limit = 100

@@ -105,7 +105,7 @@ enum AdminPaths {
         ("/livez", ["GET"]), ("/readyz", ["GET"]), ("/metrics", ["GET"]), ("/openapi.json", ["GET"]),
         ("/v1/routes", ["GET"]), ("/v1/routes/:name/pause", ["POST"]), ("/v1/routes/:name/resume", ["POST"]),
         ("/v1/budgets", ["GET"]), ("/v1/usage", ["GET"]), ("/v1/keys", ["GET", "POST"]), ("/v1/keys/:id", ["GET"]),
-        ("/v1/keys/:id/revoke", ["POST"]), ("/v1/keys/:id/reactivate", ["POST"]), ("/v1/clients", ["GET", "POST"]),
+        ("/v1/keys/:id/revoke", ["POST"]), ("/v1/keys/:id/rotate", ["POST"]), ("/v1/keys/:id/reactivate", ["POST"]), ("/v1/clients", ["GET", "POST"]),
         ("/v1/clients/:id/revoke", ["POST"]), ("/v1/audit", ["GET"]), ("/v1/bans", ["GET", "POST"]), ("/v1/bans/:id", ["DELETE"]),
         ("/v1/config/validate", ["POST"]), ("/v1/config/reload", ["POST"]), ("/v1/signups", ["POST"]),
     ].map { ($0.0.split(separator: "/"), $0.1) }

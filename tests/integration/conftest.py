@@ -71,8 +71,9 @@ def read_until_closed(sock):
         data += chunk
 
 
-def request(port, method, path, headers=None, body=None, host="127.0.0.1", timeout=10.0):
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def request(port, method, path, headers=None, body=None, host="127.0.0.1", timeout=10.0, source=None):
+    """One request on a new connection; `source` picks the local address (any of 127.0.0.0/8)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(source, 0) if source else None)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()

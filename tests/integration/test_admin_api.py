@@ -107,3 +107,23 @@ def test_bodies_are_validated_with_fields(gateways, standin, api_key):
     assert admin(gw, "POST", f"/v1/clients/{c.json()['client_id']}/revoke", ops).json()["revoked"] is True
     gw.stop()
     assert c.json()["client_secret"] not in gw.output()
+
+
+def test_a_key_rotated_through_the_api_overlaps_then_expires(gateways, standin, api_key):
+    from access_helpers import eventually
+    gw = admin_gateway(gateways, standin, api_key)
+    ops = token(gw, "keys,read")
+    old = admin(gw, "POST", "/v1/keys", ops, {"name": "partner", "owner": "alice"}).json()
+    orders = lambda key: request(gw.port, "GET", "/api/users/alice/orders", headers={"X-API-Key": key}).status  # noqa: E731
+    assert eventually(lambda: orders(old["key"]) == 200)
+    r = admin(gw, "POST", f"/v1/keys/{old['id']}/rotate", ops, {"overlap": "2s"})
+    assert r.status == 201 and r.json()["owner"] == "alice" and r.json()["id"] != old["id"]
+    new = r.json()
+    assert eventually(lambda: orders(new["key"]) == 200) and orders(old["key"]) == 200  # both during the overlap
+    assert eventually(lambda: orders(old["key"]) == 401, within=5) and orders(new["key"]) == 200
+    assert admin(gw, "POST", "/v1/keys/nope/rotate", ops).status == 404
+    assert admin(gw, "POST", f"/v1/keys/{new['id']}/rotate", ops, {"overlap": 5}).status == 422
+    assert [e["action"] for e in admin(gw, "GET", "/v1/audit", ops).json()["entries"]][:1] == ["keys.rotate"]
+    gw.stop()
+    out = gw.output()
+    assert old["key"] not in out and new["key"] not in out and ops not in out
