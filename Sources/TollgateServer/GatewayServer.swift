@@ -141,8 +141,10 @@ public final class GatewayServer: @unchecked Sendable {
                 do {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.context)) }
+                    let connection = ClientConnectionHandler(loop: loop, secureListener: tls != nil, peer: peer)
+                    try sync.addHandler(RequestBytesObserver(connection))
                     try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try sync.addHandler(ClientConnectionHandler(loop: loop, secureListener: tls != nil, peer: peer))
+                    try sync.addHandler(connection)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)

@@ -12,6 +12,12 @@ public struct GatewayConfig: Sendable {
     public var shutdownGrace: Duration
     /// Idle keep-alive connections are closed after this long.
     public var idleTimeout: Duration
+    /// A request head that has begun must be complete within this long (408, then the connection
+    /// closes): a client trickling header bytes cannot hold a connection for the idle timeout.
+    public var requestHeadTimeout: Duration = .seconds(10)
+    /// A request body must keep arriving at this many bytes per second on average, after a grace of
+    /// `requestHeadTimeout` (0: no minimum).
+    public var minBodyRate = 1024
     /// Open client connections at most, in all and per client address (trusted proxies excepted).
     public var maxConnections = 10_000
     public var maxConnectionsPerClient = 256

@@ -69,6 +69,8 @@ extension Problem {
                                              detail: "The request body exceeds the limit of this route.")
     public static let badRequest = Problem(status: 400, code: "bad-request", title: "Bad Request",
                                            detail: "The request could not be parsed.")
+    public static let requestTimeout = Problem(status: 408, code: "request-timeout", title: "Request Timeout",
+                                               detail: "The request was not received in time.")
     public static let headersTooLarge = Problem(status: 431, code: "headers-too-large", title: "Request Header Fields Too Large")
     public static let unsupportedMediaType = Problem(status: 415, code: "unsupported-media-type", title: "Unsupported Media Type",
                                                      detail: "This route accepts application/json bodies only.")

@@ -16,6 +16,10 @@ import TollgateCore
 ///   response (the rest of the body is never read); so is unparseable input.
 /// - Shutdown (``drain()``) closes an idle connection at once and any other after its current
 ///   response; ``forceClose()`` closes whatever the state.
+/// - Slow senders are closed with a 408: a head that has begun must be complete within
+///   `request_head_timeout`, and a body must keep arriving at `min_body_rate` after that grace
+///   (``SlowSenderCheck``). The check is armed only when a read cycle ends with a head or body
+///   still incomplete, so requests that arrive whole cost no timer.
 final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
@@ -52,6 +56,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     /// When the last request started or the last response was written; the idle timer is re-armed
     /// lazily from it, so a request costs no timer operations.
     private var lastActivity = NIODeadline.uptimeNanoseconds(0)
+    /// Whether the current read cycle delivered any request part, and whether it carried request
+    /// bytes at all (``RequestBytesObserver``): bytes without a part are a partial head.
+    private var partThisRead = false
+    var bytesThisRead = false
+    /// The slow-sender check while a head or body is incomplete across read cycles.
+    private var slowSender: SlowSenderCheck?
 
     /// `peer` is the TCP peer as the accept path resolved it; when not given (tests), it is read
     /// when the channel becomes active.
@@ -105,6 +115,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     private func connectionEnded() {
         idleTimer?.cancel()
         idleTimer = nil
+        slowSender?.cancel()
+        slowSender = nil
         loop.connections[ObjectIdentifier(self)] = nil
         if case .answering(_, let exchange) = state {
             loop.inFlight -= 1
@@ -114,6 +126,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partThisRead = true
         let part = unwrapInboundIn(data)
         switch state {
         case .closing: return
@@ -121,6 +134,48 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
         case .idle, .receiving:
             if drainingQueue { queued.append(.part(part)) } else { handle(part) }
         }
+    }
+
+    /// A read cycle ended: if it left a head or a body incomplete, make sure a slow-sender check runs.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        defer { partThisRead = false; bytesThisRead = false }
+        switch state {
+        case .idle where bytesThisRead && !partThisRead && queued.isEmpty && slowSender == nil:
+            slowSender = SlowSenderCheck(stage: .head(since: context.eventLoop.now), owner: self, loop: context.eventLoop,
+                                         config: loop.state.config)
+        case .receiving(let req) where slowSender == nil || slowSender?.isHead == true:
+            slowSender?.cancel()
+            slowSender = SlowSenderCheck(stage: .body(since: context.eventLoop.now, request: req), owner: self, loop: context.eventLoop,
+                                         config: loop.state.config)
+        default:
+            break
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// The slow-sender check's verdict: the head or body did not arrive in time.
+    func tooSlow(_ stage: SlowSenderCheck.Stage) {
+        slowSender = nil
+        let req: InboundRequest
+        switch (stage, state) {
+        case (.body, .receiving(let current)):
+            req = current
+        case (.head, .idle):
+            let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
+            req = InboundRequest(head: head, state: loop.state, requestID: loop.requestIDs.next(),
+                                 client: peer.client(head.headers, identity: loop.state.config.clientIdentity),
+                                 keepAlive: false, secure: secureListener)
+        default:
+            return
+        }
+        respondEarly(req, .problem(.requestTimeout, requestID: req.requestID, by: .stage(.http),
+                                   note: stage.isHead ? "request head not complete in time" : "request body slower than min_body_rate"))
+    }
+
+    /// The check's view of the body received so far.
+    var bodyBytesReceived: Int {
+        if case .receiving(let req) = state { return req.bodyBytes }
+        return 0
     }
 
     /// Reads are held only while pipelined input is already waiting: holding them for every
@@ -169,6 +224,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
 
     private func begin(_ head: HTTPRequestHead) {
         if let context { lastActivity = context.eventLoop.now }
+        if slowSender?.isHead == true { slowSender?.cancel(); slowSender = nil }
         let req = RequestIntake.begin(head, peer: peer, secureListener: secureListener, loop: loop)
         if let early = req.early, early.closeConnection {
             respondEarly(req, early)  // faulty framing: nothing after this head can be trusted
@@ -207,6 +263,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
 
     /// The request is complete: answer it.
     private func answer(_ req: InboundRequest) {
+        if slowSender != nil { slowSender?.cancel(); slowSender = nil }
         loop.inFlight += 1
         if let early = req.early {
             state = .answering(req, nil)
