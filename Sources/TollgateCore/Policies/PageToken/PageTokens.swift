@@ -94,7 +94,7 @@ public final class PageTokens: Sendable {
               let mac = Data(base64URL: parts[3]),
               HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data("v1.\(parts[1]).\(parts[2])".utf8), using: key)
         else { return .invalid }
-        guard let session, payload.suffix(16) == binding(session: session, address: address, userAgent: userAgent) else {
+        guard let session, ConstantTime.equal(payload.suffix(16), binding(session: session, address: address, userAgent: userAgent)) else {
             return .invalid
         }
         let issued = payload.prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }
@@ -139,7 +139,7 @@ public final class PageTokens: Sendable {
         guard let cookie, cookie.utf8.count == 38, let raw = Data(base64URL: Substring(cookie)), raw.count == 28 else { return false }
         let random = raw.prefix(16)
         let mac = raw.suffix(12)
-        return keys.contains { Self.sessionMAC(random, key: $0.key).constantTimeEquals(mac) }
+        return keys.contains { ConstantTime.equal(Self.sessionMAC(random, key: $0.key), mac) }
     }
 
     private static func sessionMAC(_ random: Data, key: SymmetricKey) -> Data {
@@ -149,14 +149,6 @@ public final class PageTokens: Sendable {
 
 
 extension Data {
-    /// Compares without stopping at the first difference (MACs must not leak through timing).
-    func constantTimeEquals(_ other: Data) -> Bool {
-        guard count == other.count else { return false }
-        var diff: UInt8 = 0
-        for (a, b) in zip(self, other) { diff |= a ^ b }
-        return diff == 0
-    }
-
     var base64URL: String {
         base64EncodedString().replacingAll("+", with: "-").replacingAll("/", with: "_").replacingAll("=", with: "")
     }
