@@ -3,7 +3,9 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TollgateCore
+import TollgateAdmin
 import TollgateStandIn
+import TollgateStore
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +28,7 @@ struct Demo: AsyncParsableCommand {
         let key = ProcessInfo.processInfo.environment["ADDRESS_API_KEY"]!
         let (gatewayConfig, secrets) = try loadForServing(path: config, logger: logger)
 
+        let console = try demoConsole(gatewayConfig)
         let standIn = StandInServer(apiKey: key)
         try await standIn.start(host: "127.0.0.1", port: upstreamPort)
         let base = "http://\(gatewayConfig.listen.host == "0.0.0.0" ? "127.0.0.1" : gatewayConfig.listen.host):\(gatewayConfig.listen.port)"
@@ -35,7 +38,7 @@ struct Demo: AsyncParsableCommand {
             sign-up page:     \(base)/
             address lookup:   \(base)/api/address?q=10+Downing+Street&country=GB
             stand-in API:     http://127.0.0.1:\(upstreamPort)/_standin/stats  (calls that reached the "paid" API)
-            spend so far:     tollgate usage --config \(config)
+            spend so far:     tollgate usage --config \(config)\(console)
           Press Ctrl-C to stop.
 
         """)
@@ -50,4 +53,19 @@ struct StandInService: Service {
         try? await gracefulShutdown()
         await server.shutdown()
     }
+}
+
+/// With an admin listener in the demo's config: a read/write admin token for this run, so the
+/// console can be opened at once (printed once, stored hashed, like `tollgate admin-tokens create`).
+private func demoConsole(_ config: GatewayConfig) throws -> String {
+    guard let admin = config.admin, case .sqlite(let path) = config.store else { return "" }
+    let store = try SQLiteLedger(path: path)
+    let text = APIKeyText.generate(.admin)
+    try store.insertAdminToken(AdminTokenRecord(id: text.id, name: "demo console", scopes: [.read, .write],
+                                                hash: AdminTokenHash.of(text.text), createdAt: Int64(Date().timeIntervalSince1970)))
+    return """
+
+        console:          http://\(admin)/console
+                          log in with this run's admin token: \(text.text)
+    """
 }

@@ -21,7 +21,7 @@ def demo_config(standin_port, gateway_port):
     """The demo's config, pointed at this test's stand-in, with a challenge on every call and few
     uses per token so that replays can be shown to fail."""
     text = (EXAMPLE / "tollgate.yaml").read_text()
-    text = text.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:{{PORT}}")
+    text = text.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:{{PORT}}").replace("admin: 127.0.0.1:9090", "")
     text = text.replace("http://127.0.0.1:9101/v2/validate", f"http://127.0.0.1:{standin_port}/v2/validate")
     text = text.replace('origin: { allow: ["http://127.0.0.1:8080", "http://localhost:8080"] }',
                         f'origin: {{ allow: ["http://127.0.0.1:{gateway_port}"] }}')
