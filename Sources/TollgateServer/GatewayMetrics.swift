@@ -24,7 +24,9 @@ final class GatewayMetrics: Sendable {
     /// swift-metrics (``Telemetry``), emitted by swift-prometheus.
     func metrics(on eventLoop: EventLoop) -> EventLoopFuture<String> {
         let perLoop = contexts.map { ctx in
-            ctx.eventLoop.submit { (ctx.responses, ctx.inFlight, ctx.connections.count, ctx.closedAfterRefusals, ctx.console.totals) }
+            ctx.eventLoop.submit {
+                (ctx.responses, ctx.inFlight, ctx.connections.count, ctx.closedAfterRefusals, ctx.console.totals, ctx.pool.refusedFull)
+            }
         }
         let state = current()
         let reloads = self.reloads
@@ -41,6 +43,7 @@ final class GatewayMetrics: Sendable {
                             name == "signups" ? [] : [("decision", name)], total: total)
                 }
             }
+            t.count("tollgate_upstream_pool_full_total", total: Int64(loops.reduce(0) { $0 + $1.5 }))
             t.count("tollgate_upstream_calls_total", total: Int64(loops.reduce(0) { $0 + $1.4[ConsoleTally.paidCalls] }))
             t.gauge("tollgate_requests_in_flight", [], Int64(loops.reduce(0) { $0 + $1.1 }))
             t.gauge("tollgate_client_connections", [], Int64(loops.reduce(0) { $0 + $1.2 }))

@@ -205,7 +205,10 @@ public final class GatewayServer: @unchecked Sendable {
         }
         current.withLockedValue { $0 = new }
         for ctx in contexts.values {
-            try? await ctx.eventLoop.submit { ctx.state = new }.get()
+            try? await ctx.eventLoop.submit {
+                ctx.state = new
+                ctx.pool.setLimits(maxConnections: config.upstreamMaxConnections, maxWaiting: config.upstreamMaxWaiting)
+            }.get()
         }
         if old.identity !== new.identity { old.identity?.stop() }
         if old.accessLog !== new.accessLog { old.accessLog.drain() }

@@ -193,7 +193,8 @@ final class LoopContext: @unchecked Sendable {
     init(eventLoop: EventLoop, state: GatewayState) {
         self.eventLoop = eventLoop
         self.state = state
-        self.pool = UpstreamPool(eventLoop: eventLoop)
+        self.pool = UpstreamPool(eventLoop: eventLoop, maxConnections: state.config.upstreamMaxConnections,
+                                 maxWaiting: state.config.upstreamMaxWaiting)
         self.upstream = pool
     }
 

@@ -40,7 +40,7 @@ public enum ConfigLoader {
     }
 
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
-                                        "shutdown_grace", "idle_timeout", "request_head_timeout", "min_body_rate", "routes", "client_ip", "rate_limit", "workers",
+                                        "shutdown_grace", "idle_timeout", "request_head_timeout", "min_body_rate", "upstream_pool", "routes", "client_ip", "rate_limit", "workers",
                                         "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha", "admin",
                                         "max_connections", "max_connections_per_client", "close_after_refusals", "identity",
                                         "addresses", "auto_bans", "geo"]
@@ -169,6 +169,10 @@ public enum ConfigLoader {
             if d < .milliseconds(100) { node.error("must be at least 100ms") } else { config.requestHeadTimeout = d }
         }
         if let n = keys["min_body_rate"]?.byteSize() { config.minBodyRate = n }
+        if let node = keys["upstream_pool"], let pool = node.object(allowed: ["max_connections", "max_waiting"]) {
+            if let n = pool["max_connections"]?.int(min: 1) { config.upstreamMaxConnections = n }
+            if let n = pool["max_waiting"]?.int(min: 0) { config.upstreamMaxWaiting = n }
+        }
         config.budgets = budgets
         config.alerts = alerts
         config.store = store

@@ -15,6 +15,10 @@ public struct GatewayConfig: Sendable {
     /// A request head that has begun must be complete within this long (408, then the connection
     /// closes): a client trickling header bytes cannot hold a connection for the idle timeout.
     public var requestHeadTimeout: Duration = .seconds(10)
+    /// Per event loop and upstream endpoint: connections busy at most, and calls that may wait for
+    /// one (beyond: 503 `upstream-busy`, nothing sent).
+    public var upstreamMaxConnections = 256
+    public var upstreamMaxWaiting = 1024
     /// A request body must keep arriving at this many bytes per second on average, after a grace of
     /// `requestHeadTimeout` (0: no minimum).
     public var minBodyRate = 1024

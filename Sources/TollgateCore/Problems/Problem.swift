@@ -78,6 +78,9 @@ extension Problem {
                                                     detail: "The upstream service could not be reached.")
     public static let upstreamFailed = Problem(status: 502, code: "upstream-error", title: "Bad Gateway",
                                                detail: "The upstream service did not give a usable answer.")
+    /// Every connection to the upstream is busy and the wait queue is full (`upstream_pool`).
+    public static let upstreamBusy = Problem(status: 503, code: "upstream-busy", title: "Service Unavailable",
+                                             detail: "The upstream service is busy; try again shortly.", headers: [("Retry-After", "1")])
     public static let upstreamTimeout = Problem(status: 504, code: "upstream-timeout", title: "Gateway Timeout",
                                                 detail: "The upstream service did not answer in time.")
     public static let shuttingDown = Problem(status: 503, code: "shutting-down", title: "Service Unavailable",

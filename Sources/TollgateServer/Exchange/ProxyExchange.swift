@@ -285,6 +285,7 @@ final class ProxyExchange {
             switch failure {
             case .timeout: problem = .upstreamTimeout
             case .connect: problem = .upstreamUnavailable
+            case .poolFull: problem = .upstreamBusy
             default: problem = .upstreamFailed
             }
             endCacheLead(with: nil)
@@ -333,6 +334,8 @@ final class ProxyExchange {
         switch result {
         case .failure(.connect):
             release = cost.releaseOn.contains(.unreachable)
+        case .failure(.poolFull):
+            release = true  // nothing was sent: nothing can have been billed
         case .failure:
             break  // the provider may have billed: keep the worst case
         case .success(let response):

@@ -52,9 +52,12 @@ enum UpstreamFailure: Error {
     case closedBeforeResponse
     case invalidResponse(String)
     case responseTooLarge
+    /// The loop's connections to this upstream were all busy and its wait queue full: nothing sent.
+    case poolFull
 
     var logNote: String {
         switch self {
+        case .poolFull: "upstream pool full (max_connections busy, wait queue full)"
         case .connect(let why): "connect failed: \(why)"
         case .timeout: "timeout"
         case .closedBeforeResponse: "connection closed before a response"

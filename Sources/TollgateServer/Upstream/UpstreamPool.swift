@@ -7,6 +7,12 @@ import TollgateUpstreamHTTP
 /// no thread hops. A request takes an idle connection or opens one, and gives it back when the
 /// response is complete and the upstream allows reuse.
 ///
+/// Bounded (`upstream_pool`): at most `maxConnections` connections per upstream endpoint are busy
+/// (running a call or being opened); a call beyond waits in a FIFO queue of at most `maxWaiting`
+/// and takes the next connection freed, and a call beyond that fails at once with ``UpstreamFailure/poolFull``
+/// (a 503 for the client, its reservation released: nothing was sent). A waiting call keeps its
+/// deadline: the sweep times it out like any other.
+///
 /// `@unchecked Sendable` on that invariant: every member is used only on `eventLoop` (the sweep
 /// timer and connect callbacks run there too); the reference may cross threads only to reach it.
 final class UpstreamPool: @unchecked Sendable {
@@ -14,15 +20,25 @@ final class UpstreamPool: @unchecked Sendable {
     /// Idle connections kept per endpoint; more are closed when returned.
     let maxIdlePerEndpoint: Int
     private var idle: [ObjectIdentifier: [UpstreamConnection]] = [:]
+    /// Connections per endpoint running a call or being opened.
+    private var busy: [ObjectIdentifier: Int] = [:]
+    /// Calls waiting for a connection, per endpoint, oldest first.
+    private var waiting: [ObjectIdentifier: CircularBuffer<Exchange>] = [:]
+    private(set) var maxConnections: Int
+    private(set) var maxWaiting: Int
+    /// Calls refused because the pool was full (metrics).
+    private(set) var refusedFull = 0
     /// Exchanges in progress, checked against their deadlines by one periodic sweep per loop:
     /// cheaper than scheduling (and cancelling) a timer for every request.
     private var active: [Exchange] = []
     private var sweeper: RepeatedTask?
     static let sweepInterval = TimeAmount.milliseconds(20)
 
-    init(eventLoop: EventLoop, maxIdlePerEndpoint: Int = 128) {
+    init(eventLoop: EventLoop, maxIdlePerEndpoint: Int = 128, maxConnections: Int = 256, maxWaiting: Int = 1024) {
         self.eventLoop = eventLoop
-        self.maxIdlePerEndpoint = maxIdlePerEndpoint
+        self.maxIdlePerEndpoint = min(maxIdlePerEndpoint, maxConnections)
+        self.maxConnections = maxConnections
+        self.maxWaiting = maxWaiting
     }
 
     /// Runs one exchange under `call.timeout` (connect included); `completion` runs once, on this loop.
@@ -52,8 +68,20 @@ final class UpstreamPool: @unchecked Sendable {
         }
     }
 
-    /// Removes a finished exchange from `active` (swap with the last).
+    /// New limits (a reload); calls already busy or waiting keep their place.
+    func setLimits(maxConnections: Int, maxWaiting: Int) {
+        self.maxConnections = maxConnections
+        self.maxWaiting = maxWaiting
+        for key in waiting.keys { wakeWaiter(key) }
+    }
+
+    /// Removes a finished exchange from `active` (swap with the last), and from its wait queue.
     fileprivate func finished(_ exchange: Exchange) {
+        if exchange.isWaiting {
+            exchange.isWaiting = false
+            let key = ObjectIdentifier(exchange.call.endpoint)
+            if let i = waiting[key]?.firstIndex(where: { $0 === exchange }) { waiting[key]?.remove(at: i) }
+        }
         let slot = exchange.slot
         guard slot >= 0, slot < active.count, active[slot] === exchange else { return }
         let last = active.removeLast()
@@ -73,23 +101,72 @@ final class UpstreamPool: @unchecked Sendable {
     private func attempt(_ exchange: Exchange, allowPooled: Bool) {
         guard !exchange.done else { return }
         let endpoint = exchange.call.endpoint
+        let key = ObjectIdentifier(endpoint)
         if allowPooled, let conn = takeIdle(endpoint) {
+            busy[key, default: 0] += 1
             run(exchange, on: conn)
             return
         }
+        guard busy[key, default: 0] < maxConnections else {
+            if waiting[key, default: []].count < maxWaiting {
+                exchange.isWaiting = true
+                waiting[key, default: []].append(exchange)
+            } else {
+                refusedFull += 1
+                exchange.finish(.failure(.poolFull))
+            }
+            return
+        }
+        busy[key, default: 0] += 1
         connect(endpoint, timeout: exchange.call.connectTimeout).assumeIsolated().whenComplete { [weak self] result in
             guard let self else { return }
             switch result {
             case .success(let conn):
                 if exchange.done {
-                    self.release(conn)
+                    self.free(conn)
                 } else {
                     self.run(exchange, on: conn)
                 }
             case .failure(let error):
+                self.busy[key, default: 1] -= 1
                 exchange.finish(.failure(.connect(Self.describe(error))))
+                self.wakeWaiter(key)
             }
         }
+    }
+
+    /// A busy connection is done with its call: hand it to the oldest waiting call, or keep it idle
+    /// (or close it), and count it free.
+    private func free(_ conn: UpstreamConnection) {
+        let key = ObjectIdentifier(conn.endpoint)
+        if conn.isUsable, let next = nextWaiter(key) {
+            run(next, on: conn)
+            return
+        }
+        busy[key, default: 1] -= 1
+        release(conn)
+        wakeWaiter(key)
+    }
+
+    /// A busy connection was aborted mid-call (a timeout).
+    fileprivate func lost(_ conn: UpstreamConnection) {
+        let key = ObjectIdentifier(conn.endpoint)
+        busy[key, default: 1] -= 1
+        wakeWaiter(key)
+    }
+
+    /// A busy slot was given up without a reusable connection: let the oldest waiter open one.
+    private func wakeWaiter(_ key: ObjectIdentifier) {
+        guard busy[key, default: 0] < maxConnections, let next = nextWaiter(key) else { return }
+        attempt(next, allowPooled: true)
+    }
+
+    private func nextWaiter(_ key: ObjectIdentifier) -> Exchange? {
+        while let next = waiting[key]?.popFirst() {
+            next.isWaiting = false
+            if !next.done { return next }
+        }
+        return nil
     }
 
     private func run(_ exchange: Exchange, on conn: UpstreamConnection) {
@@ -98,14 +175,22 @@ final class UpstreamPool: @unchecked Sendable {
         conn.send(exchange.call) { [weak self] result in
             guard let self else { return }
             exchange.connection = nil
+            let key = ObjectIdentifier(conn.endpoint)
             if case .failure(.closedBeforeResponse) = result, reused, exchange.call.retryable, !exchange.retried {
                 exchange.retried = true
+                self.busy[key, default: 1] -= 1
                 self.attempt(exchange, allowPooled: false)
                 return
             }
             // Give the connection back before the client's response is written: a pipelined
             // request may arrive during that write and want it.
-            if case .success(let response) = result, response.keepAlive { self.release(conn) }
+            if case .success(let response) = result, response.keepAlive {
+                self.free(conn)
+            } else {
+                conn.abort()
+                self.busy[key, default: 1] -= 1
+                self.wakeWaiter(key)
+            }
             exchange.finish(result)
         }
     }
@@ -171,6 +256,8 @@ final class UpstreamPool: @unchecked Sendable {
         var slot = -1
         var connection: UpstreamConnection?
         var retried = false
+        /// In the endpoint's wait queue.
+        var isWaiting = false
         private(set) var done = false
 
         init(call: UpstreamCall, deadline: NIODeadline, pool: UpstreamPool,
@@ -185,8 +272,9 @@ final class UpstreamPool: @unchecked Sendable {
             guard !done else { return }
             done = true
             pool.finished(self)
-            if case .failure(.timeout) = result {
-                connection?.abort()
+            if case .failure(.timeout) = result, let conn = connection {
+                conn.abort()  // its call's completion will not run: give its slot back here
+                pool.lost(conn)
             }
             connection = nil
             completion(result)

@@ -1,0 +1,48 @@
+"""The upstream pool's bounds through the real binary: with every connection to the paid API busy
+and the wait queue full, a call is refused at once with a 503 (Retry-After, nothing sent, its
+reservation released); waiting calls are served in turn; a timed-out call gives its connection back."""
+import threading
+
+from conftest import address_config, request
+
+
+def pooled(standin_port, connections=2, waiting=2, timeout="3s"):
+    root = f"workers: 1\nupstream_pool: {{ max_connections: {connections}, max_waiting: {waiting} }}\n"
+    config = address_config(standin_port, root_extra=root, timeout=timeout)
+    return config.replace("    fixed: { format: json }", "    cost: 0.01 USD\n    fixed: { format: json }")
+
+
+def test_a_full_pool_refuses_with_503_and_waiters_are_served(gateways, standin, api_key):
+    gw = gateways(pooled(standin.port), env={"ADDRESS_API_KEY": api_key})
+    standin.mode("slow", delay_ms=700)
+    results = []
+    lock = threading.Lock()
+
+    def call(i):
+        r = request(gw.port, "GET", f"/api/address?q=street+{i}")
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status for r in results)
+    # Two run, two wait for them, two are refused at once.
+    assert statuses == [200, 200, 200, 200, 503, 503], statuses
+    busy = [r for r in results if r.status == 503]
+    assert all(r.json()["type"] == "urn:tollgate:problem:upstream-busy" and r.header("retry-after") == "1" for r in busy)
+    assert standin.stats()["calls"] == 4
+    gw.stop()
+    out = gw.output()
+    assert "upstream pool full" in out
+
+
+def test_timed_out_calls_give_their_connection_back(gateways, standin, api_key):
+    gw = gateways(pooled(standin.port, connections=1, waiting=0, timeout="300ms"), env={"ADDRESS_API_KEY": api_key})
+    standin.mode("slow", delay_ms=2000)
+    for _ in range(3):  # each times out; the one slot must come back every time
+        assert request(gw.port, "GET", "/api/address?q=10+Downing+St").status == 504
+    standin.mode("normal")
+    assert request(gw.port, "GET", "/api/address?q=10+Downing+St").status == 200
