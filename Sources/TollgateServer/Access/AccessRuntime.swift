@@ -13,6 +13,8 @@ final class AccessRuntime: Sendable {
     /// The automatic rules (replaced by a reload; their counts start over when the rules change).
     private let autoBanner: Mutex<(rules: [AutoBanRule], banner: AutoBanner?)>
     private let hasRules = Atomic<Bool>(false)
+    /// Whether any automatic-ban rule exists (one atomic load; callers skip the clock read without).
+    var hasAutoBanRules: Bool { hasRules.load(ordering: .relaxed) }
     private let store: (any BanStore)?
     private let logger: Logger
     private let writer = DispatchQueue(label: "tollgate.bans")

@@ -47,7 +47,7 @@ enum ResponseDelivery {
         let routeName = req.route?.name ?? "-"
         if response.refused, let decider = response.decidedBy, decider.refusesClient {
             loop.refusals.count(route: routeName, reason: .decider(decider), client: req.client, loop: loop)
-            if decider != .stage(.ban) {
+            if decider != .stage(.ban), state.access.hasAutoBanRules {
                 state.access.count(status: response.status, address: req.client.whole, nowNanos: Int64(NIODeadline.now().uptimeNanoseconds))
             }
         }
