@@ -47,6 +47,8 @@ let package = Package(
         // fuzz target builds without the rest of the data plane.
         .target(name: "TollgateUpstreamHTTP", dependencies: [.product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: hotPathSettings),
+        // SMTP reply framing: the mail client's parser of untrusted bytes, alone for its fuzz target.
+        .target(name: "TollgateMailWire", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // libmaxminddb (Debian's libmaxminddb-dev) for country lookups: the reader MaxMind maintains,
         // not one of our own.
         .systemLibrary(name: "CMaxMindDB", path: "Sources/CMaxMindDB", pkgConfig: "libmaxminddb",
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "TollgateServer",
             dependencies: [
-                "TollgateCore", "TollgateStore", "TollgateUpstreamHTTP", "CMaxMindDB",
+                "TollgateCore", "TollgateStore", "TollgateUpstreamHTTP", "TollgateMailWire", "CMaxMindDB",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -118,6 +120,9 @@ let package = Package(
         .executableTarget(name: "fuzz-config", dependencies: ["FuzzSupport", "TollgateCore"], path: "Fuzz/Config"),
         .executableTarget(name: "fuzz-tokens", dependencies: ["FuzzSupport", "TollgateCore", .product(name: "Crypto", package: "swift-crypto")],
                           path: "Fuzz/Tokens"),
+        .executableTarget(name: "fuzz-email", dependencies: [
+            "FuzzSupport", "TollgateCore", "TollgateMailWire", .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Fuzz/Email"),
         .executableTarget(name: "fuzz-upstream-response", dependencies: [
             "FuzzSupport", "TollgateUpstreamHTTP", .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Fuzz/UpstreamResponse"),
@@ -125,7 +130,7 @@ let package = Package(
         .executableTarget(name: "tollgate-microbench", dependencies: ["TollgateCore"], path: "bench/micro"),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TollgateServerTests", dependencies: [
-            "TollgateServer", "TollgateCore", "TollgateUpstreamHTTP",
+            "TollgateServer", "TollgateCore", "TollgateUpstreamHTTP", "TollgateMailWire",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -41,7 +41,13 @@ ensure_test_tools() {
   apt_install chromium chromium-driver
   # mmdb_writer writes the geo tests' MaxMind databases.
   pip_install pytest:pytest cryptography:cryptography selenium:selenium detect_secrets:detect-secrets jwt:pyjwt \
-    schemathesis:schemathesis mmdb_writer:mmdb-writer netaddr:netaddr
+    schemathesis:schemathesis mmdb_writer:mmdb-writer netaddr:netaddr aiosmtpd:aiosmtpd
+}
+
+# The demo's mail catcher (scripts/mail_catcher.py) for the two-step sign-up.
+ensure_demo_tools() {
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  pip_install aiosmtpd:aiosmtpd
 }
 
 ensure_bench_tools() {

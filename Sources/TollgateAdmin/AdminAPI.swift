@@ -149,6 +149,7 @@ public struct AdminAPI: Sendable {
             var kind = "upstream"
             if case .file = r.target { kind = "file" }
             if case .issueClientKey = r.target { kind = "issue_client_key" }
+            if case .sendVerification = r.target { kind = "send_verification" }
             return .object([
                 JSONMember("name", .string(r.name)), JSONMember("method", .string(r.method)), JSONMember("path", .string("\(r.path)")),
                 JSONMember("kind", .string(kind)), JSONMember("upstream_host", r.upstream.map { .string($0.url.hostHeader) } ?? .null),
@@ -197,7 +198,15 @@ public struct AdminAPI: Sendable {
                                           JSONMember("spent_micros", .number(String(l.spentMicros + l.openMicros))),
                                           JSONMember("cache_hits", .number(String(l.cacheHits))),
                                           JSONMember("refusals", .number(String(l.refusals))),
-                                          JSONMember("uses", l.uses.map { .number(String($0)) } ?? .null)])
+                                          JSONMember("uses", l.uses.map { .number(String($0)) } ?? .null),
+                                          JSONMember("verification", l.verification.map { v in .object([
+                                              JSONMember("requested", .number(String(v.requested))),
+                                              JSONMember("confirmed", .number(String(v.confirmed))),
+                                              JSONMember("addresses", .number(String(v.addresses))),
+                                              JSONMember("blocked_until", v.blockedUntil.map {
+                                                  .string($0 == 0 ? "until removed" : SpendControl.iso8601($0))
+                                              } ?? .null),
+                                          ]) } ?? .null)])
                              }))]))
     }
 

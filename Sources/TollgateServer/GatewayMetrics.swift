@@ -54,6 +54,7 @@ final class GatewayMetrics: Sendable {
             }
             t.count("tollgate_connections_refused_total", [("reason", "global")], total: Int64(state.admission.refused(.global)))
             t.count("tollgate_connections_refused_total", [("reason", "per_client")], total: Int64(state.admission.refused(.perClient)))
+            t.count("tollgate_accept_pauses_total", total: Int64(state.admission.acceptPauses.load(ordering: .relaxed)))
             t.count("tollgate_connections_closed_after_refusals_total", total: Int64(loops.reduce(0) { $0 + $1.3 }))
             t.count("tollgate_access_log_dropped_total", total: Int64(state.accessLog.dropped))
             t.count("tollgate_alerts_dropped_total", total: Int64(state.alerts.dropped.withLockedValue { $0 }))
@@ -63,6 +64,18 @@ final class GatewayMetrics: Sendable {
             t.gauge("tollgate_bans_active", [("kind", "network")], Int64(bans.networks.count))
             t.gauge("tollgate_bans_active", [("kind", "key")], Int64(bans.keys.count))
             t.gauge("tollgate_bans_active", [("kind", "session")], Int64(bans.sessions.count))
+            t.gauge("tollgate_bans_active", [("kind", "domain")], Int64(bans.domains.count))
+            if let v = state.verification {
+                t.count("tollgate_verification_links_total", [("event", "requested")], total: Int64(v.requested.load(ordering: .relaxed)))
+                t.count("tollgate_verification_links_total", [("event", "confirmed")], total: Int64(v.confirmed.load(ordering: .relaxed)))
+                t.count("tollgate_verification_domain_blocks_total", total: Int64(v.domainBlocks.load(ordering: .relaxed)))
+                let box = v.outbox
+                for (result, n) in [("sent", box.sent.load(ordering: .relaxed)), ("failed", box.failed.load(ordering: .relaxed)),
+                                    ("dropped", box.dropped.load(ordering: .relaxed)), ("retried", box.retried.load(ordering: .relaxed))] {
+                    t.count("tollgate_verification_mails_total", [("result", result)], total: Int64(n))
+                }
+                t.gauge("tollgate_verified_sessions", [], Int64(v.services.sessions.count))
+            }
             t.count("tollgate_auto_bans_total", total: Int64(state.access.autoBans.load(ordering: .relaxed)))
             if let geo = state.geo { t.count("tollgate_geo_reloads_total", total: Int64(geo.reloads.load(ordering: .relaxed))) }
             if let identity = state.identity {

@@ -125,6 +125,13 @@ public final class GatewayServer: @unchecked Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            // Out of descriptors, accept fails and the listening socket stays readable: pause
+            // accepting instead of spinning on it.
+            .serverChannelInitializer { [admission = state.admission, logger = state.logger] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPause(admission: admission, logger: logger))
+                }
+            }
             .childChannelInitializer { channel in
                 guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
                     return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)

@@ -42,6 +42,8 @@ final class GatewayState: Sendable {
     let hstsLine: String?
     /// swift-metrics and its Prometheus registry (one per gateway, kept across reloads).
     let telemetry: Telemetry
+    /// The two-step sign-up (nil without `verification`).
+    let verification: VerificationRuntime?
     /// Routes whose refusal share an alert rule watches (counted per route by the console tally).
     let watchedRoutes: Set<String>
 
@@ -120,6 +122,21 @@ final class GatewayState: Sendable {
         }
         if let identity { shared.identity = identity.services }
         shared.identity.bans = access.board
+        if let v = config.verification, let mail = config.mail, let pageTokens {
+            let secretsSame = same(v.keys + [v.hashKey] + MailConfig.secretNames(mail)) && samePageTokens
+            if let previous = old?.verification, previous.fits(v, mail, secretsSame: secretsSame) {
+                verification = previous
+            } else {
+                verification = try VerificationRuntime(config: v, mail: mail, secrets: secrets, pageTokens: pageTokens, access: access,
+                                                       journal: journal, maxKeys: config.rateLimitMaxKeys, logger: logger,
+                                                       previous: old?.verification,
+                                                       sameMailSecrets: same(MailConfig.secretNames(mail)))
+            }
+            shared.verification = verification?.services
+        } else {
+            old?.verification?.outbox.close()
+            verification = nil
+        }
         self.checkEndpoints = try config.captcha.map { [$0.siteverifyURL.description: try UpstreamEndpoint(url: $0.siteverifyURL, caFile: nil)] } ?? [:]
         self.routes = try GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
         limiters.detachPrevious()
@@ -148,7 +165,7 @@ final class GatewayState: Sendable {
         guard !book.budgets.isEmpty else { return }
         let since = book.budgets.map { $0.period.bounds(containing: now, in: $0.timeZone).start }.min() ?? now
         for row in try ledger.spend(since: since) {
-            for key in book.keys(route: row.route, client: row.client, session: row.session, key: row.keyID, subject: row.subject) {
+            for key in book.keys(route: row.route, client: row.client, session: row.session, key: row.keyID, subject: row.subject, email: row.email) {
                 book.seed(key, amount: row.micros, at: row.createdAt)
             }
         }

@@ -16,6 +16,8 @@ public final class MemoryLedger: SpendLedger {
         var paused: Set<String> = []
         var alerts: Set<String> = []
         var counters: [String: (count: Int64, saved: Int64)] = [:]
+        var confirmations: [VerificationConfirmation] = []
+        var verificationRequests: [VerificationRequest] = []
     }
 
     private let state = Mutex(State())
@@ -86,4 +88,15 @@ public final class MemoryLedger: SpendLedger {
     public func recordSolved(challenge: String, expiresSeconds: Int64) {}
     public func tokenUses(nowMillis: Int64) throws -> [(nonce: Data, uses: Int, expiresMillis: Int64)] { [] }
     public func solvedChallenges(nowSeconds: Int64) throws -> [(challenge: String, expiresSeconds: Int64)] { [] }
+    public func recordConfirmation(_ confirmation: VerificationConfirmation) {
+        state.withLock { $0.confirmations.append(confirmation) }
+    }
+
+    public func recordVerificationRequest(_ request: VerificationRequest) {
+        state.withLock { $0.verificationRequests.append(request) }
+    }
+
+    public func confirmations(nowMillis: Int64) throws -> [VerificationConfirmation] {
+        state.withLock { s in s.confirmations.filter { $0.linkExpiresMillis > nowMillis || $0.email.untilMillis > nowMillis } }
+    }
 }

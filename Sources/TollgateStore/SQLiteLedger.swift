@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import GRDB
+import TollgateCore
 import Synchronization
 
 /// The embedded default store: an SQLite database in WAL mode (through GRDB), written by one
@@ -24,6 +25,8 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         var refusals: [RefusalKey: Int64] = [:]
         var tokenUses: [Data: (uses: Int, expires: Int64)] = [:]
         var solved: [String: Int64] = [:]
+        var confirmations: [VerificationConfirmation] = []
+        var verificationRequests: [VerificationRequest] = []
         var scheduled = false
     }
 
@@ -133,6 +136,9 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         migrator.registerMigration("v8: bans") { db in
             try db.execute(sql: Self.banSchema)
         }
+        migrator.registerMigration("v9: verified email addresses") { db in
+            try db.execute(sql: Self.verificationSchema)
+        }
         return migrator
     }
 
@@ -146,6 +152,16 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
 
     public func recordSolved(challenge: String, expiresSeconds: Int64) {
         pending.withLock { $0.solved[challenge] = expiresSeconds }
+    }
+
+    /// A used verification link: with the next group commit.
+    public func recordConfirmation(_ confirmation: VerificationConfirmation) {
+        enqueue { $0.confirmations.append(confirmation) }
+    }
+
+    /// A verification message asked for: with the counters.
+    public func recordVerificationRequest(_ request: VerificationRequest) {
+        pending.withLock { $0.verificationRequests.append(request) }
     }
 
     public func tokenUses(nowMillis: Int64) throws -> [(nonce: Data, uses: Int, expiresMillis: Int64)] {
@@ -193,11 +209,11 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
     /// Unreleased entries since `since`, unsettled ones at their reserved amount.
     static func spend(_ db: Database, since: Int64) throws -> [SpendRow] {
         try Row.fetchAll(db, sql: """
-            SELECT route, client, session, api_key, subject, created_at, COALESCE(cost_micros, reserved_micros) AS micros
+            SELECT route, client, session, api_key, subject, email, created_at, COALESCE(cost_micros, reserved_micros) AS micros
             FROM ledger WHERE state != 'released' AND created_at >= ?
             """, arguments: [since]).map {
             SpendRow(route: $0["route"], client: $0["client"], session: $0["session"], keyID: $0["api_key"], subject: $0["subject"],
-                     createdAt: $0["created_at"], micros: $0["micros"])
+                     email: $0["email"], createdAt: $0["created_at"], micros: $0["micros"])
         }
     }
 
@@ -242,6 +258,13 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
 
     /// Writes everything pending in one transaction, then tells the waiting requests.
     private func commit(includeCounters: Bool) {
+        let (confirmations, requests) = pending.withLock { p in
+            defer {
+                p.confirmations = []
+                if includeCounters { p.verificationRequests = [] }
+            }
+            return (p.confirmations, includeCounters ? p.verificationRequests : [])
+        }
         let (reservations, updates, counters, tokenUses, solved, refusals) = pending.withLock { p in
             defer {
                 p.reservations = []
@@ -258,16 +281,17 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
                     includeCounters ? p.tokenUses : [:], includeCounters ? p.solved : [:], includeCounters ? p.refusals : [:])
         }
         guard !reservations.isEmpty || !updates.isEmpty || !counters.isEmpty || !tokenUses.isEmpty || !solved.isEmpty
-            || !refusals.isEmpty else { return }
+            || !refusals.isEmpty || !confirmations.isEmpty || !requests.isEmpty else { return }
         var ids: [Int64] = []
         do {
             try pool.write { db in
                 for (entry, _) in reservations {
                     try db.execute(sql: """
-                        INSERT INTO ledger (request_id, route, client, session, api_key, subject, reserved_micros, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO ledger (request_id, route, client, session, api_key, subject, email, email_domain,
+                                            reserved_micros, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """, arguments: [entry.requestID, entry.route, entry.client, entry.session, entry.keyID, entry.subject,
-                                         entry.reservedMicros, entry.createdAt])
+                                         entry.email, entry.emailDomain, entry.reservedMicros, entry.createdAt])
                     ids.append(db.lastInsertedRowID)
                 }
                 for update in updates {
@@ -288,6 +312,7 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
                         ON CONFLICT (nonce) DO UPDATE SET uses = max(uses, excluded.uses)
                         """, arguments: [nonce, entry.uses, entry.expires])
                 }
+                try Self.write(confirmations, requests, db)
                 for (challenge, expires) in solved {
                     try db.execute(sql: "INSERT OR IGNORE INTO solved_challenges (challenge, expires_s) VALUES (?, ?)",
                                    arguments: [challenge, expires])

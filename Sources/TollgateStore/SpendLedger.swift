@@ -10,6 +10,9 @@ public struct LedgerEntry: Sendable {
     /// The authenticated caller's key id and subject, or empty.
     public var keyID: String = ""
     public var subject: String = ""
+    /// The verified address's hash and its domain, or empty.
+    public var email: String = ""
+    public var emailDomain: String = ""
     public var reservedMicros: Int64
     /// Unix seconds.
     public var createdAt: Int64
@@ -32,6 +35,7 @@ public struct SpendRow: Sendable, Equatable {
     public var session: String = ""
     public var keyID: String = ""
     public var subject: String = ""
+    public var email: String = ""
     public var createdAt: Int64
     public var micros: Int64
 }
@@ -56,7 +60,7 @@ extension SpendLedger {
 /// and counters are written in batches after the fact; losing them in a crash leaves a reservation
 /// counted at its (higher) reserved amount, and undercounts non-money counters by at most one
 /// batch interval.
-public protocol SpendLedger: AnyObject, Sendable, UseJournal {
+public protocol SpendLedger: AnyObject, Sendable, UseJournal, VerificationJournal {
     /// Commits `entry`; then calls `done` with its row id, on the ledger's own thread.
     func reserve(_ entry: LedgerEntry, done: @escaping @Sendable (Result<Int64, any Error>) -> Void)
     /// The call's real cost is known.

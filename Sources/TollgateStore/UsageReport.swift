@@ -4,7 +4,7 @@ import TollgateCore
 
 /// Reads the ledger for `tollgate usage`: spend, calls, cache savings and refusals, grouped.
 public struct UsageReport: Sendable {
-    public enum Grouping: String, Sendable, CaseIterable { case route, client, day, reason, key }
+    public enum Grouping: String, Sendable, CaseIterable { case route, client, day, reason, key, domain }
 
     public struct Line: Sendable, Equatable {
         public var key: String
@@ -19,6 +19,18 @@ public struct UsageReport: Sendable {
         public var refusalsByReason: [String: Int64] = [:]
         /// Grouped by key: the key's uses on every route (paid or not), from the key store.
         public var uses: Int64?
+        /// Grouped by domain: links asked for, links opened, distinct addresses, and the end of an
+        /// active domain ban (Unix seconds; 0 for one without an end).
+        public var verification: DomainVerification?
+    }
+
+    public struct DomainVerification: Sendable, Equatable {
+        public var requested: Int64 = 0
+        public var confirmed: Int64 = 0
+        public var addresses: Int64 = 0
+        public var blockedUntil: Int64?
+
+        public init() {}
     }
 
     let pool: DatabasePool
@@ -41,6 +53,7 @@ public struct UsageReport: Sendable {
             func line(_ key: String) -> Line {
                 lines[key] ?? Line(key: key, calls: 0, spentMicros: 0, openMicros: 0, cacheHits: 0, savedMicros: 0, refusals: 0)
             }
+            if grouping == .domain { return try domainLines(db, since: since) }
             if grouping != .reason {
                 let keyExpr = grouping == .day ? "date(created_at, 'unixepoch')" : grouping == .key ? "api_key" : grouping.rawValue
                 for row in try Row.fetchAll(db, sql: """
@@ -104,6 +117,54 @@ public struct UsageReport: Sendable {
             }
             return lines.values.sorted { $0.key < $1.key }
         }
+    }
+
+    /// Per email domain: paid calls and spend of its verified sessions, links asked for and
+    /// opened, distinct addresses (by hash), and whether the domain is banned now.
+    private func domainLines(_ db: Database, since: Int64) throws -> [Line] {
+        var lines: [String: Line] = [:]
+        func line(_ key: String) -> Line {
+            lines[key] ?? Line(key: key, calls: 0, spentMicros: 0, openMicros: 0, cacheHits: 0, savedMicros: 0, refusals: 0,
+                               verification: DomainVerification())
+        }
+        guard try db.tableExists("verification_requests") else { return [] }
+        for row in try Row.fetchAll(db, sql: """
+            SELECT email_domain AS k,
+                   SUM(CASE WHEN state != 'released' THEN 1 ELSE 0 END) AS calls,
+                   SUM(CASE WHEN state = 'settled' THEN cost_micros ELSE 0 END) AS spent,
+                   SUM(CASE WHEN state = 'reserved' THEN reserved_micros ELSE 0 END) AS open
+            FROM ledger WHERE created_at >= ? AND email_domain != '' GROUP BY k
+            """, arguments: [since]) {
+            var l = line(row["k"])
+            (l.calls, l.spentMicros, l.openMicros) = (row["calls"], row["spent"], row["open"])
+            lines[l.key] = l
+        }
+        for row in try Row.fetchAll(db, sql: """
+            SELECT domain AS k, COUNT(*) AS n, COUNT(DISTINCT address_hash) AS a FROM verification_requests
+            WHERE requested_at >= ? GROUP BY k
+            """, arguments: [since]) {
+            var l = line(row["k"])
+            l.verification?.requested = row["n"]
+            l.verification?.addresses = row["a"]
+            lines[l.key] = l
+        }
+        for row in try Row.fetchAll(db, sql: """
+            SELECT domain AS k, COUNT(*) AS n FROM verification_confirmations WHERE confirmed_at >= ? GROUP BY k
+            """, arguments: [since]) {
+            var l = line(row["k"])
+            l.verification?.confirmed = row["n"]
+            lines[l.key] = l
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        for row in try Row.fetchAll(db, sql: """
+            SELECT value AS k, MAX(COALESCE(expires_at, 0)) AS until, MIN(COALESCE(expires_at, 0)) AS forever FROM bans
+            WHERE kind = 'domain' AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > ?) GROUP BY k
+            """, arguments: [now]) {
+            var l = line(row["k"])
+            l.verification?.blockedUntil = (row["forever"] as Int64) == 0 ? 0 : row["until"]
+            lines[l.key] = l
+        }
+        return lines.values.sorted { $0.key < $1.key }
     }
 
     /// Spend per route and client since `since`, for `tollgate budgets`.

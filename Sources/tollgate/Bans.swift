@@ -5,7 +5,7 @@ import TollgateStore
 
 struct Bans: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Ban an address, a network, an API key or a page session; list and remove bans.",
+        abstract: "Ban an address, a network, an API key, a page session or an email domain; list and remove bans.",
         discussion: """
         A banned client is answered 403 (problem banned) before its request is routed, and its \
         connection is closed after the answer. Bans live in the store: every running gateway that \
@@ -25,8 +25,8 @@ struct Bans: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Ban a client until a time or until removed.")
         @OptionGroup var options: ConfigOption
-        @Argument(help: "What to ban: address, prefix, key or session.") var kind: String
-        @Argument(help: "The address (203.0.113.7), network (203.0.113.0/24), key id or session id.") var value: String
+        @Argument(help: "What to ban: address, prefix, key, session or domain.") var kind: String
+        @Argument(help: "The address (203.0.113.7), network (203.0.113.0/24), key id, session id or domain (spam.example).") var value: String
         @Option(name: .customLong("for"), help: "How long, e.g. 15m, 24h, 30d (default: until removed).") var duration: String?
         @Option(help: "Why (shown in lists and the audit of who banned what).") var reason = ""
         @Flag(help: "Print JSON instead of text.") var json = false

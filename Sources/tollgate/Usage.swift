@@ -10,7 +10,7 @@ struct Usage: ParsableCommand {
 
     @OptionGroup var options: ConfigOption
     @Option(help: "Start date (YYYY-MM-DD, UTC) or a duration back from now (24h, 7d).") var since = "30d"
-    @Option(help: "Group by route, client, day, reason (the policy that refused) or key (API and client keys: paid calls and all uses).") var by: UsageReport.Grouping = .route
+    @Option(help: "Group by route, client, day, reason (the policy that refused), key (API and client keys: paid calls and all uses) or domain (email domains of the two-step sign-up).") var by: UsageReport.Grouping = .route
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() throws {
@@ -32,6 +32,12 @@ struct Usage: ParsableCommand {
                              JSONMember("saved_by_cache", .string(money(l.savedMicros))),
                              JSONMember("refusals", .number(String(l.refusals))),
                              JSONMember("uses", l.uses.map { .number(String($0)) } ?? .null),
+                             JSONMember("verification", l.verification.map { v in .object([
+                                 JSONMember("requested", .number(String(v.requested))),
+                                 JSONMember("confirmed", .number(String(v.confirmed))),
+                                 JSONMember("addresses", .number(String(v.addresses))),
+                                 JSONMember("blocked_until", v.blockedUntil.map { $0 == 0 ? .string("until removed") : .string(SpendControl.iso8601($0)) } ?? .null),
+                             ]) } ?? .null),
                              JSONMember("refusals_by_reason", .object(l.refusalsByReason.sorted { $0.key < $1.key }.map {
                                  JSONMember($0.key, .number(String($0.value)))
                              }))])
@@ -48,6 +54,16 @@ struct Usage: ParsableCommand {
         }
         rows.append(["total", String(total.0), money(total.1), String(total.2), money(total.3), String(total.4), ""])
         print("since \(SpendControl.iso8601(start))")
+        if by == .domain {
+            print(Table.render(header: ["domain", "links asked", "links opened", "addresses", "paid calls", "spent", "blocked"],
+                               rows: lines.map { l in
+                let v = l.verification ?? UsageReport.DomainVerification()
+                return [l.key, String(v.requested), String(v.confirmed), String(v.addresses), String(l.calls),
+                        money(l.spentMicros + l.openMicros),
+                        v.blockedUntil.map { $0 == 0 ? "until removed" : "until " + SpendControl.iso8601($0) } ?? ""]
+            }))
+            return
+        }
         if by == .key {
             print(Table.render(header: ["key", "uses (all time)", "paid calls", "spent"], rows: lines.map { l in
                 [l.key, l.uses.map(String.init) ?? "-", String(l.calls), money(l.spentMicros + l.openMicros)]

@@ -147,11 +147,11 @@ class Gateway:
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
 
-    def start(self, expect_failure=False):
+    def start(self, expect_failure=False, preexec_fn=None):
         self.out = open(self.out_path, "w")
         self.err = open(self.err_path, "w")
         self.proc = subprocess.Popen([str(TOLLGATE), "serve", "--config", str(self.config)],
-                                     stdout=self.out, stderr=self.err, env=self.env)
+                                     stdout=self.out, stderr=self.err, env=self.env, preexec_fn=preexec_fn)
         if expect_failure:
             self.proc.wait(10)
             return self

@@ -40,6 +40,7 @@ enum ConsoleAssets {
     <div class="columns">
     <section><h2>Top clients (24 h)</h2><table id="top-clients"><thead><tr><th>client</th><th>calls</th><th>refusals</th><th></th></tr></thead><tbody></tbody></table></section>
     <section><h2>Top keys (24 h)</h2><table id="top-keys"><thead><tr><th>key</th><th>calls</th><th>refusals</th><th></th></tr></thead><tbody></tbody></table></section>
+    <section id="domains-section" hidden><h2>Email domains (24 h)</h2><table id="domains"><thead><tr><th>domain</th><th>links asked</th><th>links opened</th><th>addresses</th><th>paid calls</th><th>blocked</th><th></th></tr></thead><tbody></tbody></table></section>
     <section><h2>Countries (since start)</h2><table id="countries"><thead><tr><th>country</th><th>calls</th><th>refusals</th></tr></thead><tbody></tbody></table></section>
     </div>
     <section><h2>Recent refusals</h2><table id="recent"><thead><tr><th>time</th><th>client</th><th>request</th><th>user agent</th><th>status</th><th>by</th></tr></thead><tbody></tbody></table></section>
@@ -121,6 +122,11 @@ enum ConsoleAssets {
         b.addEventListener("click", () => post("/console/api/bans", { kind: "key", value: id, reason: "console" }));
         return b;
       }
+      function domainBanButton(domain) {
+        const b = el("button", "Block 24 h", { type: "button", class: "ban-domain", "data-value": domain });
+        b.addEventListener("click", () => post("/console/api/bans", { kind: "domain", value: domain, duration_seconds: 86400, reason: "console" }));
+        return b;
+      }
       function chart(series) {
         const cols = series.columns, idx = (n) => cols.indexOf(n);
         const refusalCols = cols.map((c, i) => i).filter((i) => i >= 4 && cols[i].indexOf("status:") !== 0);
@@ -166,6 +172,9 @@ enum ConsoleAssets {
         }));
         fill("top-clients", (d.top_clients || []).map((c) => { const r = row([{ text: c.key }, c.calls, c.refusals, banButton(c.key)]); r.setAttribute("data-client", c.key); return r; }));
         fill("top-keys", (d.top_keys || []).map((k) => row([{ text: k.key }, k.calls, k.refusals, keyBanButton(k.key)])));
+        $("domains-section").hidden = !(d.top_domains && d.top_domains.length);
+        fill("domains", (d.top_domains || []).map((m) => row([{ text: m.domain }, m.requested, m.confirmed, m.addresses, m.calls,
+                                                             m.blocked_until || "", m.blocked_until ? "" : domainBanButton(m.domain)])));
         fill("countries", d.countries.map((c) => row([c.country, c.calls, c.refusals])));
         fill("recent", d.recent_refusals.map((r) => row([r.at.slice(11, 19), { text: r.client }, { text: r.method + " " + r.path },
                                                           { text: r.user_agent }, r.status, r.reason])));

@@ -67,6 +67,17 @@ extension AdminAPI {
             ])))
             members.append(JSONMember("top_clients", top((try? report.lines(since: now - 86_400, by: .client)) ?? [])))
             members.append(JSONMember("top_keys", top(((try? report.lines(since: now - 86_400, by: .key)) ?? []).filter { !$0.key.isEmpty })))
+            if config.verification != nil {
+                let domains = ((try? report.lines(since: now - 86_400, by: .domain)) ?? [])
+                    .sorted { ($0.verification?.requested ?? 0, $0.key) > ($1.verification?.requested ?? 0, $1.key) }.prefix(10)
+                members.append(JSONMember("top_domains", .array(domains.map { l in
+                    let v = l.verification ?? UsageReport.DomainVerification()
+                    return .object([JSONMember("domain", .string(l.key)), JSONMember("requested", .number(String(v.requested))),
+                                    JSONMember("confirmed", .number(String(v.confirmed))), JSONMember("addresses", .number(String(v.addresses))),
+                                    JSONMember("calls", .number(String(l.calls))),
+                                    JSONMember("blocked_until", v.blockedUntil.map { .string($0 == 0 ? "until removed" : SpendControl.iso8601($0)) } ?? .null)])
+                })))
+            }
         }
         return .object(members)
     }

@@ -43,7 +43,7 @@ public enum ConfigLoader {
                                         "shutdown_grace", "idle_timeout", "request_head_timeout", "min_body_rate", "upstream_pool", "routes", "client_ip", "rate_limit", "workers",
                                         "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha", "admin",
                                         "max_connections", "max_connections_per_client", "close_after_refusals", "identity",
-                                        "addresses", "auto_bans", "geo"]
+                                        "addresses", "auto_bans", "geo", "verification", "mail"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
         guard let keys = root.object(allowed: rootKeys) else { return nil }
@@ -193,6 +193,9 @@ public enum ConfigLoader {
         config.addresses = keys["addresses"].flatMap { AccessReader.addresses($0) } ?? AddressRules()
         config.autoBans = keys["auto_bans"].map { AccessReader.autoBans($0) } ?? []
         config.geo = keys["geo"].flatMap { AccessReader.geo($0, baseDirectory: baseDirectory) }
+        config.verification = keys["verification"].flatMap { VerificationReader.verification($0, secrets: secrets, base: baseDirectory) }
+        config.mail = keys["mail"].flatMap { VerificationReader.mail($0, secrets: secrets, base: baseDirectory) }
+        VerificationReader.checkRoutes(config, keys: keys, items: items, root: root)
         let routeNames = Set(routes.map(\.name))
         for rule in config.alerts.rules {
             if let route = rule.route, !routeNames.contains(route) { (keys["alerts"] ?? root).error("alert rule \(rule.name) names unknown route \(route)") }

@@ -58,6 +58,10 @@ public struct GatewayConfig: Sendable {
     public var autoBans: [AutoBanRule] = []
     /// The country database for `countries` rules and the access log.
     public var geo: GeoConfig?
+    /// The two-step sign-up (`verification`), needed by `send_verification` and `verified_email` routes.
+    public var verification: VerificationConfig?
+    /// How verification messages are sent (`mail`).
+    public var mail: MailConfig?
     /// Directory of the config file; relative paths in the config are resolved against it.
     public var baseDirectory: String
 }
@@ -149,6 +153,8 @@ public struct RouteConfig: Sendable {
     public var requiresPageToken = false
     /// CAPTCHA required.
     public var requiresCaptcha = false
+    /// A page session verified by an emailed link required (`require: [verified_email]`).
+    public var requiresVerifiedEmail = false
     /// Proof of work required, always or over a soft rate.
     public var challenge: (when: ChallengePolicy.When, softRate: Rate)?
     /// Policies that only log what they would refuse.
@@ -189,10 +195,15 @@ public struct RouteConfig: Sendable {
         case rateLimit = "rate_limit"
         case validation
         case owner
+        /// The address a `send_verification` route was sent (added to such routes by the loader).
+        case emailAddress = "email_address"
+        /// `require: [verified_email]`: the page session opened a verification link.
+        case verifiedEmail = "verified_email"
         /// Cheap browser checks first, then proof of the page and of work, then who is calling (so
-        /// limits can count per caller), then limits (so that invalid requests are counted too), then
-        /// validation, then the object-level check on the validated parameters.
-        public static let defaultOrder: [PolicyKind] = [.origin, .pageToken, .challenge, .captcha, .auth, .rateLimit, .validation, .owner]
+        /// limits can count per caller or per address), then limits (so that invalid requests are
+        /// counted too), then validation, then the object-level check on the validated parameters.
+        public static let defaultOrder: [PolicyKind] = [.origin, .pageToken, .challenge, .captcha, .auth, .emailAddress,
+                                                        .verifiedEmail, .rateLimit, .validation, .owner]
     }
 
     public enum Target: Sendable {
@@ -201,6 +212,8 @@ public struct RouteConfig: Sendable {
         case file(path: String, contentType: String)
         /// Hands each caller (an installation, a page) a fresh per-install client key.
         case issueClientKey(ClientKeyGrant)
+        /// Sends a verification link to the address in the body (`send_verification`), answering 202.
+        case sendVerification
     }
 
     public var upstream: UpstreamConfig? {

@@ -7,7 +7,8 @@ struct RouteReader {
                                          "fixed_body", "forward_headers", "response", "max_body",
                                          "limits", "policy_order", "cost", "cache", "origin", "cors", "require",
                                          "challenge", "shadow", "auth", "owner", "issue_client_key",
-                                         "addresses", "countries", "counts_signup"]
+                                         "addresses", "countries", "counts_signup",
+                                         "send_verification"]
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     /// Headers a route may never forward: hop-by-hop, framing, and ones the gateway sets itself.
     static let unforwardable: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -40,7 +41,12 @@ struct RouteReader {
             node.error("needs match: { method, path }")
         }
 
-        let params = readParams(keys["params"])
+        var params = readParams(keys["params"])
+        if keys["send_verification"] != nil {
+            // The body is `{"email": …}`: declared here so validation accepts it and says what is missing.
+            if keys["params"] != nil { keys["params"]?.error("a send_verification route takes only {\"email\"}; remove params") }
+            params = [try! ParamSpec(name: "email", location: .body, kind: .string, required: true, minLength: 3, maxLength: 254)]
+        }
         let paramNames = Set(params.map(\.name))
         if let path {
             for p in path.parameterNames where !params.contains(where: { $0.name == p && $0.location == .path }) {
@@ -70,7 +76,13 @@ struct RouteReader {
         let maxBody = keys["max_body"].flatMap { $0.byteSize() } ?? 16 * 1024
 
         var target: RouteConfig.Target?
-        if let issue = keys["issue_client_key"] {
+        if let send = keys["send_verification"] {
+            if keys["upstream"] != nil || keys["file"] != nil || keys["issue_client_key"] != nil {
+                node.error("has send_verification and another target; choose one")
+            }
+            if method != "POST" { (keys["match"] ?? node).error("a send_verification route must match POST") }
+            if send.object(allowed: []) != nil { target = .sendVerification }
+        } else if let issue = keys["issue_client_key"] {
             if keys["upstream"] != nil || keys["file"] != nil { node.error("has issue_client_key and upstream or file; choose one") }
             if method != "POST" { (keys["match"] ?? node).error("an issue_client_key route must match POST") }
             target = IdentityReader.clientKeyGrant(issue).map { .issueClientKey($0) }
@@ -99,7 +111,10 @@ struct RouteReader {
         let cost = keys["cost"].flatMap { SpendReader.cost($0) }
         let origin = keys["origin"].flatMap { OriginReader.origin($0) }
         let cors = keys["cors"].flatMap { OriginReader.cors($0) }
-        let required = keys["require"].map { Self.kinds($0, allowed: [.pageToken, .challenge, .captcha]) } ?? []
+        let required = keys["require"].map { Self.kinds($0, allowed: [.pageToken, .challenge, .captcha, .verifiedEmail]) } ?? []
+        if required.contains(.verifiedEmail), case .sendVerification? = target {
+            keys["require"]?.error("verified_email cannot be required by the route that sends the links")
+        }
         var challenge = keys["challenge"].flatMap { ChallengeReader.route($0) }
         if required.contains(.challenge), challenge == nil { challenge = (.always, Rate("30/min")!) }
         if challenge != nil, !required.contains(.challenge) { keys["challenge"]?.error("add challenge to require: to use it") }
@@ -133,6 +148,7 @@ struct RouteReader {
         route.addresses = keys["addresses"].flatMap { AccessReader.addresses($0) }
         route.countries = keys["countries"].flatMap { AccessReader.countries($0) }
         route.countsSignup = keys["counts_signup"].flatMap { $0.bool() } ?? false
+        route.requiresVerifiedEmail = required.contains(.verifiedEmail)
         return route
     }
 

@@ -41,6 +41,14 @@ enum PolicyRegistry {
             return AuthPolicy(config: auth, route: config.name, services: services)
         case .owner:
             return config.owner.map { OwnerPolicy(rule: $0) }
+        case .emailAddress:
+            guard case .sendVerification = config.target else { return nil }
+            guard let services = shared.verification else { throw RouteWiringError(route: config.name, kind: kind, missing: "verification") }
+            return EmailAddressPolicy(services: services)
+        case .verifiedEmail:
+            guard config.requiresVerifiedEmail else { return nil }
+            guard let services = shared.verification else { throw RouteWiringError(route: config.name, kind: kind, missing: "verification") }
+            return VerifiedEmailPolicy(services: services)
         case .challenge:
             guard let (when, rate) = config.challenge else { return nil }
             guard let pow = shared.proofOfWork else { throw RouteWiringError(route: config.name, kind: kind, missing: "challenge") }

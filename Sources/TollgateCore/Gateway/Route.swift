@@ -37,6 +37,8 @@ public final class Route: Sendable {
         public var captcha: (config: CaptchaPolicy.Config, secret: String, passes: CaptchaPasses)?
         /// Keys and token verification for `auth` routes.
         public var identity = IdentityServices()
+        /// The two-step sign-up, for `send_verification` and `verified_email` routes.
+        public var verification: VerificationServices?
 
         public init(limiters: LimiterRegistry, book: SpendBook = SpendBook(budgets: []), pageTokens: PageTokens? = nil,
                     proofOfWork: ProofOfWork? = nil) {

@@ -37,6 +37,11 @@ public struct RequestView: Sendable {
     /// Who is calling, set by the route's `auth` policy once a credential verified; nil before and
     /// on routes without `auth`.
     public var caller: Caller?
+    /// The address a request stands for: on a `send_verification` route the one it sent, on a
+    /// `verified_email` route the one its session confirmed (hash and domain only); nil otherwise.
+    public var email: VerifiedEmail?
+    /// On a `send_verification` route, the checked address to send the link to.
+    public var emailAddress: String?
     /// Why a presented credential was refused (for the log only, never the client).
     public var authFailure: String?
 

@@ -33,6 +33,8 @@ public final class SpendBook: Sendable {
     public static let unverifiedSession = "unverified"
     /// The one total of a key or subject budget for every call without an authenticated caller.
     public static let anonymous = "anonymous"
+    /// The one total that calls without a verified address share under an `email` budget.
+    public static let unverifiedEmail = "unverified-email"
     static let maxKeysBeforeSweep = 100_000
     private let sweepAt = Mutex<Int>(SpendBook.maxKeysBeforeSweep)
     private let tallies = Mutex<[Key: Tally]>([:])
@@ -50,7 +52,8 @@ public final class SpendBook: Sendable {
     ///
     /// `key` and `subject` (the authenticated caller's key id and subject) key `scope: key` and
     /// `scope: subject` budgets; calls without them share one total, ``anonymous``.
-    public func keys(route: String, client: String, session: String = "", key: String = "", subject: String = "") -> [Key] {
+    public func keys(route: String, client: String, session: String = "", key: String = "", subject: String = "",
+                     email: String = "") -> [Key] {
         budgets.enumerated().compactMap { i, b in
             guard b.covers(route) else { return nil }
             switch b.scope {
@@ -60,6 +63,7 @@ public final class SpendBook: Sendable {
             case .session: return Key(budget: i, scope: session.isEmpty ? Self.unverifiedSession : session)
             case .key: return Key(budget: i, scope: key.isEmpty ? Self.anonymous : key)
             case .subject: return Key(budget: i, scope: subject.isEmpty ? Self.anonymous : "sub:" + subject)
+            case .email: return Key(budget: i, scope: email.isEmpty ? Self.unverifiedEmail : email)
             }
         }
     }

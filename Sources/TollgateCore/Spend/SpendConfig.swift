@@ -54,6 +54,8 @@ public struct BudgetConfig: Sendable, Equatable {
         case key
         /// A total per authenticated subject (a key's owner, a token's `sub`).
         case subject
+        /// A total per verified email address (`verified_email` routes); calls without one share one.
+        case email
     }
 
     public var name: String

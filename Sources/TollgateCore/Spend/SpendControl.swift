@@ -25,13 +25,14 @@ public struct SpendControl: Sendable {
     /// (Unix seconds), or says why not. In `shadow` mode a passed cap does not refuse: the cost is
     /// reserved anyway and the refusal returned alongside. A pause refuses in either mode.
     /// `key` and `subject` are the authenticated caller's key id and subject (empty without one).
-    public func reserve(client: String, session: String = "", key: String = "", subject: String = "", now: Int64,
-                        shadow: Bool = false) -> Outcome {
+    /// `email` is the verified address's hash (empty without one).
+    public func reserve(client: String, session: String = "", key: String = "", subject: String = "", email: String = "",
+                        now: Int64, shadow: Bool = false) -> Outcome {
         if book.isPaused(route) { return .refused(Self.paused) }
-        let keys = book.keys(route: route, client: client, session: session, key: key, subject: subject)
+        let keys = book.keys(route: route, client: client, session: session, key: key, subject: subject, email: email)
         let amount = cost.reserve.micros
         let reservation = { SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client,
-                                             session: session, key: key, subject: subject, book: book) }
+                                             session: session, key: key, subject: subject, email: email, book: book) }
         if let refusal = book.reserve(keys, amount: amount, now: now, evenOverCap: shadow) {
             let budget = book.budgets[refusal.budget]
             let retry = max(1, refusal.resetAt - now)
@@ -72,6 +73,8 @@ public final class SpendReservation: Sendable {
     /// The caller's key id and subject, or empty.
     public let key: String
     public let subject: String
+    /// The verified address's hash, or empty.
+    public let email: String
     private let book: SpendBook
     private let state = Mutex<State>(.reserved)
     /// Row of this reservation in the durable ledger, once written.
@@ -84,8 +87,9 @@ public final class SpendReservation: Sendable {
     }
 
     init(keys: [SpendBook.Key], amount: Int64, reservedAt: Int64, route: String, client: String, session: String,
-         key: String = "", subject: String = "", book: SpendBook) {
+         key: String = "", subject: String = "", email: String = "", book: SpendBook) {
         self.session = session
+        self.email = email
         self.key = key
         self.subject = subject
         self.keys = keys

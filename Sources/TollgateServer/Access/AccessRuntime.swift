@@ -88,9 +88,14 @@ final class AccessRuntime: Sendable {
         let now = Int64(NIODeadline.wallClockSeconds)
         guard let ban = autoBanner.count(status: status, address: address, nowNanos: nowNanos, nowSeconds: now) else { return }
         guard board.current.ban(address: address, now: now) == nil else { return }
+        addAutomatic(ban)
+    }
+
+    /// Puts an automatic ban in force here at once, and in the store for the other gateways.
+    func addAutomatic(_ ban: Ban) {
         board.add(ban)
         autoBans.add(1, ordering: .relaxed)
-        logger.warning("automatic ban", metadata: ["network": "\(ban.value)", "rule": "\(ban.createdBy)",
+        logger.warning("automatic ban", metadata: ["kind": "\(ban.kind.rawValue)", "value": "\(ban.value)", "rule": "\(ban.createdBy)",
                                                    "until": "\(ban.expiresAt ?? 0)", "reason": "\(ban.reason)"])
         guard let store else { return }
         pending.withLock { $0.append(ban) }

@@ -197,7 +197,8 @@ final class ProxyExchange {
         }
         let now = Int64(NIODeadline.wallClockSeconds)
         var outcome = spend.reserve(client: request.client.address, session: view.session.map(SessionTag.of) ?? "",
-                                    key: view.caller?.keyID ?? "", subject: view.caller?.subject ?? "", now: now,
+                                    key: view.caller?.keyID ?? "", subject: view.caller?.subject ?? "",
+                                    email: view.email?.addressHash ?? "", now: now,
                                     shadow: route.shadow.covers(.budget))
         if case .reservedOverCap(let reserved, let problem) = outcome {
             _ = route.shadow.letsThrough(problem, at: .budget, on: &view)
@@ -216,6 +217,8 @@ final class ProxyExchange {
                                     session: reserved.session, reservedMicros: reserved.amount, createdAt: now)
             entry.keyID = reserved.key
             entry.subject = reserved.subject
+            entry.email = reserved.email
+            entry.emailDomain = view.email?.domain ?? ""
             let eventLoop = loop.eventLoop
             let exchange = NIOLoopBound(self, eventLoop: eventLoop)  // the ledger answers on its own thread
             gateway.ledger.reserve(entry) { result in
@@ -242,6 +245,10 @@ final class ProxyExchange {
     }
 
     private func callUpstream() {
+        if case .sendVerification = route.config.target, let verification = gateway.verification {
+            state = .upstream
+            return finish(verification.send(view, requestID: request.requestID, pool: loop.pool))
+        }
         if case .issueClientKey(let grant) = route.config.target, let identity = gateway.identity {
             state = .upstream
             let (eventLoop, exchange) = (loop.eventLoop, NIOLoopBound(self, eventLoop: loop.eventLoop))

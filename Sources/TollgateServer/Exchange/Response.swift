@@ -90,6 +90,8 @@ enum Stage: String, CaseIterable {
     case oauthToken = "oauth_token"
     /// An `issue_client_key` route handed out a key.
     case issueClientKey = "issue_client_key"
+    /// The two-step sign-up: links sent (202), link pages, domain floods, a full mail queue.
+    case verification
     /// Served from the response cache.
     case cache
     /// Budget caps.
@@ -105,7 +107,7 @@ enum Stage: String, CaseIterable {
 
     var refusesClient: Bool {
         switch self {
-        case .bodyLimit, .cors, .pageTokenIssue, .oauthToken, .budget, .paused, .ban, .access: true
+        case .bodyLimit, .cors, .pageTokenIssue, .oauthToken, .budget, .paused, .ban, .access, .verification: true
         case .http, .routing, .shutdown, .cache, .ledger, .upstream, .internal, .issueClientKey: false
         }
     }

@@ -12,6 +12,8 @@ enum BuiltinEndpoint {
     /// `identity.oauth.token_path` (POST) and `jwks_path` (GET).
     case oauthToken(IdentityRuntime)
     case ownJWKS(IdentityRuntime)
+    /// `verification.link_path`: the confirmation page (GET) and the confirmation (POST).
+    case verificationLink(VerificationRuntime)
 
     static let scriptPath = "/_tollgate/client.js"
 
@@ -23,6 +25,10 @@ enum BuiltinEndpoint {
         if let identity = state.identity, let oauth = identity.tokenEndpoint?.config {
             if path == oauth.tokenPath { return head.method == .POST ? .oauthToken(identity) : nil }
             if path == oauth.jwksPath, head.method == .GET { return .ownJWKS(identity) }
+        }
+        if let verification = state.verification, path == verification.config.linkPath,
+           head.method == .GET || head.method == .POST {
+            return .verificationLink(verification)
         }
         if head.method == .OPTIONS, let asked = head.headers.first(name: "access-control-request-method") {
             if case .found(let route, _) = state.routes.match(method: asked.uppercased(), path: path), route.config.cors != nil {
@@ -49,6 +55,8 @@ enum BuiltinEndpoint {
             return .problem(.corsRefused, requestID: req.requestID, by: .stage(.cors))
         case .oauthToken(let identity):
             return OAuthEndpoints.token(req, identity: identity)
+        case .verificationLink(let runtime):
+            return VerificationPages.answer(req, runtime: runtime)
         case .ownJWKS(let identity):
             var response = Response.served(200, contentType: "application/json", body: ByteBuffer(string: identity.ownJWKS))
             response.cacheControl = "public, max-age=300"

@@ -284,7 +284,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
             response.cacheControl = route.config.response.cacheControl
             response.isPage = true
             deliver(response, for: req, view: nil)
-        case .upstream, .issueClientKey:
+        case .upstream, .issueClientKey, .sendVerification:
             let exchange = ProxyExchange(request: req, route: route, loop: loop, owner: self)
             state = .answering(req, exchange)
             exchange.start()

@@ -17,6 +17,8 @@ final class ConnectionAdmission: Sendable {
     private let state = Mutex<(total: Int, perClient: [ClientKey: Int])>((0, [:]))
     private let refusedGlobal = Atomic<Int>(0)
     private let refusedPerClient = Atomic<Int>(0)
+    /// Times accepting stopped for a moment because the process was out of descriptors (``AcceptPause``).
+    let acceptPauses = Atomic<Int>(0)
 
     init(maxConnections: Int, maxPerClient: Int) {
         caps = Mutex((maxConnections, maxPerClient))

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A ban: one address, one network, one API key or one page session refused until it expires (or
+/// A ban: one address, one network, one API key, one page session or one email domain refused until it expires (or
 /// for good) — added by an operator (CLI, admin API, dashboard) or by an automatic rule.
 public struct Ban: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
@@ -12,6 +12,9 @@ public struct Ban: Sendable, Equatable {
         case key
         /// A page session (the page-token session cookie's value).
         case session
+        /// An email domain and its subdomains: no verification links for its addresses, and its
+        /// verified sessions refused (the two-step sign-up).
+        case domain
     }
 
     /// Assigned by the store (0 until stored).
@@ -67,6 +70,12 @@ public struct Ban: Sendable, Equatable {
                 return .failure(BanValueError("must be a session id (8 to 128 printable characters)"))
             }
             return .success(value)
+        case .domain:
+            let lowered = value.lowercased()
+            guard value.allSatisfy(\.isASCII), EmailAddress.isHostname(Array(lowered.utf8)) else {
+                return .failure(BanValueError("must be a domain name, e.g. mail.example.com"))
+            }
+            return .success(lowered)
         }
     }
 }
@@ -83,13 +92,14 @@ public struct BanList: Sendable {
     public private(set) var networks = AddressSet<Ban>()
     public private(set) var keys: [String: Ban] = [:]
     public private(set) var sessions: [String: Ban] = [:]
+    public private(set) var domains: [String: Ban] = [:]
 
     public init(_ bans: [Ban] = []) {
         for ban in bans { add(ban) }
     }
 
-    public var isEmpty: Bool { networks.isEmpty && keys.isEmpty && sessions.isEmpty }
-    public var count: Int { networks.count + keys.count + sessions.count }
+    public var isEmpty: Bool { networks.isEmpty && keys.isEmpty && sessions.isEmpty && domains.isEmpty }
+    public var count: Int { networks.count + keys.count + sessions.count + domains.count }
 
     public mutating func add(_ ban: Ban) {
         switch ban.kind {
@@ -97,6 +107,7 @@ public struct BanList: Sendable {
             if let network = Self.network(ban.value) { networks.insert(network, ban) }
         case .key: keys[ban.value] = ban
         case .session: sessions[ban.value] = ban
+        case .domain: domains[ban.value] = ban
         }
     }
 
@@ -114,6 +125,16 @@ public struct BanList: Sendable {
     public func ban(session: String, now: Int64) -> Ban? {
         guard let ban = sessions[session], ban.isActive(at: now) else { return nil }
         return ban
+    }
+
+    /// The active ban on `domain` or a parent domain of it.
+    public func ban(domain: String, now: Int64) -> Ban? {
+        var rest = Substring(domain)
+        while true {
+            if let ban = domains[String(rest)], ban.isActive(at: now) { return ban }
+            guard let dot = rest.firstIndex(of: ".") else { return nil }
+            rest = rest[rest.index(after: dot)...]
+        }
     }
 
     static func network(_ canonical: String) -> ClientKey? {

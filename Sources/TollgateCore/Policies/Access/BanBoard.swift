@@ -21,6 +21,7 @@ public final class BanBoard: Sendable {
     public var hasKeyBans: Bool { kinds.load(ordering: .relaxed) & 2 != 0 }
     public var hasSessionBans: Bool { kinds.load(ordering: .relaxed) & 4 != 0 }
     public var hasAddressBans: Bool { kinds.load(ordering: .relaxed) & 1 != 0 }
+    public var hasDomainBans: Bool { kinds.load(ordering: .relaxed) & 8 != 0 }
 
     /// The list now.
     public var current: BanList { list.withLock { $0 } }
@@ -40,6 +41,7 @@ public final class BanBoard: Sendable {
     private func publish(_ updated: BanList) {
         list.withLock { $0 = updated }
         let flags: UInt8 = (updated.networks.isEmpty ? 0 : 1) | (updated.keys.isEmpty ? 0 : 2) | (updated.sessions.isEmpty ? 0 : 4)
+            | (updated.domains.isEmpty ? 0 : 8)
         kinds.store(flags, ordering: .relaxed)
         generationCounter.add(1, ordering: .releasing)
     }
@@ -52,6 +54,11 @@ public final class BanBoard: Sendable {
     public func ban(session: String, now: Int64) -> Ban? {
         guard hasSessionBans else { return nil }
         return list.withLock { $0.ban(session: session, now: now) }
+    }
+
+    public func ban(domain: String, now: Int64) -> Ban? {
+        guard hasDomainBans else { return nil }
+        return list.withLock { $0.ban(domain: domain, now: now) }
     }
 }
 

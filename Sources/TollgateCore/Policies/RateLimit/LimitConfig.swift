@@ -18,6 +18,10 @@ public struct LimitConfig: Sendable, Equatable {
         case subject
         /// The OAuth client a token was issued to.
         case clientID
+        /// The address a `send_verification` route was sent, or a session's verified address (by hash).
+        case email
+        /// That address's domain.
+        case emailDomain
 
         public var description: String {
             switch self {
@@ -29,6 +33,8 @@ public struct LimitConfig: Sendable, Equatable {
             case .key: "key"
             case .subject: "subject"
             case .clientID: "client_id"
+            case .email: "email"
+            case .emailDomain: "email_domain"
             }
         }
     }
@@ -72,13 +78,15 @@ enum LimitReader {
                 case "key": scope = .key
                 case "subject": scope = .subject
                 case "client_id": scope = .clientID
+                case "email": scope = .email
+                case "email_domain": scope = .emailDomain
                 default:
                     if text.hasPrefix("header:"), text.count > 7 {
                         scope = .header(String(text.dropFirst(7)).lowercased())
                     } else if text.hasPrefix("cookie:"), text.count > 7 {
                         scope = .cookie(String(text.dropFirst(7)))
                     } else {
-                        n.error("must be ip, route, global, key, subject, client_id, header:NAME or cookie:NAME")
+                        n.error("must be ip, route, global, key, subject, client_id, email, email_domain, header:NAME or cookie:NAME")
                         continue
                     }
                 }

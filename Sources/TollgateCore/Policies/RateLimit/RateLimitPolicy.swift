@@ -122,6 +122,8 @@ public struct RateLimitPolicy: Policy {
         case .key: return hashed(request.caller?.keyID)
         case .subject: return hashed(request.caller?.subject)
         case .clientID: return hashed(request.caller?.clientID)
+        case .email: return hashed(request.email?.addressHash)
+        case .emailDomain: return hashed(request.email?.domain)
         }
     }
 
