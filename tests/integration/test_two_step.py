@@ -362,3 +362,17 @@ def test_an_operator_blocks_a_domain_from_the_cli(standin, api_key, gateways, ca
     r = eventually(lambda: (lambda r: r if r.status == 403 else None)(visitor.send("x@mx.spam.test")), within=3)
     assert r and r.json()["reason"] == "domain-blocked"
     assert visitor.send("x@tollgate.test").status == 202
+
+
+def test_a_banned_page_session_is_refused_before_routing(standin, api_key, gateways, catcher):
+    gw = gateways(two_step_config(standin.port, catcher.smtp_port, store="store: sqlite:./t.db"), env=env(api_key))
+    banned, other = Visitor(gw), Visitor(gw)
+    value = banned.cookie.split("=", 1)[1]
+    added = subprocess.run([str(TOLLGATE), "bans", "add", "session", value, "--for", "1h", "--config", str(gw.config)],
+                           capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    r = eventually(lambda: (lambda r: r if r.status == 403 else None)(banned.send("s@tollgate.test")), within=3)
+    assert r and r.json()["type"] == "urn:tollgate:problem:banned"
+    assert banned.lookup().json()["type"] == "urn:tollgate:problem:banned"
+    assert other.send("o@tollgate.test").status == 202
+    assert value not in gw.output()

@@ -8,9 +8,11 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import ROOT, Gateway
+from access_helpers import eventually
+from conftest import ROOT, Gateway, free_port, request
+from test_admin_api import token
 from test_browser import browser  # noqa: F401  (the fixture)
-from two_step_helpers import MailCatcher, link_for
+from two_step_helpers import MailCatcher, Visitor, env, link_for, two_step_config
 
 EXAMPLE = ROOT / "examples" / "two-step-signup"
 
@@ -90,3 +92,45 @@ def test_two_step_signup_in_a_real_browser(standin, api_key, browser, tmp_path):
     finally:
         gw.stop()
         catcher.stop()
+
+
+def test_the_console_shows_email_domains_and_blocks_one(standin, api_key, gateways, browser):  # noqa: F811
+    """The console's Email domains table: links asked per domain (never an address), and its Block
+    button bans the domain for the next link request."""
+    catcher = MailCatcher()
+    try:
+        admin_port = free_port()
+        gw = gateways(two_step_config(standin.port, catcher.smtp_port, store="store: sqlite:./t.db")
+                      + f"admin: 127.0.0.1:{admin_port}\n", env=env(api_key))
+        gw.admin = admin_port
+        assert eventually(lambda: _up(admin_port), within=10)
+        visitor = Visitor(gw)
+        for address in ["one@busy.test", "two@busy.test", "three@busy.test", "solo@quiet.test"]:
+            assert visitor.send(address).status == 202
+        ops = token(gw, "read,write")
+        browser.get(f"http://127.0.0.1:{admin_port}/console")
+        browser.find_element(By.ID, "token").send_keys(ops)
+        browser.find_element(By.ID, "login").click()
+        # Requests reach the store with its counters, a second behind; the page polls every 2 s.
+        WebDriverWait(browser, 15).until(lambda d: "busy.test" in d.find_element(By.ID, "domains").text)
+        # The table is rebuilt at every poll: read it and press its button in one step each.
+        rows = browser.execute_script("""return Object.fromEntries([...document.querySelectorAll('#domains tbody tr')]
+            .map((r) => [...r.cells].map((c) => c.textContent)).map((c) => [c[0], c.slice(1, 5)]));""")
+        assert rows["busy.test"] == ["3", "0", "3", "0"] and rows["quiet.test"] == ["1", "0", "1", "0"]
+        assert "one@" not in browser.execute_script("return document.body.textContent")
+        browser.execute_script("""document.querySelector('#domains button.ban-domain[data-value="busy.test"]').click();""")
+        WebDriverWait(browser, 10).until(lambda d: "busy.test" in d.find_element(By.ID, "bans").text)
+        r = visitor.send("four@busy.test")
+        assert r.status == 403 and r.json()["reason"] == "domain-blocked"
+        assert visitor.send("again@quiet.test").status == 202
+        audit = request(admin_port, "GET", "/v1/audit", headers={"Authorization": "Bearer " + ops}).json()["entries"]
+        assert audit[0]["action"] == "bans.add" and audit[0]["target"] == "domain busy.test"
+    finally:
+        catcher.stop()
+
+
+def _up(port):
+    try:
+        return request(port, "GET", "/livez").status == 200
+    except OSError:
+        return False

@@ -41,7 +41,7 @@ public struct RequestView: Sendable {
     /// `verified_email` route the one its session confirmed (hash and domain only); nil otherwise.
     public var email: VerifiedEmail?
     /// On a `send_verification` route, the checked address to send the link to.
-    public var emailAddress: String?
+    public var emailAddress: EmailAddress?
     /// Why a presented credential was refused (for the log only, never the client).
     public var authFailure: String?
 

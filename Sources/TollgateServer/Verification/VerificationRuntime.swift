@@ -57,8 +57,7 @@ final class VerificationRuntime: Sendable {
     /// queues the message and answers 202 at once. The answer is the same whether or not the
     /// address exists, so it tells a prober nothing.
     func send(_ view: RequestView, requestID: String, pool: UpstreamPool) -> Response {
-        guard let email = view.email, let address = view.emailAddress, let session = view.session,
-              let parsed = try? EmailAddress(parsing: address, normalization: config.normalization) else {
+        guard let email = view.email, let parsed = view.emailAddress, let session = view.session else {
             return .problem(.internalError, requestID: requestID, by: .stage(.internal), note: "send_verification without an address")
         }
         if let refusal = countDomain(email.domain, nowNanos: view.now) {

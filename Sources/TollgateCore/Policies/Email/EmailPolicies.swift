@@ -57,7 +57,7 @@ public struct EmailAddressPolicy: Policy {
             return .reject(Self.domainRefused("domain-blocked"))
         }
         request.email = VerifiedEmail(addressHash: services.links.addressHash(address), domain: address.domain, untilMillis: 0)
-        request.emailAddress = address.deliverable
+        request.emailAddress = address
         return .pass
     }
 
