@@ -44,3 +44,27 @@ measure("naive full scan per new key, 100 000 live keys (before)", iterations: 2
     if naive.count >= 100_000 { naive = naive.filter { $0.value > 1 } }
     if naive.count < 100_000 { naive[100_000 + i] = far }
 }
+
+// Contention: T threads taking from one limiter at once, as T event loops would. Each thread does
+// `perThread` acquires; the figure is wall time per acquire over all threads. "distinct clients"
+// spreads keys over the stripes (the per-ip case); "one shared bucket" is a `per: global` limit,
+// every thread on one stripe's lock. 1 stripe shows what striping buys. On this 2-core machine more
+// than 2 threads also time-slice, so the figures beyond 2 show lock hand-over, not parallel speed.
+func contention(_ label: String, threads: Int, stripes: Int, sharedKey: Bool) {
+    let limiter = RateLimiter(rate: Rate("1000000000/s")!, burst: 1_000_000_000, maxKeys: 1_000_000, stripes: stripes)
+    let perThread = 400_000
+    let start = DispatchTime.now().uptimeNanoseconds
+    DispatchQueue.concurrentPerform(iterations: threads) { t in
+        var now: Int64 = 0
+        for i in 0..<perThread {
+            now += 1
+            let key = sharedKey ? BucketKey.shared : BucketKey(high: UInt64(t + 1), low: UInt64(i & 4095))
+            _ = limiter.acquire(key, now: now)
+        }
+    }
+    let nanos = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(threads * perThread)
+    print(String(format: "%-58@ %8.1f ns/op", "\(label), \(threads) thread\(threads == 1 ? "" : "s")" as NSString, nanos))
+}
+for threads in [1, 2, 4, 8, 16] { contention("RateLimiter acquire, distinct clients, 64 stripes", threads: threads, stripes: 64, sharedKey: false) }
+for threads in [1, 2, 4, 8, 16] { contention("RateLimiter acquire, distinct clients, 1 stripe", threads: threads, stripes: 1, sharedKey: false) }
+for threads in [1, 2, 4, 8, 16] { contention("RateLimiter acquire, one shared bucket", threads: threads, stripes: 64, sharedKey: true) }
