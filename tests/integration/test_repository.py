@@ -49,7 +49,10 @@ def test_env_files_are_ignored_and_examples_ship_beside_configs():
     assert ignored.returncode == 0
     kept = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "examples/address-validation/.env.example"])
     assert kept.returncode == 1
-    example = (ROOT / "examples/address-validation/.env.example").read_text()
-    config = (ROOT / "examples/address-validation/tollgate.yaml").read_text()
-    for name in ["ADDRESS_API_KEY", "PAGE_TOKEN_KEY", "CHALLENGE_KEY"]:
-        assert f"{name}: env:{name}" in config and f"\n{name}=\n" in example
+    examples = {"address-validation": ["ADDRESS_API_KEY", "PAGE_TOKEN_KEY", "CHALLENGE_KEY"],
+                "two-step-signup": ["ADDRESS_API_KEY", "PAGE_TOKEN_KEY", "CHALLENGE_KEY", "VERIFY_KEY", "ADDRESS_HASH_KEY"]}
+    for folder, names in examples.items():
+        example = (ROOT / "examples" / folder / ".env.example").read_text()
+        config = (ROOT / "examples" / folder / "tollgate.yaml").read_text()
+        for name in names:
+            assert f"{name}: env:{name}" in config and f"\n{name}=\n" in example, (folder, name)
