@@ -9,10 +9,6 @@ public struct SMTPReply: Equatable, Sendable {
         self.code = code
         self.lines = lines
     }
-
-    public var isPositive: Bool { (200...399).contains(code) }
-    /// 4yz: worth trying again later; 5yz: not.
-    public var isTransient: Bool { (400...499).contains(code) }
 }
 
 /// Splits a server's bytes into replies, strictly: every line ends in CRLF and is at most 512

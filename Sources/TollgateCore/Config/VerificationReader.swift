@@ -151,9 +151,6 @@ enum VerificationReader {
         settings.username = keys["username"]?.nonEmptyString()
         settings.password = keys["password"].flatMap { $0.secretName(in: secrets) }
         if (settings.username == nil) != (settings.password == nil) { node.error("username and password go together") }
-        if settings.password != nil, settings.security == .none, host != "127.0.0.1" && host != "::1" && host != "localhost" {
-            node.error("sends a password without TLS")
-        }
         settings.caFile = keys["ca_file"].flatMap { ConfigLoader.file($0, base: base) }
         if let h = keys["helo"]?.nonEmptyString() {
             if EmailAddress.isHostname(Array(h.lowercased().utf8)) { settings.heloName = h } else { keys["helo"]?.error("must be a host name") }

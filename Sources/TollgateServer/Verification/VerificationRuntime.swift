@@ -94,9 +94,7 @@ final class VerificationRuntime: Sendable {
             access.addAutomatic(ban)
             domainBlocks.add(1, ordering: .relaxed)
         }
-        return Problem(status: 403, code: "domain-refused", title: "Forbidden",
-                       detail: "Addresses of this domain cannot be used here; use another address.",
-                       extensions: [JSONMember("reason", .string("domain-blocked"))])
+        return EmailAddressPolicy.domainRefused("domain-blocked")
     }
 
     static let mailBusy = Problem(status: 503, code: "mail-busy", title: "Service Unavailable",

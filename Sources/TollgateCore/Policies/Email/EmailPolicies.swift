@@ -69,7 +69,7 @@ public struct EmailAddressPolicy: Policy {
                 extensions: [JSONMember("reason", .string(reason))])
     }
 
-    static func domainRefused(_ reason: String) -> Problem {
+    public static func domainRefused(_ reason: String) -> Problem {
         Problem(status: 403, code: "domain-refused", title: "Forbidden",
                 detail: "Addresses of this domain cannot be used here; use another address.",
                 extensions: [JSONMember("reason", .string(reason))])
