@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Config model, validation, routing and policies. Must never import NIO.
@@ -38,10 +39,18 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: hotPathSettings
         ),
-        // Durable state behind protocols: the usage ledger and operator switches (SQLite via GRDB).
+        // Durable state behind protocols: the usage ledger, identity, bans and operator switches, in
+        // SQLite (GRDB, the embedded default) or PostgreSQL (postgres-nio, for several gateways).
         .target(
             name: "TollgateStore",
-            dependencies: ["TollgateCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "TollgateCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // RFC 9112 framing of upstream responses: the parser of untrusted bytes, alone so that its
         // fuzz target builds without the rest of the data plane.

@@ -37,11 +37,26 @@ ensure_build_deps() {
 ensure_test_tools() {
   command -v python3 >/dev/null || apt_install python3 python3-pip
   ensure_build_deps
+  ensure_postgres
   # Chromium and its driver for the real-browser test.
   apt_install chromium chromium-driver
   # mmdb_writer writes the geo tests' MaxMind databases.
   pip_install pytest:pytest cryptography:cryptography selenium:selenium detect_secrets:detect-secrets jwt:pyjwt \
     schemathesis:schemathesis mmdb_writer:mmdb-writer netaddr:netaddr aiosmtpd:aiosmtpd
+}
+
+# PostgreSQL's server binaries for the private test cluster (scripts/pg_cluster.py). The package's
+# own cluster and service are not used; on install, policy-rc.d keeps apt from starting them.
+ensure_postgres() {
+  command -v initdb >/dev/null && return 0
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [ "$(id -u)" -eq 0 ] && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
+  fi
+  apt_install postgresql
+  [ $created -eq 1 ] && rm -f "$policy"
+  return 0
 }
 
 # The demo's mail catcher (scripts/mail_catcher.py) for the two-step sign-up.

@@ -34,14 +34,14 @@ public struct AdminAPI: Sendable {
     /// The config in force now.
     var config: GatewayConfig { live.config }
     /// The gateway's own store (nil with `store: memory`: `/v1` answers 503).
-    let store: SQLiteLedger?
+    let store: (any DurableStore)?
     let hasher: APIKeyHasher?
     let live: any LiveGateway
     let logger: Logger
     /// Console log-ins (cookie sessions).
     let sessions = ConsoleSessions()
 
-    public init(config: GatewayConfig, store: SQLiteLedger?, secrets: [String: String], live: any LiveGateway, logger: Logger) {
+    public init(config: GatewayConfig, store: (any DurableStore)?, secrets: [String: String], live: any LiveGateway, logger: Logger) {
         self.store = store
         self.hasher = config.identity?.keyHashSecret.flatMap { secrets[$0] }.map { APIKeyHasher(secret: $0) }
         self.live = live
@@ -190,8 +190,8 @@ public struct AdminAPI: Sendable {
         let sinceText = request.uri.queryParameters.get("since") ?? "30d"
         guard let since = Self.duration(sinceText) else { throw AdminProblem.invalid([("since", "must be a duration such as 7d")]) }
         let start = Int64(Date().timeIntervalSince1970) - since.components.seconds
-        guard case .sqlite(let path) = config.store else { throw AdminProblem.unavailable }
-        let lines = try storeCall { try UsageReport(path: path).lines(since: start, by: grouping) }
+        let store = try db()
+        let lines = try storeCall { try UsageReport(store).lines(since: start, by: grouping) }
         return json(.object([JSONMember("by", .string(by)), JSONMember("since", .string(SpendControl.iso8601(start))),
                              JSONMember("lines", .array(lines.map { l in
                                  .object([JSONMember("key", .string(l.key)), JSONMember("calls", .number(String(l.calls))),
@@ -344,7 +344,7 @@ public struct AdminAPI: Sendable {
         return Units.parseDuration(text)
     }
 
-    func db() throws -> SQLiteLedger {
+    func db() throws -> any DurableStore {
         guard let store else { throw AdminProblem.unavailable }
         return store
     }

@@ -83,7 +83,7 @@ public struct AdminProblem: HTTPResponseError {
 /// small, and a revoked token stops at once); sets ``AdminRequestContext/token``.
 struct AdminAuthMiddleware: RouterMiddleware {
     typealias Context = AdminRequestContext
-    let store: SQLiteLedger?
+    let store: (any DurableStore)?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let store else { throw AdminProblem.unavailable }

@@ -163,6 +163,11 @@ public final class GatewayServer: @unchecked Sendable {
             redirectChannel = try await HTTPSRedirect.bind(redirect, group: group, httpsPort: localAddress?.port ?? listen.port)
         }
         listening.store(true, ordering: .relaxed)
+        if case .postgres(let pg) = state.config.store {
+            state.logger.notice("store shared with other gateways", metadata: [
+                "store": "\(pg.description)",
+                "kept_per_gateway": "rate limits, page-token uses, solved challenges, verified email sessions (docs/cluster.md)"])
+        }
         state.access.start()
         rateAlerts.start(every: .milliseconds(Int(state.config.alerts.interval.milliseconds))) { [weak self] in
             await self?.evaluateAlerts()

@@ -56,10 +56,7 @@ final class GatewayState: Sendable {
         self.watchedRoutes = Set(config.alerts.rules.compactMap(\.route))
         func same(_ names: [String]) -> Bool { old.map { o in names.allSatisfy { o.secrets[$0] == secrets[$0] } } ?? false }
         if let old { ledger = old.ledger } else {
-            switch config.store {
-            case .memory: ledger = MemoryLedger()
-            case .sqlite(let path): ledger = try SQLiteLedger(path: path)
-            }
+            ledger = try StoreOpener.open(config.store, secrets: secrets, logger: logger)
         }
         self.limiters = LimiterRegistry(maxKeys: config.rateLimitMaxKeys,
                                         previous: old?.config.rateLimitMaxKeys == config.rateLimitMaxKeys ? old?.limiters : nil)

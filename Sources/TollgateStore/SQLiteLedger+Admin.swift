@@ -49,7 +49,7 @@ public struct AuditEntry: Sendable, Equatable {
     }
 }
 
-extension SQLiteLedger {
+extension SQLiteLedger: AdminStore {
     static let adminSchema = """
         CREATE TABLE admin_tokens (
             id TEXT PRIMARY KEY,

@@ -10,43 +10,10 @@ import Synchronization
 ///
 /// Durability: `synchronous = NORMAL` in WAL mode, so a committed reservation survives the gateway
 /// being killed (`kill -9`); a power loss may lose the last commits.
-public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
+public final class SQLiteLedger: SpendLedger, GroupCommitted, @unchecked Sendable {
     public let path: String
     let pool: DatabasePool
-    private let writer = DispatchQueue(label: "tollgate.ledger.writer")
-    private let pending = Mutex(Pending())
-    /// Counters are flushed at most this often (their durability window).
-    public static let counterInterval: TimeInterval = 1
-
-    private struct Pending {
-        var reservations: [(LedgerEntry, @Sendable (Result<Int64, any Error>) -> Void)] = []
-        var updates: [Update] = []
-        var counters: [CounterKey: (count: Int64, saved: Int64)] = [:]
-        var refusals: [RefusalKey: Int64] = [:]
-        var tokenUses: [Data: (uses: Int, expires: Int64)] = [:]
-        var solved: [String: Int64] = [:]
-        var confirmations: [VerificationConfirmation] = []
-        var verificationRequests: [VerificationRequest] = []
-        var scheduled = false
-    }
-
-    private struct CounterKey: Hashable {
-        var day: String
-        var route: String
-        var event: UsageEvent
-    }
-
-    private struct RefusalKey: Hashable {
-        var day: String
-        var route: String
-        var client: String
-        var reason: String
-    }
-
-    private enum Update {
-        case settle(id: Int64, cost: Int64, status: Int?, at: Int64)
-        case release(id: Int64, status: Int?, at: Int64)
-    }
+    let commits: GroupCommit
 
     /// Opens (creating and migrating) the database at `path`.
     public init(path: String) throws {
@@ -56,9 +23,10 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
         config.busyMode = .timeout(5)
-        pool = try DatabasePool(path: path, configuration: config)
+        let pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
-        scheduleCounterFlush()
+        self.pool = pool
+        commits = GroupCommit(label: "tollgate.ledger.writer") { batch in try pool.write { db in try Self.write(batch, db) } }
     }
 
     /// The schema, as named steps; a step never changes once released.
@@ -142,27 +110,7 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         return migrator
     }
 
-    // MARK: Page-token uses and solved challenges (written behind, with the counters)
-
-    public func recordTokenUse(nonce: Data, uses: Int, expiresMillis: Int64) {
-        pending.withLock { p in
-            if (p.tokenUses[nonce]?.uses ?? 0) < uses { p.tokenUses[nonce] = (uses, expiresMillis) }
-        }
-    }
-
-    public func recordSolved(challenge: String, expiresSeconds: Int64) {
-        pending.withLock { $0.solved[challenge] = expiresSeconds }
-    }
-
-    /// A used verification link: with the next group commit.
-    public func recordConfirmation(_ confirmation: VerificationConfirmation) {
-        enqueue { $0.confirmations.append(confirmation) }
-    }
-
-    /// A verification message asked for: with the counters.
-    public func recordVerificationRequest(_ request: VerificationRequest) {
-        pending.withLock { $0.verificationRequests.append(request) }
-    }
+    // MARK: Page-token uses and solved challenges
 
     public func tokenUses(nowMillis: Int64) throws -> [(nonce: Data, uses: Int, expiresMillis: Int64)] {
         try pool.read { db in
@@ -176,30 +124,6 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
             try Row.fetchAll(db, sql: "SELECT challenge, expires_s FROM solved_challenges WHERE expires_s >= ?", arguments: [nowSeconds])
                 .map { (challenge: $0["challenge"], expiresSeconds: $0["expires_s"]) }
         }
-    }
-
-    public func reserve(_ entry: LedgerEntry, done: @escaping @Sendable (Result<Int64, any Error>) -> Void) {
-        enqueue { $0.reservations.append((entry, done)) }
-    }
-
-    public func settle(id: Int64, costMicros: Int64, status: Int?, at: Int64) {
-        enqueue { $0.updates.append(.settle(id: id, cost: costMicros, status: status, at: at)) }
-    }
-
-    public func release(id: Int64, status: Int?, at: Int64) {
-        enqueue { $0.updates.append(.release(id: id, status: status, at: at)) }
-    }
-
-    public func count(_ event: UsageEvent, route: String, day: String, savedMicros: Int64) {
-        pending.withLock { p in
-            let key = CounterKey(day: day, route: route, event: event)
-            let old = p.counters[key] ?? (0, 0)
-            p.counters[key] = (old.count + 1, old.saved + savedMicros)
-        }
-    }
-
-    public func countRefusal(route: String, client: String, reason: String, day: String, count: Int64) {
-        pending.withLock { $0.refusals[RefusalKey(day: day, route: route, client: client, reason: reason), default: 0] += count }
     }
 
     public func spend(since: Int64) throws -> [SpendRow] {
@@ -240,114 +164,60 @@ public final class SQLiteLedger: SpendLedger, @unchecked Sendable {
         }
     }
 
-    public func flush() {
-        writer.sync { self.commit(includeCounters: true) }
-    }
-
     // MARK: Group commit
 
-    private func enqueue(_ add: (inout Pending) -> Void) {
-        let schedule = pending.withLock { p -> Bool in
-            add(&p)
-            guard !p.scheduled else { return false }
-            p.scheduled = true
-            return true
-        }
-        if schedule { writer.async { self.commit(includeCounters: false) } }
-    }
-
-    /// Writes everything pending in one transaction, then tells the waiting requests.
-    private func commit(includeCounters: Bool) {
-        let (confirmations, requests) = pending.withLock { p in
-            defer {
-                p.confirmations = []
-                if includeCounters { p.verificationRequests = [] }
-            }
-            return (p.confirmations, includeCounters ? p.verificationRequests : [])
-        }
-        let (reservations, updates, counters, tokenUses, solved, refusals) = pending.withLock { p in
-            defer {
-                p.reservations = []
-                p.updates = []
-                if includeCounters {
-                    p.counters = [:]
-                    p.refusals = [:]
-                    p.tokenUses = [:]
-                    p.solved = [:]
-                }
-                p.scheduled = false
-            }
-            return (p.reservations, p.updates, includeCounters ? p.counters : [:],
-                    includeCounters ? p.tokenUses : [:], includeCounters ? p.solved : [:], includeCounters ? p.refusals : [:])
-        }
-        guard !reservations.isEmpty || !updates.isEmpty || !counters.isEmpty || !tokenUses.isEmpty || !solved.isEmpty
-            || !refusals.isEmpty || !confirmations.isEmpty || !requests.isEmpty else { return }
+    /// Writes one batch (in the caller's transaction); returns the new reservations' ids in order.
+    static func write(_ batch: LedgerBatch, _ db: Database) throws -> [Int64] {
         var ids: [Int64] = []
-        do {
-            try pool.write { db in
-                for (entry, _) in reservations {
-                    try db.execute(sql: """
-                        INSERT INTO ledger (request_id, route, client, session, api_key, subject, email, email_domain,
-                                            reserved_micros, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [entry.requestID, entry.route, entry.client, entry.session, entry.keyID, entry.subject,
-                                         entry.email, entry.emailDomain, entry.reservedMicros, entry.createdAt])
-                    ids.append(db.lastInsertedRowID)
-                }
-                for update in updates {
-                    switch update {
-                    case .settle(let id, let cost, let status, let at):
-                        try db.execute(sql: """
-                            UPDATE ledger SET state = 'settled', cost_micros = ?, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
-                            """, arguments: [cost, status, at, id])
-                    case .release(let id, let status, let at):
-                        try db.execute(sql: """
-                            UPDATE ledger SET state = 'released', cost_micros = 0, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
-                            """, arguments: [status, at, id])
-                    }
-                }
-                for (nonce, entry) in tokenUses {
-                    try db.execute(sql: """
-                        INSERT INTO token_uses (nonce, uses, expires_ms) VALUES (?, ?, ?)
-                        ON CONFLICT (nonce) DO UPDATE SET uses = max(uses, excluded.uses)
-                        """, arguments: [nonce, entry.uses, entry.expires])
-                }
-                try Self.write(confirmations, requests, db)
-                for (challenge, expires) in solved {
-                    try db.execute(sql: "INSERT OR IGNORE INTO solved_challenges (challenge, expires_s) VALUES (?, ?)",
-                                   arguments: [challenge, expires])
-                }
-                if includeCounters {
-                    let now = Int64(Date().timeIntervalSince1970)
-                    try db.execute(sql: "DELETE FROM token_uses WHERE expires_ms < ?", arguments: [now * 1000])
-                    try db.execute(sql: "DELETE FROM solved_challenges WHERE expires_s < ?", arguments: [now])
-                }
-                for (key, value) in counters {
-                    try db.execute(sql: """
-                        INSERT INTO usage_counters (day, route, event, count, saved_micros) VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT (day, route, event) DO UPDATE SET count = count + excluded.count,
-                            saved_micros = saved_micros + excluded.saved_micros
-                        """, arguments: [key.day, key.route, key.event.rawValue, value.count, value.saved])
-                }
-                for (key, count) in refusals {
-                    try db.execute(sql: """
-                        INSERT INTO refusals (day, route, client, reason, count) VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT (day, route, client, reason) DO UPDATE SET count = count + excluded.count
-                        """, arguments: [key.day, key.route, key.client, key.reason, count])
-                }
+        for entry in batch.reservations {
+            try db.execute(sql: """
+                INSERT INTO ledger (request_id, route, client, session, api_key, subject, email, email_domain,
+                                    reserved_micros, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [entry.requestID, entry.route, entry.client, entry.session, entry.keyID, entry.subject,
+                                 entry.email, entry.emailDomain, entry.reservedMicros, entry.createdAt])
+            ids.append(db.lastInsertedRowID)
+        }
+        for update in batch.updates {
+            switch update {
+            case .settle(let id, let cost, let status, let at):
+                try db.execute(sql: """
+                    UPDATE ledger SET state = 'settled', cost_micros = ?, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
+                    """, arguments: [cost, status, at, id])
+            case .release(let id, let status, let at):
+                try db.execute(sql: """
+                    UPDATE ledger SET state = 'released', cost_micros = 0, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
+                    """, arguments: [status, at, id])
             }
-        } catch {
-            for (_, done) in reservations { done(.failure(error)) }
-            return
         }
-        for (i, (_, done)) in reservations.enumerated() { done(.success(ids[i])) }
-    }
-
-    private func scheduleCounterFlush() {
-        writer.asyncAfter(deadline: .now() + Self.counterInterval) { [weak self] in
-            guard let self else { return }
-            self.commit(includeCounters: true)
-            self.scheduleCounterFlush()
+        for (nonce, entry) in batch.tokenUses {
+            try db.execute(sql: """
+                INSERT INTO token_uses (nonce, uses, expires_ms) VALUES (?, ?, ?)
+                ON CONFLICT (nonce) DO UPDATE SET uses = max(uses, excluded.uses)
+                """, arguments: [nonce, entry.uses, entry.expires])
         }
+        try write(batch.confirmations, batch.verificationRequests, db)
+        for (challenge, expires) in batch.solved {
+            try db.execute(sql: "INSERT OR IGNORE INTO solved_challenges (challenge, expires_s) VALUES (?, ?)", arguments: [challenge, expires])
+        }
+        if batch.includesCounters {
+            let now = Int64(Date().timeIntervalSince1970)
+            try db.execute(sql: "DELETE FROM token_uses WHERE expires_ms < ?", arguments: [now * 1000])
+            try db.execute(sql: "DELETE FROM solved_challenges WHERE expires_s < ?", arguments: [now])
+        }
+        for (key, value) in batch.counters {
+            try db.execute(sql: """
+                INSERT INTO usage_counters (day, route, event, count, saved_micros) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (day, route, event) DO UPDATE SET count = count + excluded.count,
+                    saved_micros = saved_micros + excluded.saved_micros
+                """, arguments: [key.day, key.route, key.event.rawValue, value.count, value.saved])
+        }
+        for (key, count) in batch.refusals {
+            try db.execute(sql: """
+                INSERT INTO refusals (day, route, client, reason, count) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (day, route, client, reason) DO UPDATE SET count = count + excluded.count
+                """, arguments: [key.day, key.route, key.client, key.reason, count])
+        }
+        return ids
     }
 }

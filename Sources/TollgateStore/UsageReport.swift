@@ -1,8 +1,9 @@
 import Foundation
-import GRDB
 import TollgateCore
 
-/// Reads the ledger for `tollgate usage`: spend, calls, cache savings and refusals, grouped.
+/// Reads the ledger for `tollgate usage`, the admin API and the console: spend, calls, cache savings
+/// and refusals, grouped. The queries are the store's (``UsageQueries``); putting lines together is
+/// the same for every store.
 public struct UsageReport: Sendable {
     public enum Grouping: String, Sendable, CaseIterable { case route, client, day, reason, key, domain }
 
@@ -22,6 +23,12 @@ public struct UsageReport: Sendable {
         /// Grouped by domain: links asked for, links opened, distinct addresses, and the end of an
         /// active domain ban (Unix seconds; 0 for one without an end).
         public var verification: DomainVerification?
+
+        init(key: String, verification: DomainVerification? = nil) {
+            self.key = key
+            (calls, spentMicros, openMicros, cacheHits, savedMicros, refusals) = (0, 0, 0, 0, 0, 0)
+            self.verification = verification
+        }
     }
 
     public struct DomainVerification: Sendable, Equatable {
@@ -33,143 +40,71 @@ public struct UsageReport: Sendable {
         public init() {}
     }
 
-    let pool: DatabasePool
+    let source: any UsageQueries
 
-    /// Opens the database for reading; fails if it does not exist.
+    /// Opens an SQLite database for reading; fails if it does not exist.
     public init(path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw NSError(domain: "tollgate", code: 1, userInfo: [NSLocalizedDescriptionKey: "no usage database at \(path) (has the gateway run with this config?)"])
-        }
-        var config = Configuration()
-        config.readonly = true
-        pool = try DatabasePool(path: path, configuration: config)
+        source = try SQLiteUsage(readOnlyPath: path)
+    }
+
+    /// Reads from a store that is already open (PostgreSQL, or the gateway's own SQLite store).
+    public init(_ source: any UsageQueries) {
+        self.source = source
     }
 
     /// Totals since `since` (Unix seconds), grouped. Days are UTC. Grouped by reason, only refusals
     /// are counted (calls and spend have no reason).
     public func lines(since: Int64, by grouping: Grouping) throws -> [Line] {
-        try pool.read { db in
-            var lines: [String: Line] = [:]
-            func line(_ key: String) -> Line {
-                lines[key] ?? Line(key: key, calls: 0, spentMicros: 0, openMicros: 0, cacheHits: 0, savedMicros: 0, refusals: 0)
+        if grouping == .domain { return try domainLines(since: since) }
+        var lines: [String: Line] = [:]
+        func edit(_ key: String, _ change: (inout Line) -> Void) {
+            var l = lines[key] ?? Line(key: key)
+            change(&l)
+            lines[key] = l
+        }
+        if grouping != .reason {
+            for t in try source.callTotals(by: grouping, since: since) {
+                edit(t.key) { ($0.calls, $0.spentMicros, $0.openMicros) = (t.calls, t.spentMicros, t.openMicros) }
             }
-            if grouping == .domain { return try domainLines(db, since: since) }
-            if grouping != .reason {
-                let keyExpr = grouping == .day ? "date(created_at, 'unixepoch')" : grouping == .key ? "api_key" : grouping.rawValue
-                for row in try Row.fetchAll(db, sql: """
-                    SELECT \(keyExpr) AS k,
-                           SUM(CASE WHEN state != 'released' THEN 1 ELSE 0 END) AS calls,
-                           SUM(CASE WHEN state = 'settled' THEN cost_micros ELSE 0 END) AS spent,
-                           SUM(CASE WHEN state = 'reserved' THEN reserved_micros ELSE 0 END) AS open
-                    FROM ledger WHERE created_at >= ? GROUP BY k
-                    """, arguments: [since]) {
-                    let key: String = row["k"]
-                    lines[key] = Line(key: key, calls: row["calls"], spentMicros: row["spent"], openMicros: row["open"],
-                                      cacheHits: 0, savedMicros: 0, refusals: 0)
-                }
+        }
+        let sinceDay = Self.day(since)
+        if grouping == .route || grouping == .day {
+            for h in try source.cacheHits(by: grouping, sinceDay: sinceDay) {
+                edit(h.key) { $0.cacheHits += h.count; $0.savedMicros += h.savedMicros }
             }
-            let sinceDay = Self.day(since)
-            if grouping == .route || grouping == .day {
-                for row in try Row.fetchAll(db, sql: """
-                    SELECT \(grouping.rawValue) AS k, SUM(count) AS n, SUM(saved_micros) AS saved
-                    FROM usage_counters WHERE day >= ? AND event = ? GROUP BY k
-                    """, arguments: [sinceDay, UsageEvent.cacheHit.rawValue]) {
-                    let key: String = row["k"]
-                    var l = line(key)
-                    l.cacheHits += row["n"] as Int64
-                    l.savedMicros += row["saved"] as Int64
-                    lines[key] = l
-                }
-            }
-            if grouping == .key {
-                // Refusals are not kept per key (a refused call often has none); uses are.
-                lines["" as String] = nil
-                if try db.tableExists("api_keys") {
-                    for row in try Row.fetchAll(db, sql: "SELECT id, uses FROM api_keys") {
-                        let key: String = row["id"]
-                        var l = line(key)
-                        l.uses = row["uses"]
-                        lines[key] = l
-                    }
-                }
-                return lines.values.sorted { $0.key < $1.key }
-            }
-            // Refusals: the refusals table, and (databases from before it) refused_* counters, which
-            // knew route, day and reason but not the client.
-            var sql = "SELECT \(grouping.rawValue) AS k, reason, SUM(count) AS n FROM refusals WHERE day >= ? GROUP BY k, reason"
-            if grouping != .client {
-                sql = """
-                    SELECT k, reason, SUM(n) AS n FROM (
-                        SELECT \(grouping.rawValue) AS k, reason, count AS n FROM refusals WHERE day >= ?1
-                        UNION ALL
-                        SELECT \(grouping == .reason ? "substr(event, 9)" : grouping.rawValue) AS k, substr(event, 9) AS reason, count AS n
-                        FROM usage_counters WHERE day >= ?1 AND event LIKE 'refused_%'
-                    ) GROUP BY k, reason
-                    """
-            }
-            for row in try Row.fetchAll(db, sql: sql, arguments: [sinceDay]) {
-                let key: String = row["k"]
-                let n: Int64 = row["n"]
-                var l = line(key)
-                l.refusals += n
-                l.refusalsByReason[row["reason"] as String, default: 0] += n
-                lines[key] = l
-            }
+        }
+        if grouping == .key {
+            // Refusals are not kept per key (a refused call often has none); uses are.
+            lines[""] = nil
+            for u in try source.keyUses() { edit(u.id) { $0.uses = u.uses } }
             return lines.values.sorted { $0.key < $1.key }
         }
+        for r in try source.refusals(by: grouping, sinceDay: sinceDay) {
+            edit(r.key) { $0.refusals += r.count; $0.refusalsByReason[r.reason, default: 0] += r.count }
+        }
+        return lines.values.sorted { $0.key < $1.key }
     }
 
     /// Per email domain: paid calls and spend of its verified sessions, links asked for and
     /// opened, distinct addresses (by hash), and whether the domain is banned now.
-    private func domainLines(_ db: Database, since: Int64) throws -> [Line] {
+    private func domainLines(since: Int64) throws -> [Line] {
         var lines: [String: Line] = [:]
-        func line(_ key: String) -> Line {
-            lines[key] ?? Line(key: key, calls: 0, spentMicros: 0, openMicros: 0, cacheHits: 0, savedMicros: 0, refusals: 0,
-                               verification: DomainVerification())
+        func edit(_ key: String, _ change: (inout Line) -> Void) {
+            var l = lines[key] ?? Line(key: key, verification: DomainVerification())
+            change(&l)
+            lines[key] = l
         }
-        guard try db.tableExists("verification_requests") else { return [] }
-        for row in try Row.fetchAll(db, sql: """
-            SELECT email_domain AS k,
-                   SUM(CASE WHEN state != 'released' THEN 1 ELSE 0 END) AS calls,
-                   SUM(CASE WHEN state = 'settled' THEN cost_micros ELSE 0 END) AS spent,
-                   SUM(CASE WHEN state = 'reserved' THEN reserved_micros ELSE 0 END) AS open
-            FROM ledger WHERE created_at >= ? AND email_domain != '' GROUP BY k
-            """, arguments: [since]) {
-            var l = line(row["k"])
-            (l.calls, l.spentMicros, l.openMicros) = (row["calls"], row["spent"], row["open"])
-            lines[l.key] = l
-        }
-        for row in try Row.fetchAll(db, sql: """
-            SELECT domain AS k, COUNT(*) AS n, COUNT(DISTINCT address_hash) AS a FROM verification_requests
-            WHERE requested_at >= ? GROUP BY k
-            """, arguments: [since]) {
-            var l = line(row["k"])
-            l.verification?.requested = row["n"]
-            l.verification?.addresses = row["a"]
-            lines[l.key] = l
-        }
-        for row in try Row.fetchAll(db, sql: """
-            SELECT domain AS k, COUNT(*) AS n FROM verification_confirmations WHERE confirmed_at >= ? GROUP BY k
-            """, arguments: [since]) {
-            var l = line(row["k"])
-            l.verification?.confirmed = row["n"]
-            lines[l.key] = l
-        }
-        let now = Int64(Date().timeIntervalSince1970)
-        for row in try Row.fetchAll(db, sql: """
-            SELECT value AS k, MAX(COALESCE(expires_at, 0)) AS until, MIN(COALESCE(expires_at, 0)) AS forever FROM bans
-            WHERE kind = 'domain' AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > ?) GROUP BY k
-            """, arguments: [now]) {
-            var l = line(row["k"])
-            l.verification?.blockedUntil = (row["forever"] as Int64) == 0 ? 0 : row["until"]
-            lines[l.key] = l
-        }
+        guard let d = try source.domainTotals(since: since, now: Int64(Date().timeIntervalSince1970)) else { return [] }
+        for t in d.calls { edit(t.key) { ($0.calls, $0.spentMicros, $0.openMicros) = (t.calls, t.spentMicros, t.openMicros) } }
+        for r in d.requests { edit(r.domain) { $0.verification?.requested = r.count; $0.verification?.addresses = r.addresses } }
+        for c in d.confirmations { edit(c.domain) { $0.verification?.confirmed = c.count } }
+        for b in d.bans { edit(b.domain) { $0.verification?.blockedUntil = b.until } }
         return lines.values.sorted { $0.key < $1.key }
     }
 
     /// Spend per route and client since `since`, for `tollgate budgets`.
     public func spend(since: Int64) throws -> [SpendRow] {
-        try pool.read { db in try SQLiteLedger.spend(db, since: since) }
+        try source.spend(since: since)
     }
 
     public static func day(_ seconds: Int64) -> String {
@@ -179,4 +114,36 @@ public struct UsageReport: Sendable {
         f.locale = Locale(identifier: "en_US_POSIX")
         return f.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
     }
+}
+
+/// Calls, settled spend and open reservations of one group.
+public struct UsageTotals: Sendable {
+    public var key: String
+    public var calls: Int64
+    public var spentMicros: Int64
+    public var openMicros: Int64
+}
+
+/// What the domain grouping reads: ledger totals per domain, verification requests (with distinct
+/// addresses) and confirmations per domain, and active domain bans (`until` 0: no end).
+public struct DomainUsage: Sendable {
+    public var calls: [UsageTotals] = []
+    public var requests: [(domain: String, count: Int64, addresses: Int64)] = []
+    public var confirmations: [(domain: String, count: Int64)] = []
+    public var bans: [(domain: String, until: Int64)] = []
+}
+
+/// The queries behind ``UsageReport``, one implementation per store. Days are `YYYY-MM-DD`, UTC.
+public protocol UsageQueries: Sendable {
+    /// Per route, client, day (of `created_at`) or key, for ledger entries created at or after `since`.
+    func callTotals(by grouping: UsageReport.Grouping, since: Int64) throws -> [UsageTotals]
+    /// Cache hits and the money they saved per route or day, from `sinceDay` on.
+    func cacheHits(by grouping: UsageReport.Grouping, sinceDay: String) throws -> [(key: String, count: Int64, savedMicros: Int64)]
+    /// Every key's uses.
+    func keyUses() throws -> [(id: String, uses: Int64)]
+    /// Refusals per route, client, day or reason (`key` is the reason when grouped by reason).
+    func refusals(by grouping: UsageReport.Grouping, sinceDay: String) throws -> [(key: String, reason: String, count: Int64)]
+    /// nil when the store predates the two-step sign-up.
+    func domainTotals(since: Int64, now: Int64) throws -> DomainUsage?
+    func spend(since: Int64) throws -> [SpendRow]
 }

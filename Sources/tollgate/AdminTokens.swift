@@ -71,8 +71,6 @@ struct AdminTokens: ParsableCommand {
     }
 }
 
-private func openAdminStore(_ configPath: String) throws -> SQLiteLedger {
-    let config = try loadQuietly(configPath)
-    guard case .sqlite(let path) = config.store else { throw ValidationError("store: memory cannot be reached from the CLI") }
-    return try SQLiteLedger(path: path)
+private func openAdminStore(_ configPath: String) throws -> any DurableStore {
+    try openStore(try loadQuietly(configPath))
 }

@@ -92,10 +92,6 @@ struct Bans: ParsableCommand {
     }
 }
 
-func openBanStore(_ configPath: String) throws -> SQLiteLedger {
-    let config = try loadQuietly(configPath)
-    guard case .sqlite(let path) = config.store else {
-        throw ValidationError("store: memory cannot be reached from the CLI; use the admin API of the running gateway")
-    }
-    return try SQLiteLedger(path: path)
+func openBanStore(_ configPath: String) throws -> any DurableStore {
+    try openStore(try loadQuietly(configPath))
 }

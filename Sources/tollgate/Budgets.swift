@@ -21,11 +21,11 @@ struct Budgets: ParsableCommand {
 
         func run() throws {
             let config = try loadQuietly(options.config)
-            guard case .sqlite(let path) = config.store else { throw ValidationError("store: memory keeps nothing the CLI can read") }
+            let report = try openUsageReport(config)
             let now = Int64(Date().timeIntervalSince1970)
             let book = SpendBook(budgets: config.budgets)
             let since = config.budgets.map { $0.period.bounds(containing: now, in: $0.timeZone).start }.min() ?? now
-            let rows = FileManager.default.fileExists(atPath: path) ? try UsageReport(path: path).spend(since: since) : []
+            let rows = try report?.spend(since: since) ?? []
             for row in rows {
                 for key in book.keys(route: row.route, client: row.client, session: row.session, key: row.keyID, subject: row.subject) {
                     book.seed(key, amount: row.micros, at: row.createdAt)
@@ -48,7 +48,7 @@ struct Budgets: ParsableCommand {
                                             JSONMember("remaining", .string(left.description)), JSONMember("resets_at", .string(reset))]))
                 }
             }
-            let paused = FileManager.default.fileExists(atPath: path) ? try SQLiteLedger(path: path).pausedRoutes() : []
+            let paused: Set<String> = report == nil ? [] : try openStore(config).pausedRoutes()
             if json {
                 print(JSONValue.object([JSONMember("budgets", .array(objects)),
                                         JSONMember("paused", .array(paused.sorted().map { .string($0) }))]).serialized)
@@ -78,12 +78,12 @@ struct Budgets: ParsableCommand {
 
 private func setPaused(_ route: String, _ paused: Bool, _ configPath: String) throws {
     let config = try loadQuietly(configPath)
-    guard case .sqlite(let path) = config.store else { throw ValidationError("store: memory cannot be reached from the CLI") }
     let name = route == "all" ? "*" : route
     guard name == "*" || config.routes.contains(where: { $0.name == name }) else {
         throw ValidationError("no route named \(route) in \(configPath)")
     }
-    let ledger = try SQLiteLedger(path: path)
+    let ledger = try openStore(config)
+    defer { ledger.close() }
     try ledger.setPaused(name, paused: paused, at: Int64(Date().timeIntervalSince1970))
     print("\(paused ? "paused" : "resumed"): \(route == "all" ? "all routes" : route)")
 }

@@ -99,8 +99,8 @@ struct StandInService: Service {
 /// With an admin listener in the demo's config: a read/write admin token for this run, so the
 /// console can be opened at once (printed once, stored hashed, like `tollgate admin-tokens create`).
 private func demoConsole(_ config: GatewayConfig) throws -> String {
-    guard let admin = config.admin, case .sqlite(let path) = config.store else { return "" }
-    let store = try SQLiteLedger(path: path)
+    guard let admin = config.admin, case .sqlite = config.store else { return "" }
+    let store = try openStore(config)
     let text = APIKeyText.generate(.admin)
     try store.insertAdminToken(AdminTokenRecord(id: text.id, name: "demo console", scopes: [.read, .write],
                                                 hash: AdminTokenHash.of(text.text), createdAt: Int64(Date().timeIntervalSince1970)))

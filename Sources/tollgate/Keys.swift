@@ -126,9 +126,9 @@ struct Keys: ParsableCommand {
 }
 
 /// The store's key table and the hasher, for the CLI.
-func openKeyStore(_ configPath: String, needsHasher: Bool = true) throws -> (SQLiteLedger, APIKeyHasher) {
+func openKeyStore(_ configPath: String, needsHasher: Bool = true) throws -> (any DurableStore, APIKeyHasher) {
     let config = try loadQuietly(configPath)
-    guard case .sqlite(let path) = config.store else { throw ValidationError("store: memory cannot be reached from the CLI") }
+    if case .memory = config.store { throw ValidationError("store: memory cannot be reached from the CLI") }
     guard let name = config.identity?.keyHashSecret, let reference = config.secrets[name] else {
         throw ValidationError("the config has no identity.key_hash_secret: keys are stored hashed under it")
     }
@@ -141,7 +141,7 @@ func openKeyStore(_ configPath: String, needsHasher: Bool = true) throws -> (SQL
             throw ExitCode(1)
         }
     }
-    return (try SQLiteLedger(path: path), hasher)
+    return (try openStore(config), hasher)
 }
 
 private func list(_ text: String) -> [String] {

@@ -68,7 +68,7 @@ func runGateway(config: GatewayConfig, secrets: [String: String], logger: Logger
     let service = GatewayService(server: server, grace: config.shutdownGrace, logger: logger)
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: service)]
     if let address = config.admin {
-        let admin = AdminAPI(config: config, store: server.store as? SQLiteLedger, secrets: secrets, live: server,
+        let admin = AdminAPI(config: config, store: server.store as? any DurableStore, secrets: secrets, live: server,
                              logger: Logger(label: "tollgate.admin"))
         services.append(.init(service: admin.application(at: address)))
     }

@@ -15,10 +15,13 @@ struct Usage: ParsableCommand {
 
     func run() throws {
         let config = try loadQuietly(options.config)
-        guard case .sqlite(let path) = config.store else { throw ValidationError("store: memory keeps nothing the CLI can read") }
+        guard let report = try openUsageReport(config) else {
+            if case .sqlite(let path) = config.store { _ = try UsageReport(path: path) }  // says there is no database yet
+            return
+        }
         let start = try Self.parseSince(since)
         let currency = config.budgets.first?.limit.currency ?? config.routes.compactMap { $0.cost?.perCall.currency }.first ?? "USD"
-        let lines = try UsageReport(path: path).lines(since: start, by: by)
+        let lines = try report.lines(since: start, by: by)
         func money(_ m: Int64) -> String { Money(micros: m, currency: currency).description }
         if json {
             print(JSONValue.object([

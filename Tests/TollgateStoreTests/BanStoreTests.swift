@@ -3,13 +3,12 @@ import Testing
 import TollgateCore
 @testable import TollgateStore
 
-/// Bans as every store must keep them (SQLite, memory; a PostgreSQL store will run this too):
+/// Bans as every store must keep them (SQLite, PostgreSQL, memory):
 /// adds and removes move the version, expired and removed bans are not active, a ban removed
 /// twice is refused the second time.
 @Suite struct BanStoreTests {
     static func stores() throws -> [any BanStore] {
-        [try SQLiteLedger(path: FileManager.default.temporaryDirectory.appendingPathComponent("bans-\(UUID().uuidString).db").path),
-         MemoryLedger()]
+        try TestStores.durable("bans") + [MemoryLedger()]
     }
 
     func ban(_ value: String, expires: Int64? = nil) -> Ban {

@@ -3,20 +3,15 @@ import Testing
 import TollgateCore
 @testable import TollgateStore
 
-/// The key and client tables, as every store must behave (the conformance a PostgreSQL store will
-/// run too): operator changes bump versions in order, gateway use counts do not.
+/// The key, client and admin-token tables, as every durable store must behave (SQLite,
+/// PostgreSQL): operator changes bump versions in order, gateway use counts do not.
 @Suite struct KeyStoreTests {
-    func store() throws -> SQLiteLedger {
-        try SQLiteLedger(path: FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString).db").path)
-    }
-
     func record(_ id: String) -> APIKeyRecord {
         APIKeyRecord(id: id, kind: .api, name: "n", owner: "o", scopes: ["a", "b"], routes: ["r"], hash: [1, 2, 3], createdAt: 10,
                      expiresAt: 100, maxUses: 5)
     }
 
-    @Test func changesAreVersionedAndUsesAreNot() throws {
-        let s = try store()
+    @Test(arguments: try TestStores.durable("keys")) func changesAreVersionedAndUsesAreNot(s: any DurableStore) throws {
         try s.insertKey(record("k1"))
         try s.insertKey(record("k2"))
         #expect(try s.keyChanges(after: 0).map(\.id) == ["k1", "k2"])
@@ -34,8 +29,7 @@ import TollgateCore
         #expect(throws: (any Error).self) { try s.insertKey(record("k1")) }  // ids are unique
     }
 
-    @Test func clientsAreRevokedOnce() throws {
-        let s = try store()
+    @Test(arguments: try TestStores.durable("keys")) func clientsAreRevokedOnce(s: any DurableStore) throws {
         try s.insertClient(OAuthClientRecord(id: "c1", name: "n", secretHash: [9], scopes: ["x"], createdAt: 1))
         #expect(try s.clients().map(\.scopes) == [["x"]])
         #expect(try s.revokeClient(id: "c1", at: 5))
@@ -43,8 +37,7 @@ import TollgateCore
         #expect(try s.clientChanges(after: 1).first?.revokedAt == 5)
     }
 
-    @Test func adminTokensAndTheAuditLog() throws {
-        let s = try store()
+    @Test(arguments: try TestStores.durable("keys")) func adminTokensAndTheAuditLog(s: any DurableStore) throws {
         try s.insertAdminToken(AdminTokenRecord(id: "t1", name: "ops", scopes: [.read, .keys], hash: [7], createdAt: 1))
         #expect(try s.adminToken(id: "t1")?.scopes == [.read, .keys])
         #expect(try s.revokeAdminToken(id: "t1", at: 2))

@@ -3,12 +3,11 @@ import Testing
 import TollgateCore
 @testable import TollgateStore
 
-/// What every store keeps of the two-step sign-up (SQLite, memory): confirmations come back while
+/// What every store keeps of the two-step sign-up (SQLite, PostgreSQL, memory): confirmations come back while
 /// their link or session is live, requests are counted per domain, and domain bans are stored.
 @Suite struct VerificationJournalTests {
     static func stores() throws -> [any SpendLedger & BanStore] {
-        [try SQLiteLedger(path: FileManager.default.temporaryDirectory.appendingPathComponent("verify-\(UUID().uuidString).db").path),
-         MemoryLedger()]
+        try TestStores.durable("verify") + [MemoryLedger()]
     }
 
     static func confirmation(_ n: UInt8, linkExpires: Int64, until: Int64) -> VerificationConfirmation {
@@ -20,7 +19,7 @@ import TollgateCore
         store.recordConfirmation(Self.confirmation(1, linkExpires: 1_000, until: 5_000))
         store.recordConfirmation(Self.confirmation(2, linkExpires: 1_000, until: 1_500))
         store.recordConfirmation(Self.confirmation(3, linkExpires: 9_000, until: 500))
-        (store as? SQLiteLedger)?.flush()
+        store.flush()
         let live = try store.confirmations(nowMillis: 2_000).sorted { $0.sessionTag < $1.sessionTag }
         #expect(live == [Self.confirmation(1, linkExpires: 1_000, until: 5_000), Self.confirmation(3, linkExpires: 9_000, until: 500)])
         #expect(try store.confirmations(nowMillis: 10_000).isEmpty)
@@ -32,9 +31,8 @@ import TollgateCore
         #expect(try store.removeBan(id: ban.id, at: 3))
     }
 
-    @Test func usageByDomainCountsRequestsConfirmationsCallsAndBlocks() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("verify-\(UUID().uuidString).db").path
-        let ledger = try SQLiteLedger(path: path)
+    @Test(arguments: try TestStores.durable("verify"))
+    func usageByDomainCountsRequestsConfirmationsCallsAndBlocks(ledger: any DurableStore) async throws {
         let now = Int64(Date().timeIntervalSince1970)
         for (hash, domain) in [("e-a", "a.test"), ("e-a", "a.test"), ("e-b", "a.test"), ("e-c", "c.test")] {
             ledger.recordVerificationRequest(VerificationRequest(addressHash: hash, domain: domain, sessionTag: "s", at: now))
@@ -47,7 +45,7 @@ import TollgateCore
         ledger.settle(id: id, costMicros: 5_000, status: 200, at: now)
         _ = try ledger.addBan(Ban(kind: .domain, value: "c.test", reason: "r", createdAt: now, expiresAt: now + 100, createdBy: "t"))
         ledger.flush()
-        let lines = Dictionary(uniqueKeysWithValues: try UsageReport(path: path).lines(since: now - 10, by: .domain).map { ($0.key, $0) })
+        let lines = Dictionary(uniqueKeysWithValues: try UsageReport(ledger).lines(since: now - 10, by: .domain).map { ($0.key, $0) })
         #expect(lines["a.test"]?.calls == 1 && lines["a.test"]?.spentMicros == 5_000)
         #expect(lines["a.test"]?.verification?.requested == 3 && lines["a.test"]?.verification?.addresses == 2)
         #expect(lines["d7.test"]?.verification?.confirmed == 1)

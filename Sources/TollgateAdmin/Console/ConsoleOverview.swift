@@ -56,7 +56,8 @@ extension AdminAPI {
             let bans = (try? store.activeBans(now: now)) ?? []
             members.append(JSONMember("bans", .array(bans.prefix(50).map(BanOperations.describe))))
         }
-        if case .sqlite(let path) = config.store, let report = try? UsageReport(path: path) {
+        if let store {
+            let report = UsageReport(store)
             let day = now - now % 86_400
             let routes = (try? report.lines(since: day, by: .route)) ?? []
             let saved = routes.reduce(Int64(0)) { $0 + $1.savedMicros }

@@ -33,7 +33,7 @@ final class ConsoleSessions: Sendable {
     }
 
     /// The token behind session `id`, if the session is live and the token still active.
-    func token(for id: String, store: SQLiteLedger) -> AdminTokenRecord? {
+    func token(for id: String, store: any AdminStore) -> AdminTokenRecord? {
         guard id.utf8.count == 64, let session = sessions.withLock({ $0[id] }), session.expires > Date() else { return nil }
         guard let token = try? store.adminToken(id: session.tokenID), token.revokedAt == nil else { return nil }
         return token
@@ -42,7 +42,7 @@ final class ConsoleSessions: Sendable {
 
 extension AdminTokenRecord {
     /// The record of `text` if it is an active admin token in `store`.
-    static func verify(_ text: Substring, in store: SQLiteLedger) -> AdminTokenRecord? {
+    static func verify(_ text: Substring, in store: any AdminStore) -> AdminTokenRecord? {
         guard let parsed = APIKeyText(parsing: text), parsed.kind == .admin,
               let token = try? store.adminToken(id: parsed.id), token.revokedAt == nil,
               ConstantTime.equal(token.hash, AdminTokenHash.of(parsed.text)) else { return nil }

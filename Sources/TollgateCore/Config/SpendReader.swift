@@ -101,15 +101,61 @@ enum SpendReader {
         return config
     }
 
-    static func store(_ node: ConfigNode?, baseDirectory: String) -> StoreConfig {
-        guard let node, let text = node.string() else { return .sqlite(path: baseDirectory + "/tollgate.db") }
+    static func store(_ node: ConfigNode?, baseDirectory: String, secrets: [String: SecretReference]) -> StoreConfig {
+        guard let node else { return .sqlite(path: baseDirectory + "/tollgate.db") }
+        if case .mapping = node.node { return postgres(node, secrets: secrets, baseDirectory: baseDirectory) }
+        guard let text = node.string() else { return .memory }
         if text == "memory" { return .memory }
         if text.hasPrefix("sqlite:") {
             let path = String(text.dropFirst(7))
             guard !path.isEmpty else { node.error("needs a file path, e.g. sqlite:./tollgate.db"); return .memory }
             return .sqlite(path: path.hasPrefix("/") ? path : baseDirectory + "/" + path)
         }
-        node.error("must be memory or sqlite:PATH")
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            return postgresURL(text, node: node).map { .postgres($0) } ?? .memory
+        }
+        node.error("must be memory, sqlite:PATH, postgres://USER@HOST:PORT/DATABASE or a map with url")
         return .memory
     }
-}
+
+    /// `{ url, password, tls, ca_file, connections, query_timeout }`.
+    private static func postgres(_ node: ConfigNode, secrets: [String: SecretReference], baseDirectory: String) -> StoreConfig {
+        guard let keys = node.object(allowed: ["url", "password", "tls", "ca_file", "connections", "query_timeout"]) else { return .memory }
+        guard let urlNode = keys["url"], let text = urlNode.string() else { node.error("needs url: postgres://USER@HOST:PORT/DATABASE"); return .memory }
+        guard var pg = postgresURL(text, node: urlNode) else { return .memory }
+        if let p = keys["password"] { pg.passwordSecret = p.secretName(in: secrets) }
+        if let t = keys["tls"], let word = t.string() {
+            if let tls = PostgresStoreConfig.TLS(rawValue: word) { pg.tls = tls } else { t.error("must be verify, require or disable") }
+        }
+        if pg.tls == .disable, !PostgresStoreConfig.isLoopback(pg.host) {
+            (keys["tls"] ?? urlNode).error("disable sends the password and every query in clear: allowed only to a loopback host")
+        }
+        if let f = keys["ca_file"], let path = f.string() { pg.caFile = path.hasPrefix("/") ? path : baseDirectory + "/" + path }
+        if let n = keys["connections"]?.int(min: 1) {
+            if n > 64 { keys["connections"]?.error("must be at most 64") } else { pg.connections = n }
+        }
+        if let t = keys["query_timeout"], let d = t.duration() {
+            if d < .milliseconds(100) || d > .seconds(60) { t.error("must be from 100ms to 60s") } else { pg.queryTimeout = d }
+        }
+        return .postgres(pg)
+    }
+
+    /// `postgres://USER@HOST[:PORT]/DATABASE`; a password in it is refused (it belongs under secrets:).
+    private static func postgresURL(_ text: String, node: ConfigNode) -> PostgresStoreConfig? {
+        guard let url = URLComponents(string: text), let host = url.host, !host.isEmpty else {
+            node.error("must be postgres://USER@HOST:PORT/DATABASE")
+            return nil
+        }
+        if url.password != nil {
+            node.error("must not carry the password: declare it under secrets: and name it as store.password")
+            return nil
+        }
+        guard let user = url.user, !user.isEmpty else { node.error("needs a user: postgres://USER@HOST/DATABASE"); return nil }
+        let database = String(url.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty, !database.contains("/") else { node.error("needs a database name: postgres://USER@HOST/DATABASE"); return nil }
+        if url.query != nil { node.error("takes no query parameters: use the map form (url, password, tls, ca_file)"); return nil }
+        let port = url.port ?? 5432
+        guard (1...65535).contains(port) else { node.error("has a port out of range"); return nil }
+        return PostgresStoreConfig(host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port, user: user,
+                                   database: database)
+    }}

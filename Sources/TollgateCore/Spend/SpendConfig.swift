@@ -90,6 +90,51 @@ public enum StoreConfig: Sendable, Equatable {
     case memory
     /// An SQLite database file (WAL), the embedded default.
     case sqlite(path: String)
+    /// A PostgreSQL database that several gateways share (docs/cluster.md).
+    case postgres(PostgresStoreConfig)
+}
+
+/// `store: postgres://USER@HOST:PORT/DATABASE`, or the map form with a password, TLS and pool size.
+public struct PostgresStoreConfig: Sendable, Equatable {
+    public enum TLS: String, Sendable, CaseIterable {
+        /// TLS with the server's certificate checked against `ca_file` or the system roots, and its name.
+        case verify
+        /// TLS without checking the certificate (a network you trust not to impersonate the server).
+        case require
+        /// No TLS: loopback hosts only.
+        case disable
+    }
+
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var database: String
+    /// Names an entry of `secrets` (nil: no password, e.g. `trust` on loopback).
+    public var passwordSecret: String?
+    public var tls: TLS
+    public var caFile: String?
+    /// Connections each gateway keeps open (`connections`, default 4).
+    public var connections: Int = 4
+    /// Longest one query may take; past it the connection is dropped and the caller gets an error.
+    public var queryTimeout: Duration = .seconds(5)
+
+    public init(host: String, port: Int = 5432, user: String, database: String, passwordSecret: String? = nil,
+                tls: TLS? = nil, caFile: String? = nil) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.database = database
+        self.passwordSecret = passwordSecret
+        self.tls = tls ?? (Self.isLoopback(host) ? .disable : .verify)
+        self.caFile = caFile
+    }
+
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Where it is, without credentials: `postgres://USER@HOST:PORT/DATABASE`.
+    public var description: String { "postgres://\(user)@\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)" }
 }
 
 /// The response cache of a route (`routes[i].cache`).

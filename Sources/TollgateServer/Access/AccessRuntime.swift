@@ -77,9 +77,10 @@ final class AccessRuntime: Sendable {
         }
     }
 
-    /// Bans the operator (or the admin API) just wrote: reload at once on this gateway.
+    /// Bans the operator (or the admin API) just wrote: reloaded before this returns, so the
+    /// admin API's answer means the ban is in force on this gateway.
     func storeChanged() {
-        writer.async { [self] in refresh(force: true) }
+        writer.sync { refresh(force: true) }
     }
 
     /// Counts an answer for the automatic rules; bans the client's network when one trips.

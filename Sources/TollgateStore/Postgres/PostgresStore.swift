@@ -1,0 +1,241 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import TollgateCore
+
+/// The store for several gateways: one PostgreSQL database they all use (`store: postgres://…`).
+///
+/// Same contract as ``SQLiteLedger``, checked by the same conformance suite: a reservation's
+/// `done` runs only after its row is committed (group commit: one transaction, one multi-row
+/// statement per kind, for everything that arrived meanwhile); counters and journals follow at
+/// most a second behind. Operator changes (keys, clients, bans) take their table's lock for the
+/// length of one short transaction, so versions are committed in the order they were taken and a
+/// gateway following `version > last seen` cannot skip one.
+///
+/// Every call blocks its caller until PostgreSQL answers or the query timeout passes; no call
+/// runs on a data-plane event loop (see ``PostgresConnections``).
+public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
+    public let config: PostgresStoreConfig
+    let connections: PostgresConnections
+    let commits: GroupCommit
+
+    /// Connects, applies the schema's migrations (one gateway at a time), and starts group commit.
+    public init(config: PostgresStoreConfig, secrets: [String: String], logger: Logger) throws {
+        self.config = config
+        var password: String?
+        if let name = config.passwordSecret {
+            guard let value = secrets[name] else { throw StoreError("store.password names the secret \(name), which is not set") }
+            password = value
+        }
+        var driverLogger = logger
+        driverLogger.logLevel = .error
+        let connections = try PostgresConnections(config: config, password: password, logger: driverLogger)
+        do {
+            try PostgresSchema.migrate(connections)
+        } catch {
+            connections.shutdown()
+            throw StoreError("cannot open the store at \(config.description): \(error)")
+        }
+        self.connections = connections
+        commits = GroupCommit(label: "tollgate.postgres.writer") { batch in
+            try connections.transaction { try Self.write(batch, $0) }
+        }
+    }
+
+    public func close() {
+        commits.stop()
+        connections.shutdown()
+    }
+
+    // MARK: Reads
+
+    public func spend(since: Int64) throws -> [SpendRow] {
+        try connections.run("""
+            SELECT route, client, session, api_key, subject, email, created_at, COALESCE(cost_micros, reserved_micros)
+            FROM ledger WHERE state <> 'released' AND created_at >= \(since)
+            """).map { row in
+            let (route, client, session, key, subject, email, createdAt, micros) =
+                try row.decode((String, String, String, String, String, String, Int64, Int64).self)
+            return SpendRow(route: route, client: client, session: session, keyID: key, subject: subject, email: email,
+                            createdAt: createdAt, micros: micros)
+        }
+    }
+
+    public func pausedRoutes() throws -> Set<String> {
+        Set(try connections.run("SELECT route FROM pauses").map { try $0.decode(String.self) })
+    }
+
+    public func setPaused(_ route: String, paused: Bool, at: Int64) throws {
+        if paused {
+            try connections.run("""
+                INSERT INTO pauses (route, paused_at) VALUES (\(route), \(at)) ON CONFLICT (route) DO UPDATE SET paused_at = excluded.paused_at
+                """)
+        } else {
+            try connections.run("DELETE FROM pauses WHERE route = \(route)")
+        }
+    }
+
+    public func recordAlert(budget: String, scope: String, periodStart: Int64, threshold: Int, at: Int64) throws -> Bool {
+        try connections.with { s in
+            try s.changed("""
+                INSERT INTO alerts_fired (budget, scope, period_start, threshold, fired_at)
+                VALUES (\(budget), \(scope), \(periodStart), \(Int32(threshold)), \(at)) ON CONFLICT DO NOTHING
+                """) > 0
+        }
+    }
+
+    public func tokenUses(nowMillis: Int64) throws -> [(nonce: Data, uses: Int, expiresMillis: Int64)] {
+        try connections.run("SELECT nonce, uses, expires_ms FROM token_uses WHERE expires_ms > \(nowMillis)").map { row in
+            let (nonce, uses, expires) = try row.decode((Data, Int32, Int64).self)
+            return (nonce: nonce, uses: Int(uses), expiresMillis: expires)
+        }
+    }
+
+    public func solvedChallenges(nowSeconds: Int64) throws -> [(challenge: String, expiresSeconds: Int64)] {
+        try connections.run("SELECT challenge, expires_s FROM solved_challenges WHERE expires_s >= \(nowSeconds)").map { row in
+            let (challenge, expires) = try row.decode((String, Int64).self)
+            return (challenge: challenge, expiresSeconds: expires)
+        }
+    }
+
+    public func confirmations(nowMillis: Int64) throws -> [VerificationConfirmation] {
+        try connections.run("""
+            SELECT nonce, link_expires_ms, session_tag, address_hash, domain, verified_until_ms
+            FROM verification_confirmations WHERE link_expires_ms > \(nowMillis) OR verified_until_ms > \(nowMillis)
+            """).map { row in
+            let (nonce, linkExpires, tag, hash, domain, until) = try row.decode((Data, Int64, String, String, String, Int64).self)
+            return VerificationConfirmation(nonce: nonce, linkExpiresMillis: linkExpires, sessionTag: tag,
+                                            email: VerifiedEmail(addressHash: hash, domain: domain, untilMillis: until))
+        }
+    }
+
+    // MARK: Group commit
+
+    /// Writes one batch in the caller's transaction, one statement per kind of row; returns the
+    /// new reservations' ids in the batch's order.
+    static func write(_ b: LedgerBatch, _ s: PostgresConnections.Session) throws -> [Int64] {
+        let ids = try insert(b.reservations, s)
+        // Applied one after the other, only the first update of an entry would find it reserved:
+        // the same here, where each kind is one statement.
+        var settles: [(Int64, Int64, Int32, Int64)] = [], releases: [(Int64, Int32, Int64)] = []
+        var seen = Set<Int64>()
+        for update in b.updates {
+            switch update {
+            case .settle(let id, let cost, let status, let at):
+                if seen.insert(id).inserted { settles.append((id, cost, Int32(status ?? -1), at)) }
+            case .release(let id, let status, let at):
+                if seen.insert(id).inserted { releases.append((id, Int32(status ?? -1), at)) }
+            }
+        }
+        if !settles.isEmpty {
+            try s.run("""
+                UPDATE ledger AS l SET state = 'settled', cost_micros = u.cost, status = NULLIF(u.status, -1), settled_at = u.at
+                FROM unnest(\(settles.map(\.0))::bigint[], \(settles.map(\.1))::bigint[], \(settles.map(\.2))::int[],
+                            \(settles.map(\.3))::bigint[]) AS u(id, cost, status, at)
+                WHERE l.id = u.id AND l.state = 'reserved'
+                """)
+        }
+        if !releases.isEmpty {
+            try s.run("""
+                UPDATE ledger AS l SET state = 'released', cost_micros = 0, status = NULLIF(u.status, -1), settled_at = u.at
+                FROM unnest(\(releases.map(\.0))::bigint[], \(releases.map(\.1))::int[], \(releases.map(\.2))::bigint[]) AS u(id, status, at)
+                WHERE l.id = u.id AND l.state = 'reserved'
+                """)
+        }
+        try writeJournals(b, s)
+        try writeCounters(b, s)
+        return ids
+    }
+
+    /// The reservations, in one statement; ids matched back by request id (unique per request).
+    private static func insert(_ r: [LedgerEntry], _ s: PostgresConnections.Session) throws -> [Int64] {
+        guard !r.isEmpty else { return [] }
+        let rows = try s.run("""
+            INSERT INTO ledger (request_id, route, client, session, api_key, subject, email, email_domain, reserved_micros, created_at)
+            SELECT * FROM unnest(\(r.map(\.requestID))::text[], \(r.map(\.route))::text[], \(r.map(\.client))::text[],
+                                 \(r.map(\.session))::text[], \(r.map(\.keyID))::text[], \(r.map(\.subject))::text[],
+                                 \(r.map(\.email))::text[], \(r.map(\.emailDomain))::text[], \(r.map(\.reservedMicros))::bigint[],
+                                 \(r.map(\.createdAt))::bigint[])
+            RETURNING id, request_id
+            """)
+        var byRequest: [String: [Int64]] = [:]
+        for row in rows {
+            let (id, request) = try row.decode((Int64, String).self)
+            byRequest[request, default: []].append(id)
+        }
+        for key in byRequest.keys { byRequest[key]?.sort() }
+        return try r.map { e in
+            guard let id = byRequest[e.requestID]?.first else { throw StoreError("a reservation came back without its id") }
+            byRequest[e.requestID]?.removeFirst()
+            return id
+        }
+    }
+
+    private static func writeJournals(_ b: LedgerBatch, _ s: PostgresConnections.Session) throws {
+        if !b.tokenUses.isEmpty {
+            let t = Array(b.tokenUses)
+            try s.run("""
+                INSERT INTO token_uses (nonce, uses, expires_ms)
+                SELECT * FROM unnest(\(t.map { ByteBuffer(bytes: $0.key) })::bytea[], \(t.map { Int32($0.value.uses) })::int[],
+                                     \(t.map(\.value.expires))::bigint[])
+                ON CONFLICT (nonce) DO UPDATE SET uses = GREATEST(token_uses.uses, excluded.uses)
+                """)
+        }
+        if !b.solved.isEmpty {
+            let v = Array(b.solved)
+            try s.run("""
+                INSERT INTO solved_challenges (challenge, expires_s) SELECT * FROM unnest(\(v.map(\.key))::text[], \(v.map(\.value))::bigint[])
+                ON CONFLICT DO NOTHING
+                """)
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        if !b.confirmations.isEmpty {
+            let c = b.confirmations
+            try s.run("""
+                INSERT INTO verification_confirmations
+                    (nonce, link_expires_ms, session_tag, address_hash, domain, verified_until_ms, confirmed_at)
+                SELECT n, l, t, h, d, u, \(now) FROM unnest(
+                    \(c.map { ByteBuffer(bytes: $0.nonce) })::bytea[], \(c.map(\.linkExpiresMillis))::bigint[], \(c.map(\.sessionTag))::text[],
+                    \(c.map(\.email.addressHash))::text[], \(c.map(\.email.domain))::text[], \(c.map(\.email.untilMillis))::bigint[]
+                ) AS x(n, l, t, h, d, u)
+                ON CONFLICT DO NOTHING
+                """)
+        }
+        if !b.verificationRequests.isEmpty {
+            let r = b.verificationRequests
+            try s.run("""
+                INSERT INTO verification_requests (address_hash, domain, session_tag, requested_at)
+                SELECT * FROM unnest(\(r.map(\.addressHash))::text[], \(r.map(\.domain))::text[], \(r.map(\.sessionTag))::text[],
+                                     \(r.map(\.at))::bigint[])
+                """)
+            try s.run("DELETE FROM verification_confirmations WHERE link_expires_ms < \(now * 1000) AND verified_until_ms < \(now * 1000)")
+        }
+        if b.includesCounters {
+            try s.run("DELETE FROM token_uses WHERE expires_ms < \(now * 1000)")
+            try s.run("DELETE FROM solved_challenges WHERE expires_s < \(now)")
+        }
+    }
+
+    private static func writeCounters(_ b: LedgerBatch, _ s: PostgresConnections.Session) throws {
+        if !b.counters.isEmpty {
+            let c = Array(b.counters)
+            try s.run("""
+                INSERT INTO usage_counters (day, route, event, count, saved_micros)
+                SELECT * FROM unnest(\(c.map(\.key.day))::text[], \(c.map(\.key.route))::text[], \(c.map(\.key.event.rawValue))::text[],
+                                     \(c.map(\.value.count))::bigint[], \(c.map(\.value.saved))::bigint[])
+                ON CONFLICT (day, route, event) DO UPDATE SET count = usage_counters.count + excluded.count,
+                    saved_micros = usage_counters.saved_micros + excluded.saved_micros
+                """)
+        }
+        if !b.refusals.isEmpty {
+            let r = Array(b.refusals)
+            try s.run("""
+                INSERT INTO refusals (day, route, client, reason, count)
+                SELECT * FROM unnest(\(r.map(\.key.day))::text[], \(r.map(\.key.route))::text[], \(r.map(\.key.client))::text[],
+                                     \(r.map(\.key.reason))::text[], \(r.map(\.value))::bigint[])
+                ON CONFLICT (day, route, client, reason) DO UPDATE SET count = refusals.count + excluded.count
+                """)
+        }
+    }
+}
