@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import Testing
 import TollgateCore
@@ -73,6 +76,27 @@ import TollgateCore
         }
         #expect(error?.description.contains("postgres://tollgate@127.0.0.1:1/nowhere") == true)
         #expect(error?.description.contains("hunter2") == false)
+    }
+
+    /// A server that accepts and then says nothing (a hung database): the store gives up at the
+    /// query timeout with a message saying so, instead of hanging the gateway's start.
+    @Test func aServerThatNeverAnswersTimesOut() throws {
+        guard try TestStores.postgresConfig() != nil else { return }
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        listen(listener, 8)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        var config = PostgresStoreConfig(host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)), user: "tollgate", database: "hung")
+        config.queryTimeout = .milliseconds(500)
+        let began = ContinuousClock.now
+        let error = #expect(throws: StoreError.self) { try PostgresStore(config: config, secrets: [:], logger: TestStores.logger) }
+        #expect(error?.description.contains("did not answer within the query timeout") == true)
+        #expect(ContinuousClock.now - began < .seconds(3))
     }
 }
 

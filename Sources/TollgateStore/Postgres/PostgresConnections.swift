@@ -12,8 +12,13 @@ import TollgateCore
 /// and a log line without it helps nobody. Never contains bound values.
 public struct StoreError: Error, CustomStringConvertible {
     public let description: String
+    /// The query timeout passed (the connection was closed).
+    let timedOut: Bool
 
-    init(_ description: String) { self.description = description }
+    init(_ description: String, timedOut: Bool = false) {
+        self.description = description
+        self.timedOut = timedOut
+    }
 
     static func from(_ error: any Error) -> StoreError {
         if let e = error as? StoreError { return e }
@@ -123,7 +128,13 @@ final class PostgresConnections: Sendable {
 
     private func connect() throws -> PostgresConnection {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-        return try wait(PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger), closing: nil)
+        let connecting = PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger)
+        do {
+            return try wait(connecting, closing: nil)
+        } catch {
+            connecting.whenSuccess { Self.drop($0) }  // came too late: a connection must be closed before it is let go
+            throw error
+        }
     }
 
     /// The future's value, or an error once the query timeout has passed (the connection is then
@@ -133,7 +144,7 @@ final class PostgresConnections: Sendable {
         future.whenComplete { _ in done.signal() }
         guard done.wait(timeout: .now() + timeout) == .success else {
             if let connection { Self.drop(connection) }
-            throw StoreError("PostgreSQL did not answer within the query timeout")
+            throw StoreError("PostgreSQL did not answer within the query timeout", timedOut: true)
         }
         do { return try future.wait() } catch { throw StoreError.from(error) }
     }
@@ -155,7 +166,7 @@ final class PostgresConnections: Sendable {
             do {
                 return try pool.wait(connection.query(query, logger: pool.logger), closing: connection)
             } catch {
-                if connection.isClosed { broken = true }
+                if connection.isClosed || (error as? StoreError)?.timedOut == true { broken = true }
                 throw error
             }
         }
