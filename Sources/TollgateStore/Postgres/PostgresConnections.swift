@@ -60,7 +60,8 @@ final class PostgresConnections: Sendable {
         }
         var configuration = PostgresConnection.Configuration(host: config.host, port: config.port, username: config.user,
                                                              password: password, database: config.database, tls: tls)
-        configuration.options.connectTimeout = .nanoseconds(config.queryTimeout.nanoseconds)
+        // The driver's own connect timeout a second later than ours, so ours answers, with a clear message.
+        configuration.options.connectTimeout = .nanoseconds(config.queryTimeout.nanoseconds) + .seconds(1)
         self.configuration = configuration
         self.timeout = .nanoseconds(Int(config.queryTimeout.nanoseconds))
         self.logger = logger
