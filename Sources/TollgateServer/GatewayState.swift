@@ -127,11 +127,13 @@ final class GatewayState: Sendable {
                 verification = try VerificationRuntime(config: v, mail: mail, secrets: secrets, pageTokens: pageTokens, access: access,
                                                        journal: journal, maxKeys: config.rateLimitMaxKeys, logger: logger,
                                                        previous: old?.verification,
-                                                       sameMailSecrets: same(MailConfig.secretNames(mail)))
+                                                       sameMailSecrets: same(MailConfig.secretNames(mail)),
+                                                       followOthers: config.store.isShared)
             }
             shared.verification = verification?.services
         } else {
             old?.verification?.outbox.close()
+            old?.verification?.feed?.stop()
             verification = nil
         }
         self.checkEndpoints = try config.captcha.map { [$0.siteverifyURL.description: try UpstreamEndpoint(url: $0.siteverifyURL, caFile: nil)] } ?? [:]

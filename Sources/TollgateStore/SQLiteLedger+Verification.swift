@@ -49,12 +49,26 @@ extension SQLiteLedger {
             try Row.fetchAll(db, sql: """
                 SELECT nonce, link_expires_ms, session_tag, address_hash, domain, verified_until_ms
                 FROM verification_confirmations WHERE link_expires_ms > ? OR verified_until_ms > ?
-                """, arguments: [nowMillis, nowMillis]).map {
-                VerificationConfirmation(nonce: $0["nonce"], linkExpiresMillis: $0["link_expires_ms"], sessionTag: $0["session_tag"],
-                                         email: VerifiedEmail(addressHash: $0["address_hash"], domain: $0["domain"],
-                                                              untilMillis: $0["verified_until_ms"]))
-            }
+                """, arguments: [nowMillis, nowMillis]).map(Self.confirmation)
         }
+    }
+
+    /// In insertion order (the table's rowid): one gateway writes an SQLite file, so the order
+    /// rows were inserted in is the order they were committed in.
+    public func confirmations(after cursor: Int64, limit: Int) throws -> (confirmations: [VerificationConfirmation], cursor: Int64) {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT rowid AS seq, nonce, link_expires_ms, session_tag, address_hash, domain, verified_until_ms
+                FROM verification_confirmations WHERE rowid > ? ORDER BY rowid LIMIT ?
+                """, arguments: [cursor, limit])
+            return (rows.map(Self.confirmation), rows.last.map { $0["seq"] } ?? cursor)
+        }
+    }
+
+    private static func confirmation(_ row: Row) -> VerificationConfirmation {
+        VerificationConfirmation(nonce: row["nonce"], linkExpiresMillis: row["link_expires_ms"], sessionTag: row["session_tag"],
+                                 email: VerifiedEmail(addressHash: row["address_hash"], domain: row["domain"],
+                                                      untilMillis: row["verified_until_ms"]))
     }
 
     static func write(_ confirmations: [VerificationConfirmation], _ requests: [VerificationRequest], _ db: Database) throws {

@@ -17,7 +17,7 @@ import TollgateCore
                 group.addTask {
                     let store = try PostgresStore(config: config, secrets: [:], logger: TestStores.logger)
                     defer { store.close() }
-                    return try store.connections.run("SELECT COUNT(*) FROM tollgate_migrations").first!.decode(Int64.self) == 1 ? 1 : 0
+                    return try store.connections.run("SELECT COUNT(*) FROM tollgate_migrations").first!.decode(Int64.self) == PostgresSchema.migrations.count ? 1 : 0
                 }
             }
             return try await group.reduce(0, +)

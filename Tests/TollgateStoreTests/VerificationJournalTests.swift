@@ -25,6 +25,22 @@ import TollgateCore
         #expect(try store.confirmations(nowMillis: 10_000).isEmpty)
     }
 
+    /// What a gateway following the others reads: every confirmation once, in order, in pages.
+    @Test(arguments: try TestStores.durable("verify")) func confirmationsAreFollowedInOrder(store: any DurableStore) throws {
+        for n in UInt8(1)...3 { store.recordConfirmation(Self.confirmation(n, linkExpires: 9_000, until: 9_000)) }
+        store.flush()
+        let first = try store.confirmations(after: 0, limit: 2)
+        #expect(first.confirmations.map(\.sessionTag) == ["s-1", "s-2"] && first.cursor > 0)
+        let second = try store.confirmations(after: first.cursor, limit: 2)
+        #expect(second.confirmations.map(\.sessionTag) == ["s-3"] && second.cursor > first.cursor)
+        store.recordConfirmation(Self.confirmation(1, linkExpires: 9_000, until: 9_000))  // the same link again: ignored
+        store.recordConfirmation(Self.confirmation(4, linkExpires: 9_000, until: 9_000))
+        store.flush()
+        let third = try store.confirmations(after: second.cursor, limit: 10)
+        #expect(third.confirmations == [Self.confirmation(4, linkExpires: 9_000, until: 9_000)])
+        #expect(try store.confirmations(after: third.cursor, limit: 10).confirmations.isEmpty)
+    }
+
     @Test(arguments: try stores()) func domainBansAreStored(store: any SpendLedger & BanStore) throws {
         let ban = try store.addBan(Ban(kind: .domain, value: "flood.test", reason: "r", createdAt: 1, expiresAt: nil, createdBy: "auto:domain-flood"))
         #expect(try store.activeBans(now: 2).map(\.kind) == [.domain])

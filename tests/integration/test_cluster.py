@@ -193,3 +193,33 @@ store: {{ url: '{own.url()}', query_timeout: 1s }}
         assert api_key not in gw.output() and k["key"] not in gw.output()
     finally:
         own.stop()
+
+
+def test_an_address_confirmed_on_one_gateway_is_verified_on_the_others(gateways, standin, api_key):
+    from two_step_helpers import MailCatcher, Visitor, env as two_step_env, two_step_config
+    url = fresh_database()
+    catcher = MailCatcher()
+    try:
+        config = two_step_config(standin.port, catcher.smtp_port, store=f"store: {url}")
+        environment = two_step_env(api_key)
+        first, second = gateways(config, env=environment), gateways(config, env=environment)
+        visitor = Visitor(first)
+        assert visitor.send("jane@mail.tollgate.test").status == 202
+        [message] = catcher.wait_for(1)
+        _, confirm = visitor.open_link(message["links"][0])
+        assert confirm.status == 303
+        # The same browser's next call lands on the other gateway (a round-robin balancer).
+        visitor.gw = second
+        began = time.monotonic()
+        r = eventually(lambda: (lambda r: r if r.status == 200 else None)(visitor.lookup()), within=3)
+        assert r and r.status == 200, "the other gateway did not learn of the confirmation"
+        assert time.monotonic() - began < 1.0
+        # The link is used up on every gateway, not only where it was opened.
+        _, again = visitor.open_link(message["links"][0].replace(f":{first.port}/", f":{second.port}/"))
+        assert again.status == 410
+        # Another browser is still refused on both.
+        for gw in (first, second):
+            stranger = Visitor(gw)
+            assert stranger.lookup().status == 403
+    finally:
+        catcher.stop()

@@ -94,6 +94,14 @@ public enum StoreConfig: Sendable, Equatable {
     case postgres(PostgresStoreConfig)
 }
 
+extension StoreConfig {
+    /// Whether other gateways may write to the same store (PostgreSQL).
+    public var isShared: Bool {
+        if case .postgres = self { return true }
+        return false
+    }
+}
+
 /// `store: postgres://USER@HOST:PORT/DATABASE`, or the map form with a password, TLS and pool size.
 public struct PostgresStoreConfig: Sendable, Equatable {
     public enum TLS: String, Sendable, CaseIterable {

@@ -110,7 +110,8 @@ final class AccessRuntime: Sendable {
     }
 }
 
-/// A dispatch timer held by a Sendable owner: only created, then cancelled, under the owner's lock.
+/// A dispatch timer held by a Sendable owner: created once, then only cancelled (which Dispatch
+/// allows from any thread).
 struct TimerBox: @unchecked Sendable {
     let source: any DispatchSourceTimer
 }

@@ -19,6 +19,8 @@ final class VerificationRuntime: Sendable {
     private let access: AccessRuntime
     private let domainCounter: RateLimiter?
     private let journal: (any VerificationJournal)?
+    /// With a store other gateways share: their confirmations, applied here.
+    let feed: VerificationFeed?
     private let logger: Logger
     /// Links asked for, links confirmed, and domains blocked automatically (for metrics).
     let requested = Atomic<Int>(0)
@@ -27,14 +29,20 @@ final class VerificationRuntime: Sendable {
 
     init(config: VerificationConfig, mail: MailConfig, secrets: [String: String], pageTokens: PageTokens,
          access: AccessRuntime, journal: (any VerificationJournal)?, maxKeys: Int, logger: Logger,
-         previous: VerificationRuntime? = nil, sameMailSecrets: Bool = false) throws {
+         previous: VerificationRuntime? = nil, sameMailSecrets: Bool = false, followOthers: Bool = false) throws {
         self.config = config
         self.mail = mail
         self.access = access
         self.journal = journal
         self.logger = logger
-        let sessions = previous.flatMap { $0.config.maxTracked == config.maxTracked ? $0.services.sessions : nil }
-            ?? VerifiedSessions(maxTracked: config.maxTracked, journal: journal, nowMillis: NIODeadline.wallClockMillis)
+        let kept = previous.flatMap { $0.config.maxTracked == config.maxTracked ? $0.services.sessions : nil }
+        let sessions = kept ?? VerifiedSessions(maxTracked: config.maxTracked, journal: journal, nowMillis: NIODeadline.wallClockMillis)
+        if kept != nil, let feed = previous?.feed {
+            self.feed = feed
+        } else {
+            previous?.feed?.stop()
+            self.feed = followOthers ? journal.map { VerificationFeed(sessions: sessions, journal: $0, logger: logger) } : nil
+        }
         services = VerificationServices(config: config, links: VerificationLinks(config: config, secrets: secrets),
                                         sessions: sessions, pageTokens: pageTokens, bans: access.board)
         if let previous, previous.mail == mail, sameMailSecrets {

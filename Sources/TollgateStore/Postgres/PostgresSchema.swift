@@ -115,6 +115,10 @@ enum PostgresSchema {
             """,
             "CREATE INDEX verification_requests_domain ON verification_requests (domain, requested_at)",
         ]),
+        ("v2: the order confirmations were committed in, for gateways that follow each other", [
+            "ALTER TABLE verification_confirmations ADD COLUMN seq BIGSERIAL",
+            "CREATE INDEX verification_confirmations_seq ON verification_confirmations (seq)",
+        ]),
     ]
 
     /// Applies the migrations not yet recorded, under the advisory lock.

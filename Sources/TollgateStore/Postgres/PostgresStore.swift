@@ -110,6 +110,20 @@ public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
         }
     }
 
+    public func confirmations(after cursor: Int64, limit: Int) throws -> (confirmations: [VerificationConfirmation], cursor: Int64) {
+        var next = cursor
+        let found = try connections.run("""
+            SELECT seq, nonce, link_expires_ms, session_tag, address_hash, domain, verified_until_ms
+            FROM verification_confirmations WHERE seq > \(cursor) ORDER BY seq LIMIT \(Int64(limit))
+            """).map { row in
+            let (seq, nonce, linkExpires, tag, hash, domain, until) = try row.decode((Int64, Data, Int64, String, String, String, Int64).self)
+            next = max(next, seq)
+            return VerificationConfirmation(nonce: nonce, linkExpiresMillis: linkExpires, sessionTag: tag,
+                                            email: VerifiedEmail(addressHash: hash, domain: domain, untilMillis: until))
+        }
+        return (found, next)
+    }
+
     // MARK: Group commit
 
     /// Writes one batch in the caller's transaction, one statement per kind of row; returns the
@@ -191,6 +205,10 @@ public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
         }
         let now = Int64(Date().timeIntervalSince1970)
         if !b.confirmations.isEmpty {
+            // Other gateways follow `seq > last seen`: the lock (until this commit) makes sequence
+            // numbers visible in the order they are taken. Taken only by commits that carry a
+            // confirmation, a few per sign-up.
+            try s.run("LOCK TABLE verification_confirmations IN EXCLUSIVE MODE")
             let c = b.confirmations
             try s.run("""
                 INSERT INTO verification_confirmations

@@ -18,16 +18,24 @@ public final class VerifiedSessions: Sendable {
     private let journal: (any VerificationJournal)?
 
     public init(maxTracked: Int, journal: (any VerificationJournal)? = nil, nowMillis: Int64 = 0) {
-        var t = Tables(sessions: BoundedTable(capacity: maxTracked, sweepInterval: 1000),
-                       usedLinks: BoundedTable(capacity: maxTracked, sweepInterval: 1000))
-        for entry in (try? journal?.confirmations(nowMillis: nowMillis)) ?? [] {
-            _ = t.usedLinks.insert(entry.nonce, entry.linkExpiresMillis, now: nowMillis) { $0 }
-            if entry.email.untilMillis > nowMillis {
-                _ = t.sessions.insert(entry.sessionTag, entry.email, now: nowMillis) { $0.untilMillis }
+        tables = Mutex(Tables(sessions: BoundedTable(capacity: maxTracked, sweepInterval: 1000),
+                              usedLinks: BoundedTable(capacity: maxTracked, sweepInterval: 1000)))
+        self.journal = journal
+        apply((try? journal?.confirmations(nowMillis: nowMillis)) ?? [], nowMillis: nowMillis)
+    }
+
+    /// Confirmations made elsewhere (read back at start, or another gateway's on a shared store):
+    /// their links count as used, their sessions as verified while still valid. Not journaled again.
+    public func apply(_ confirmations: [VerificationConfirmation], nowMillis: Int64) {
+        guard !confirmations.isEmpty else { return }
+        tables.withLock { t in
+            for entry in confirmations {
+                _ = t.usedLinks.insert(entry.nonce, entry.linkExpiresMillis, now: nowMillis) { $0 }
+                if entry.email.untilMillis > nowMillis {
+                    _ = t.sessions.insert(entry.sessionTag, entry.email, now: nowMillis) { $0.untilMillis }
+                }
             }
         }
-        tables = Mutex(t)
-        self.journal = journal
     }
 
     /// The verified address of session `cookie` (an issued session), if still valid at `nowMillis`.
@@ -105,4 +113,14 @@ public protocol VerificationJournal: Sendable {
     func recordVerificationRequest(_ request: VerificationRequest)
     /// Confirmations whose link or session is still live at `nowMillis`.
     func confirmations(nowMillis: Int64) throws -> [VerificationConfirmation]
+    /// Confirmations stored after `cursor` by any gateway, oldest first, at most `limit`, and the
+    /// cursor to ask from next (0 asks from the start). For following other gateways on a shared store.
+    func confirmations(after cursor: Int64, limit: Int) throws -> (confirmations: [VerificationConfirmation], cursor: Int64)
+}
+
+extension VerificationJournal {
+    /// A journal nobody else writes to has nothing to follow.
+    public func confirmations(after cursor: Int64, limit: Int) throws -> (confirmations: [VerificationConfirmation], cursor: Int64) {
+        ([], cursor)
+    }
 }
