@@ -55,6 +55,7 @@ final class GatewayMetrics: Sendable {
             t.count("tollgate_connections_refused_total", [("reason", "global")], total: Int64(state.admission.refused(.global)))
             t.count("tollgate_connections_refused_total", [("reason", "per_client")], total: Int64(state.admission.refused(.perClient)))
             t.count("tollgate_accept_pauses_total", total: Int64(state.admission.acceptPauses.load(ordering: .relaxed)))
+            t.count("tollgate_store_commit_failures_total", total: Int64(state.ledger.failedCommits))
             t.count("tollgate_connections_closed_after_refusals_total", total: Int64(loops.reduce(0) { $0 + $1.3 }))
             t.count("tollgate_access_log_dropped_total", total: Int64(state.accessLog.dropped))
             t.count("tollgate_alerts_dropped_total", total: Int64(state.alerts.dropped.withLockedValue { $0 }))

@@ -253,4 +253,6 @@ extension GroupCommitted {
     }
 
     public func flush() { commits.flush() }
+
+    public var failedCommits: Int { commits.failedCommits }
 }

@@ -82,4 +82,6 @@ public protocol SpendLedger: AnyObject, Sendable, UseJournal, VerificationJourna
     func recordAlert(budget: String, scope: String, periodStart: Int64, threshold: Int, at: Int64) throws -> Bool
     /// Writes whatever is still batched.
     func flush()
+    /// Group commits that failed since start (the store down or refusing writes), for metrics.
+    var failedCommits: Int { get }
 }

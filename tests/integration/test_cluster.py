@@ -3,6 +3,7 @@ revocations, bans and pauses written through any of them (or the CLI) apply on a
 usage, audit and the ledger are shared; a killed gateway's reservations are in the database; bad
 store configs and an unreachable database are clear errors that never show the password."""
 import json
+import re
 import signal
 import threading
 import time
@@ -166,6 +167,7 @@ budgets:
 def test_paid_calls_stop_while_the_database_is_down_and_resume_when_it_is_back(gateways, standin, api_key, tmp_path):
     import pg_cluster
     own = pg_cluster.Cluster(tmp_path / "pg").start()  # its own server: this test stops it
+    admin_port = free_port()
     try:
         config = orders_config(standin.port, auth="any_of: [api_key]", route_extra="    cost: 0.01 USD\n") + f"""
   - name: status
@@ -174,8 +176,13 @@ def test_paid_calls_stop_while_the_database_is_down_and_resume_when_it_is_back(g
       url: http://127.0.0.1:{standin.port}/v2/validate
       auth: {{ header: X-Api-Key, secret: ADDRESS_API_KEY }}
 store: {{ url: '{own.url()}', query_timeout: 1s }}
+admin: 127.0.0.1:{admin_port}
 """
         gw = gateways(config, env=identity_env(api_key))
+        assert eventually(lambda: _up(admin_port), within=10)
+        failures = lambda: int(re.search(r"^tollgate_store_commit_failures_total (\d+)", request(admin_port, "GET", "/metrics").text,
+                                         re.M).group(1))
+        assert failures() == 0
         k = create_key(gw, "--name", "partner", "--owner", "alice")
         paid = lambda: gw.get(ORDERS, headers={"X-API-Key": k["key"]}, timeout=5)
         assert eventually(lambda: paid().status == 200)
@@ -187,6 +194,7 @@ store: {{ url: '{own.url()}', query_timeout: 1s }}
         assert standin.stats()["calls"] == calls, "a paid call went out without a durable reservation"
         assert gw.get("/api/status").status == 200  # unpriced: no reservation needed
         assert gw.get(ORDERS, headers={"X-API-Key": k["key"]}).status != 401  # keys stay as last read
+        assert failures() > 0
         own.start()
         assert eventually(lambda: paid().status == 200, within=10), "the gateway did not recover"
         assert "ledger write failed" in gw.output()
