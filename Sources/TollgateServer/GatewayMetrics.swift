@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import TollgateCore
+import TollgateStore
 
 /// The Prometheus text of `/metrics` (served by the admin API on the `admin:` listener). Numbers
 /// are gathered from each event loop on request, so counting them costs the data plane nothing but
@@ -56,6 +57,9 @@ final class GatewayMetrics: Sendable {
             t.count("tollgate_connections_refused_total", [("reason", "per_client")], total: Int64(state.admission.refused(.perClient)))
             t.count("tollgate_accept_pauses_total", total: Int64(state.admission.acceptPauses.load(ordering: .relaxed)))
             t.count("tollgate_store_commit_failures_total", total: Int64(state.ledger.failedCommits))
+            if let shared = state.ledger as? PostgresStore {
+                t.count("tollgate_store_notifications_total", total: Int64(shared.notificationsReceived.value))
+            }
             t.count("tollgate_connections_closed_after_refusals_total", total: Int64(loops.reduce(0) { $0 + $1.3 }))
             t.count("tollgate_access_log_dropped_total", total: Int64(state.accessLog.dropped))
             t.count("tollgate_alerts_dropped_total", total: Int64(state.alerts.dropped.withLockedValue { $0 }))

@@ -23,6 +23,7 @@ public final class GatewayServer: @unchecked Sendable {
     private var redirectChannel: Channel?
     private let logger: Logger
     private var watch: DispatchSourceTimer?
+    private var storeListener: PostgresListener?
     private let metrics: GatewayMetrics
     private let listening = Atomic<Bool>(false)
     private let reloading = Mutex(false)
@@ -174,6 +175,7 @@ public final class GatewayServer: @unchecked Sendable {
         }
         watchLimitTables()
         watchStoreAndFiles()
+        listenToStore()
     }
 
     // MARK: Reload
@@ -258,18 +260,41 @@ public final class GatewayServer: @unchecked Sendable {
                 state.geo?.reloadIfChanged()
                 tls?.reloadIfChanged(logger: logger)
             }
-            do {
-                let paused = try state.ledger.pausedRoutes()
-                if paused != state.book.paused {
-                    state.book.setPaused(paused)
-                    logger.warning("upstream calls paused", metadata: ["routes": "\(paused.sorted())"])
-                }
-            } catch {
-                logger.error("cannot read pauses from the store", metadata: ["error": "\(error)"])
-            }
+            Self.readPauses(state, logger: logger)
         }
         timer.resume()
         watch = timer
+    }
+
+    /// `tollgate budgets pause/resume` (from any gateway or CLI sharing the store).
+    private static func readPauses(_ state: GatewayState, logger: Logger) {
+        do {
+            let paused = try state.ledger.pausedRoutes()
+            if paused != state.book.paused {
+                state.book.setPaused(paused)
+                logger.warning("upstream calls paused", metadata: ["routes": "\(paused.sorted())"])
+            }
+        } catch {
+            logger.error("cannot read pauses from the store", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// With a shared store: act on other gateways' announcements at once (the polls stay, for a
+    /// notification lost while the listener was reconnecting). Work is handed to a queue: the
+    /// announcement arrives on the store's event-loop thread.
+    private func listenToStore() {
+        guard let store = state.ledger as? PostgresStore else { return }
+        let box = current, logger = self.logger
+        let queue = DispatchQueue(label: "tollgate.store.notifications")
+        storeListener = store.listen { topic in
+            queue.async {
+                let state = box.withLockedValue { $0 }
+                if topic == .bans || topic == .all { state.access.pollSoon() }
+                if topic == .keys || topic == .clients || topic == .all { state.identity?.pollSoon() }
+                if topic == .verification || topic == .all { state.verification?.feed?.pollSoon() }
+                if topic == .pauses || topic == .all { Self.readPauses(state, logger: logger) }
+            }
+        }
     }
 
     /// Logs a warning when a rate-limit table was full of live keys and new clients had to share
@@ -317,6 +342,7 @@ public final class GatewayServer: @unchecked Sendable {
             }.get()
         }
         watch?.cancel()
+        storeListener?.stop()
         rateAlerts.stop()
         let state = self.state
         state.access.stop()

@@ -80,6 +80,11 @@ def test_a_pause_and_an_admin_api_write_apply_on_every_gateway(gateways, standin
     assert standin.stats()["calls"] == calls
     cli(gws[0], "budgets", "resume", "orders")
     assert all_within(gws, lambda gw: gw.get(ORDERS, headers={"X-API-Key": k["key"]}).status == 200)
+    # Each change was announced (NOTIFY) and every gateway heard it: the key, the pause, the resume.
+    for p in admins:
+        metrics = request(p, "GET", "/metrics").text
+        heard = int(re.search(r"^tollgate_store_notifications_total (\d+)", metrics, re.M).group(1))
+        assert heard >= 3, metrics
     # A token made with one gateway's CLI works on every admin API; a ban written through the
     # third gateway's API is enforced by the first, and audited once in the shared log.
     tok = token(gws[0], "read,write")

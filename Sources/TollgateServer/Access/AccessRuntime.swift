@@ -77,6 +77,11 @@ final class AccessRuntime: Sendable {
         }
     }
 
+    /// Another gateway announced a change (a store notification): check the version now.
+    func pollSoon() {
+        writer.async { [self] in refresh(force: false) }
+    }
+
     /// Bans the operator (or the admin API) just wrote: reloaded before this returns, so the
     /// admin API's answer means the ban is in force on this gateway.
     func storeChanged() {

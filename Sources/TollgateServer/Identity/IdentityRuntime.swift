@@ -32,6 +32,7 @@ final class IdentityRuntime: @unchecked Sendable {
     let perClient: RateLimiter?
     let perAddress: RateLimiter?
     private var feed: DispatchSourceTimer?
+    private let feedQueue = DispatchQueue(label: "tollgate.identity.feed")
     static let feedInterval: DispatchTimeInterval = .milliseconds(250)
     static let usesEvery = 4
 
@@ -190,7 +191,7 @@ final class IdentityRuntime: @unchecked Sendable {
     /// Starts the change feed and the JWKS schedule (on `loop`); completes after the first JWKS fetch.
     func start(on loop: LoopContext) -> EventLoopFuture<Void> {
         if keyStore != nil || clientStore != nil, keys != nil || clients != nil {
-            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "tollgate.identity.feed"))
+            let timer = DispatchSource.makeTimerSource(queue: feedQueue)
             var tick = 0
             timer.schedule(deadline: .now() + Self.feedInterval, repeating: Self.feedInterval)
             timer.setEventHandler { [self] in
@@ -201,6 +202,12 @@ final class IdentityRuntime: @unchecked Sendable {
             feed = timer
         }
         return jwks?.start(on: loop) ?? loop.eventLoop.makeSucceededVoidFuture()
+    }
+
+    /// A change was announced (a store notification): read the feed now instead of at the next tick.
+    func pollSoon() {
+        guard keyStore != nil || clientStore != nil else { return }
+        feedQueue.async { [self] in pollChanges(flushUses: false) }
     }
 
     /// One round of the change feed.

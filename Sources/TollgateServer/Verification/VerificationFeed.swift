@@ -1,7 +1,7 @@
 import Dispatch
 import Logging
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 import TollgateCore
 
 /// Follows the confirmations other gateways write to a shared store (PostgreSQL): every
@@ -14,25 +14,28 @@ final class VerificationFeed: Sendable {
     static let batch = 1_000
 
     private let timer: TimerBox
+    private let queue: DispatchQueue
+    private let poll: @Sendable () -> Void
 
     init(sessions: VerifiedSessions, journal: any VerificationJournal, logger: Logger) {
         let queue = DispatchQueue(label: "tollgate.verification.feed")
         let timer = DispatchSource.makeTimerSource(queue: queue)
-        let cursor = Mutex<Int64>(0)
-        let failing = Mutex(false)
+        // Touched only on `queue` (the timer's and pollSoon's); the boxes make that checkable.
+        let cursor = NIOLockedValueBox<Int64>(0)
+        let failing = NIOLockedValueBox(false)
         timer.schedule(deadline: .now(), repeating: Self.interval)
-        timer.setEventHandler {
+        let poll: @Sendable () -> Void = {
             do {
                 while true {
-                    let (found, next) = try journal.confirmations(after: cursor.withLock { $0 }, limit: Self.batch)
+                    let (found, next) = try journal.confirmations(after: cursor.withLockedValue { $0 }, limit: Self.batch)
                     sessions.apply(found, nowMillis: NIODeadline.wallClockMillis)
-                    cursor.withLock { $0 = next }
+                    cursor.withLockedValue { $0 = next }
                     if found.count < Self.batch { break }
                 }
-                failing.withLock { $0 = false }
+                failing.withLockedValue { $0 = false }
             } catch {
                 // Once per outage, not every tick.
-                let first = failing.withLock { was in
+                let first = failing.withLockedValue { was in
                     defer { was = true }
                     return !was
                 }
@@ -41,9 +44,15 @@ final class VerificationFeed: Sendable {
                 }
             }
         }
+        self.queue = queue
+        self.poll = poll
+        timer.setEventHandler(handler: poll)
         timer.resume()
         self.timer = TimerBox(source: timer)
     }
+
+    /// A confirmation was announced (a store notification): read now instead of at the next tick.
+    func pollSoon() { queue.async(execute: poll) }
 
     func stop() { timer.source.cancel() }
 }

@@ -40,7 +40,7 @@ final class PostgresConnections: Sendable {
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let configuration: PostgresConnection.Configuration
     private let timeout: DispatchTimeInterval
-    private let logger: Logger
+    let logger: Logger
     private let idle = Mutex<[PostgresConnection]>([])
     private let permits: DispatchSemaphore
     private let nextID = Atomic<Int>(1)
@@ -123,9 +123,20 @@ final class PostgresConnections: Sendable {
 
     deinit { shutdown() }
 
-    private static func drop(_ connection: PostgresConnection) {
-        let _: EventLoopFuture<Void> = connection.close()
+    /// Closes `connection` and keeps it alive until it is closed: the driver traps if a connection
+    /// is released while still closing.
+    static func drop(_ connection: PostgresConnection) {
+        let closed: EventLoopFuture<Void> = connection.close()
+        closed.whenComplete { _ in withExtendedLifetime(connection) {} }
     }
+
+    /// A connection outside the pool, owned by the caller (who must close it): the listener's.
+    func openDedicated() throws -> PostgresConnection {
+        guard !stopped.load(ordering: .relaxed) else { throw StoreError("the store is closed") }
+        return try connect()
+    }
+
+    var isStopped: Bool { stopped.load(ordering: .relaxed) }
 
     private func connect() throws -> PostgresConnection {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue

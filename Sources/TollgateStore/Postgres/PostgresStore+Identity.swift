@@ -17,6 +17,7 @@ extension PostgresStore: APIKeyStore, OAuthClientStore, BanStore, AdminStore {
             var r = record
             r.version = try Self.nextVersion(s, "api_keys")
             try Self.write(r, s, insert: true)
+            try Self.announce(.keys, s)
         }
     }
 
@@ -42,6 +43,7 @@ extension PostgresStore: APIKeyStore, OAuthClientStore, BanStore, AdminStore {
             record.id = id
             record.version = version
             try Self.write(record, s, insert: false)
+            try Self.announce(.keys, s)
             return true
         }
     }
@@ -67,6 +69,7 @@ extension PostgresStore: APIKeyStore, OAuthClientStore, BanStore, AdminStore {
                 VALUES (\(client.id), \(client.name), \(ByteBuffer(bytes: client.secretHash)), \(client.scopes.joined(separator: " ")),
                         \(client.createdAt), \(client.revokedAt), \(version))
                 """)
+            try Self.announce(.clients, s)
         }
     }
 
@@ -84,7 +87,9 @@ extension PostgresStore: APIKeyStore, OAuthClientStore, BanStore, AdminStore {
     public func revokeClient(id: String, at: Int64) throws -> Bool {
         try connections.transaction { s in
             let version = try Self.nextVersion(s, "oauth_clients")
-            return try s.changed("UPDATE oauth_clients SET revoked_at = \(at), version = \(version) WHERE id = \(id) AND revoked_at IS NULL") > 0
+            let revoked = try s.changed("UPDATE oauth_clients SET revoked_at = \(at), version = \(version) WHERE id = \(id) AND revoked_at IS NULL") > 0
+            if revoked { try Self.announce(.clients, s) }
+            return revoked
         }
     }
 
@@ -100,6 +105,7 @@ extension PostgresStore: APIKeyStore, OAuthClientStore, BanStore, AdminStore {
                 """)
             var stored = ban
             stored.id = try rows.first?.decode(Int64.self) ?? 0
+            try Self.announce(.bans, s)
             return stored
         }
     }
@@ -107,10 +113,12 @@ extension PostgresStore: APIKeyStore, OAuthClientStore, BanStore, AdminStore {
     public func removeBan(id: Int64, at: Int64) throws -> Bool {
         try connections.transaction { s in
             let version = try Self.nextVersion(s, "bans")
-            return try s.changed("""
+            let removed = try s.changed("""
                 UPDATE bans SET removed_at = \(at), version = \(version)
                 WHERE id = \(id) AND removed_at IS NULL AND (expires_at IS NULL OR expires_at > \(at))
                 """) > 0
+            if removed { try Self.announce(.bans, s) }
+            return removed
         }
     }
 

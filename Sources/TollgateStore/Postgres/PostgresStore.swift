@@ -19,6 +19,8 @@ public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
     public let config: PostgresStoreConfig
     let connections: PostgresConnections
     let commits: GroupCommit
+    /// Change notifications received by this store's listeners (``listen(_:)``).
+    public let notificationsReceived = NotificationCounter()
 
     /// Connects, applies the schema's migrations (one gateway at a time), and starts group commit.
     public init(config: PostgresStoreConfig, secrets: [String: String], logger: Logger) throws {
@@ -67,12 +69,15 @@ public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
     }
 
     public func setPaused(_ route: String, paused: Bool, at: Int64) throws {
-        if paused {
-            try connections.run("""
-                INSERT INTO pauses (route, paused_at) VALUES (\(route), \(at)) ON CONFLICT (route) DO UPDATE SET paused_at = excluded.paused_at
-                """)
-        } else {
-            try connections.run("DELETE FROM pauses WHERE route = \(route)")
+        try connections.transaction { s in
+            if paused {
+                try s.run("""
+                    INSERT INTO pauses (route, paused_at) VALUES (\(route), \(at)) ON CONFLICT (route) DO UPDATE SET paused_at = excluded.paused_at
+                    """)
+            } else {
+                try s.run("DELETE FROM pauses WHERE route = \(route)")
+            }
+            try Self.announce(.pauses, s)
         }
     }
 
@@ -219,6 +224,7 @@ public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
                 ) AS x(n, l, t, h, d, u)
                 ON CONFLICT DO NOTHING
                 """)
+            try announce(.verification, s)
         }
         if !b.verificationRequests.isEmpty {
             let r = b.verificationRequests
