@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import BODY, KEY, ROOT, ROUNDS, TOLLGATE, free_port, nginx, nginx_common, wait_port, wrk_with, CONNECTIONS  # noqa: E402
+from compare import KEY, ROOT, ROUNDS, TOLLGATE, free_port, nginx, nginx_common, static_upstream, wait_port, wrk_with, CONNECTIONS  # noqa: E402
 
 
 def wrk_header(url, header):
@@ -39,17 +39,7 @@ def main():
                                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode())
     procs = []
     try:
-        procs.append(nginx(nginx_common(work, "upstream") + f"""
-worker_processes 1;
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{upstream_port};
-    location /v2/validate {{ default_type application/json; return 200 '{BODY}'; }}
-  }}
-}}
-""", work, "upstream"))
+        procs.append(static_upstream(work, upstream_port))
         procs.append(nginx(nginx_common(work, "proxy") + f"""
 worker_processes 1;
 http {{

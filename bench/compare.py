@@ -61,6 +61,22 @@ events {{ worker_connections 4096; }}
 """
 
 
+def static_upstream(work, port):
+    """nginx (1 worker) answering every `/v2/validate` with BODY, whatever the key: the upstream of
+    the scenarios that measure something other than key injection (bench/auth.py, bench/store.py)."""
+    return nginx(nginx_common(work, "upstream") + f"""
+worker_processes 1;
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location /v2/validate {{ default_type application/json; return 200 '{BODY}'; }}
+  }}
+}}
+""", work, "upstream")
+
+
 def worker_pids(master_pid):
     out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out]

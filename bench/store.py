@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from compare import BODY, DURATION, KEY, ROUNDS, TOLLGATE, free_port, nginx, nginx_common, wait_port, wrk  # noqa: E402
+from compare import DURATION, KEY, ROUNDS, TOLLGATE, free_port, static_upstream, wait_port, wrk  # noqa: E402
 import pg_cluster  # noqa: E402
 
 
@@ -61,17 +61,7 @@ def main():
     procs = []
     try:
         upstream_port = free_port()
-        procs.append(nginx(nginx_common(work, "upstream") + f"""
-worker_processes 1;
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{upstream_port};
-    location /v2/validate {{ default_type application/json; return 200 '{BODY}'; }}
-  }}
-}}
-""", work, "upstream"))
+        procs.append(static_upstream(work, upstream_port))
         wait_port(upstream_port)
         sqlite, sqlite_port = gateway(work, "sqlite", f"sqlite:{work}/tollgate.db", upstream_port)
         postgres, pg_port = gateway(work, "postgres", cluster.url(), upstream_port)
