@@ -1,8 +1,6 @@
-import Dispatch
 import Foundation
 import GRDB
 import TollgateCore
-import Synchronization
 
 /// The embedded default store: an SQLite database in WAL mode (through GRDB), written by one
 /// thread with group commit — every reservation that arrives while a transaction is being

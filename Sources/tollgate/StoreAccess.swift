@@ -25,11 +25,11 @@ func openStore(_ config: GatewayConfig) throws -> any DurableStore {
 }
 
 /// The usage report of the config's store, for read-only commands; nil when the SQLite file does
-/// not exist yet (the gateway has not run).
-func openUsageReport(_ config: GatewayConfig) throws -> UsageReport? {
+/// not exist yet (the gateway has not run), or, with `mustExist`, an error saying so.
+func openUsageReport(_ config: GatewayConfig, mustExist: Bool = false) throws -> UsageReport? {
     switch config.store {
     case .memory: throw ValidationError("store: memory keeps nothing the CLI can read")
-    case .sqlite(let path): return FileManager.default.fileExists(atPath: path) ? try UsageReport(path: path) : nil
+    case .sqlite(let path): return mustExist || FileManager.default.fileExists(atPath: path) ? try UsageReport(path: path) : nil
     case .postgres: return UsageReport(try openStore(config))
     }
 }

@@ -15,10 +15,7 @@ struct Usage: ParsableCommand {
 
     func run() throws {
         let config = try loadQuietly(options.config)
-        guard let report = try openUsageReport(config) else {
-            if case .sqlite(let path) = config.store { _ = try UsageReport(path: path) }  // says there is no database yet
-            return
-        }
+        guard let report = try openUsageReport(config, mustExist: true) else { return }
         let start = try Self.parseSince(since)
         let currency = config.budgets.first?.limit.currency ?? config.routes.compactMap { $0.cost?.perCall.currency }.first ?? "USD"
         let lines = try report.lines(since: start, by: by)
