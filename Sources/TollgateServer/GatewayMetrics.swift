@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -13,6 +14,8 @@ final class GatewayMetrics: Sendable {
     private let contexts: [LoopContext]
     let reloads: ReloadCounters
     let telemetry: Telemetry
+    /// Set once the gateway shares rate limits with others.
+    let rateSync = NIOLockedValueBox<RateSync?>(nil)
 
     init(current: @escaping @Sendable () -> GatewayState, contexts: [LoopContext], reloads: ReloadCounters, telemetry: Telemetry) {
         self.current = current
@@ -32,6 +35,7 @@ final class GatewayMetrics: Sendable {
         let state = current()
         let reloads = self.reloads
         let t = telemetry
+        let rateSync = self.rateSync.withLockedValue { $0 }
         return EventLoopFuture.whenAllSucceed(perLoop, on: eventLoop).map { loops in
             for c in 1...5 {
                 t.count("tollgate_responses_total", [("class", "\(c)xx")], total: Int64(loops.reduce(0) { $0 + $1.0[c] }))
@@ -59,6 +63,10 @@ final class GatewayMetrics: Sendable {
             t.count("tollgate_store_commit_failures_total", total: Int64(state.ledger.failedCommits))
             if let shared = state.ledger as? PostgresStore {
                 t.count("tollgate_store_notifications_total", total: Int64(shared.notificationsReceived.value))
+            }
+            if let sync = rateSync {
+                t.count("tollgate_ratelimit_sync_failures_total", total: Int64(sync.failures.load(ordering: .relaxed)))
+                t.count("tollgate_ratelimit_sync_units_received_total", total: Int64(sync.unitsReceived.load(ordering: .relaxed)))
             }
             t.count("tollgate_connections_closed_after_refusals_total", total: Int64(loops.reduce(0) { $0 + $1.3 }))
             t.count("tollgate_access_log_dropped_total", total: Int64(state.accessLog.dropped))

@@ -24,6 +24,8 @@ public final class GatewayServer: @unchecked Sendable {
     private let logger: Logger
     private var watch: DispatchSourceTimer?
     private var storeListener: PostgresListener?
+    /// Rate-limit usage shared with the other gateways (nil: one gateway, or a store that cannot share it).
+    private(set) var rateSync: RateSync?
     private let metrics: GatewayMetrics
     private let listening = Atomic<Bool>(false)
     private let reloading = Mutex(false)
@@ -164,10 +166,14 @@ public final class GatewayServer: @unchecked Sendable {
             redirectChannel = try await HTTPSRedirect.bind(redirect, group: group, httpsPort: localAddress?.port ?? listen.port)
         }
         listening.store(true, ordering: .relaxed)
-        if case .postgres(let pg) = state.config.store {
+        if case .postgres(let pg) = state.config.store, let shared = state.ledger as? any SharedRateUsage {
             state.logger.notice("store shared with other gateways", metadata: [
-                "store": "\(pg.description)",
-                "kept_per_gateway": "rate limits, page-token uses, solved challenges, verified email sessions (docs/cluster.md)"])
+                "store": "\(pg.description)", "rate_limit_sync": "\(pg.syncInterval)",
+                "kept_per_gateway": "page-token uses, solved challenges (docs/cluster.md)"])
+            let sync = RateSync(store: shared, interval: .nanoseconds(pg.syncInterval.nanoseconds), current: current, logger: logger)
+            sync.start()
+            rateSync = sync
+            metrics.rateSync.withLockedValue { $0 = sync }
         }
         state.access.start()
         rateAlerts.start(every: .milliseconds(Int(state.config.alerts.interval.milliseconds))) { [weak self] in
@@ -343,6 +349,7 @@ public final class GatewayServer: @unchecked Sendable {
         }
         watch?.cancel()
         storeListener?.stop()
+        rateSync?.stop()
         rateAlerts.stop()
         let state = self.state
         state.access.stop()

@@ -21,6 +21,8 @@ final class GatewayState: Sendable {
     let limiters: LimiterRegistry
     let book: SpendBook
     let ledger: any SpendLedger
+    /// Budget totals several gateways share (nil: this gateway's book is exact on its own).
+    let sharedSpend: SharedSpend?
     let alerts: AlertSender
     let cache: ResponseCache
     let pageTokens: PageTokens?
@@ -59,12 +61,15 @@ final class GatewayState: Sendable {
             ledger = try StoreOpener.open(config.store, secrets: secrets, logger: logger)
         }
         self.limiters = LimiterRegistry(maxKeys: config.rateLimitMaxKeys,
-                                        previous: old?.config.rateLimitMaxKeys == config.rateLimitMaxKeys ? old?.limiters : nil)
+                                        previous: old?.config.rateLimitMaxKeys == config.rateLimitMaxKeys ? old?.limiters : nil,
+                                        recordsUsage: ledger is any SharedRateUsage)
+        sharedSpend = (ledger as? any SharedBudgets).map(SharedSpend.init)
         if let old, old.config.budgets == config.budgets {
             book = old.book
         } else {
             book = SpendBook(budgets: config.budgets)
-            try Self.seed(book, from: ledger, now: Int64(NIODeadline.wallClockSeconds))
+            let seeded = try Self.seed(book, from: ledger, now: Int64(NIODeadline.wallClockSeconds))
+            try sharedSpend?.raise(seeded, book: book)
         }
         book.setPaused(try ledger.pausedRoutes())
         self.alerts = try AlertSender(config: config, secrets: secrets, book: book, ledger: ledger, logger: logger)
@@ -160,14 +165,19 @@ final class GatewayState: Sendable {
 
     /// Rebuilds budget totals from the ledger: every unreleased entry of the current periods counts,
     /// unsettled ones at their reserved amount.
-    static func seed(_ book: SpendBook, from ledger: any SpendLedger, now: Int64) throws {
-        guard !book.budgets.isEmpty else { return }
+    /// Returns what it counted, per key and entry.
+    @discardableResult
+    static func seed(_ book: SpendBook, from ledger: any SpendLedger, now: Int64) throws -> [(key: SpendBook.Key, at: Int64, micros: Int64)] {
+        guard !book.budgets.isEmpty else { return [] }
         let since = book.budgets.map { $0.period.bounds(containing: now, in: $0.timeZone).start }.min() ?? now
+        var seeded: [(key: SpendBook.Key, at: Int64, micros: Int64)] = []
         for row in try ledger.spend(since: since) {
             for key in book.keys(route: row.route, client: row.client, session: row.session, key: row.keyID, subject: row.subject, email: row.email) {
                 book.seed(key, amount: row.micros, at: row.createdAt)
+                seeded.append((key, row.createdAt, row.micros))
             }
         }
+        return seeded
     }
 
     /// Whether `address` (bytes) is a configured trusted proxy.

@@ -97,11 +97,11 @@ final class GroupCommit: Sendable {
 
     private let queue: DispatchQueue
     private let pending = Mutex(Pending())
-    /// Writes one batch in one transaction; returns the ids of its reservations, in order.
-    private let write: @Sendable (LedgerBatch) throws -> [Int64]
+    /// Writes one batch in one transaction; returns the answer to each of its reservations, in order.
+    private let write: @Sendable (LedgerBatch) throws -> [Result<Int64, BudgetRefused>]
     private let failures = Atomic<Int>(0)
 
-    init(label: String, write: @escaping @Sendable (LedgerBatch) throws -> [Int64]) {
+    init(label: String, write: @escaping @Sendable (LedgerBatch) throws -> [Result<Int64, BudgetRefused>]) {
         self.queue = DispatchQueue(label: label)
         self.write = write
         scheduleCounterFlush()
@@ -180,9 +180,9 @@ final class GroupCommit: Sendable {
         }
         guard !batch.isEmpty else { return }
         do {
-            let ids = try write(batch)
+            let answers = try write(batch)
             pending.withLock { $0.failingSince = nil }
-            for (i, done) in waiting.enumerated() { done(.success(ids[i])) }
+            for (i, done) in waiting.enumerated() { done(answers[i].mapError { $0 }) }
         } catch {
             failures.add(1, ordering: .relaxed)
             for done in waiting { done(.failure(error)) }

@@ -24,7 +24,9 @@ public final class SQLiteLedger: SpendLedger, GroupCommitted, @unchecked Sendabl
         let pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
         self.pool = pool
-        commits = GroupCommit(label: "tollgate.ledger.writer") { batch in try pool.write { db in try Self.write(batch, db) } }
+        commits = GroupCommit(label: "tollgate.ledger.writer") { batch in
+            try pool.write { db in try Self.write(batch, db) }.map { .success($0) }
+        }
     }
 
     /// The schema, as named steps; a step never changes once released.

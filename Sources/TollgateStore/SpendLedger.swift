@@ -16,6 +16,9 @@ public struct LedgerEntry: Sendable {
     public var reservedMicros: Int64
     /// Unix seconds.
     public var createdAt: Int64
+    /// The budget totals a store shared by several gateways checks and counts it in (``SharedBudgets``);
+    /// stores of one gateway ignore them (its own book is exact).
+    public var charges: [BudgetCharge] = []
 
     public init(requestID: String, route: String, client: String, session: String = "", reservedMicros: Int64, createdAt: Int64) {
         self.requestID = requestID
@@ -61,7 +64,8 @@ extension SpendLedger {
 /// counted at its (higher) reserved amount, and undercounts non-money counters by at most one
 /// batch interval.
 public protocol SpendLedger: AnyObject, Sendable, UseJournal, VerificationJournal {
-    /// Commits `entry`; then calls `done` with its row id, on the ledger's own thread.
+    /// Commits `entry`; then calls `done` with its row id, on the ledger's own thread. A store with
+    /// ``SharedBudgets`` may answer ``BudgetRefused`` instead (and writes no row).
     func reserve(_ entry: LedgerEntry, done: @escaping @Sendable (Result<Int64, any Error>) -> Void)
     /// The call's real cost is known.
     func settle(id: Int64, costMicros: Int64, status: Int?, at: Int64)

@@ -40,6 +40,9 @@ import Testing
         chars[i] = chars[i] == "A" ? "B" : "A"
         #expect(verify(tokens, String(chars), at: at) == .invalid)
         let parts = token.split(separator: ".")
+        // The same MAC written a second way (an unused low bit of its last character set) is not the token.
+        let respelled = Tamper.flippingLastCharacter(of: String(parts[3]), by: 1)
+        #expect(verify(tokens, "\(parts[0]).\(parts[1]).\(parts[2]).\(respelled)", at: at) == .invalid)
         let otherPayload = tokens.issue(session: "sess", address: "1.2.3.4", userAgent: "ua", nowMillis: t0 - 50_000).split(separator: ".")[2]
         #expect(verify(tokens, "\(parts[0]).\(parts[1]).\(otherPayload).\(parts[3])", at: at) == .invalid)
         #expect(verify(tokens, "v2.x.y.z", at: at) == .invalid)

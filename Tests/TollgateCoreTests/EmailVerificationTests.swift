@@ -84,9 +84,11 @@ import Testing
         #expect(links.check(token, session: "session-a", nowMillis: 1_000_000 + 1_800_001) == .failure(.expired))
         #expect(links.check(token, session: "session-a", nowMillis: 1_000_000 - 120_000) == .failure(.expired))
         var parts = token.split(separator: ".").map(String.init)
-        let mac = parts[3]
-        parts[3] = String(mac.dropLast()) + (mac.last == "A" ? "B" : "A")
-        #expect(links.check(parts.joined(separator: "."), session: "session-a", nowMillis: 1_000_001) == .failure(.forged))
+        // The MAC's last character holds 4 bits of the MAC and 2 unused bits: flipping either is a forgery.
+        for flip in [4, 1] {
+            parts[3] = Tamper.flippingLastCharacter(of: token.split(separator: ".").map(String.init)[3], by: flip)
+            #expect(links.check(parts.joined(separator: "."), session: "session-a", nowMillis: 1_000_001) == .failure(.forged))
+        }
         parts = token.split(separator: ".").map(String.init)
         parts[2] = String(parts[2].dropLast(2)) + "eA"   // another domain, same MAC
         #expect(links.check(parts.joined(separator: "."), session: "session-a", nowMillis: 1_000_001) == .failure(.forged))

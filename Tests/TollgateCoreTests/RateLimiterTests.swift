@@ -157,4 +157,35 @@ import Testing
         #expect(loadErrors(yaml).contains { $0.contains("limit global is shared by name but defined differently") })
         #expect(loadErrors(yaml.replacingOccurrences(of: "rate: 10/s }]", with: "rate: 10/x }]")).contains { $0.contains("must be COUNT/PERIOD") })
     }
+
+    /// A cluster's limiter hands out what it took (refunds subtracted) and takes the others' usage
+    /// as debt: two limiters that exchange usage admit together what one would.
+    @Test func gatewaysExchangingUsageShareOneAllowance() {
+        let a = RateLimiter(rate: Rate("10/s")!, burst: 5, maxKeys: 100, recordsUsage: true)
+        let b = RateLimiter(rate: Rate("10/s")!, burst: 5, maxKeys: 100, recordsUsage: true)
+        let key = RateLimitPolicy.hashed("key-1")
+        #expect(key == RateLimitPolicy.hashed("key-1") && key != RateLimitPolicy.hashed("key-2"))
+        let one = RateLimiter(rate: Rate("10/s")!, burst: 5, maxKeys: 100)
+        var admitted = 0, alone = 0
+        for step in 0..<200 {  // 2 s at one request per 10 ms to each, exchanging every 100 ms
+            let now = Int64(step) * 10_000_000
+            for limiter in [a, b] where limiter.acquire(key, now: now).allowed { admitted += 1 }
+            for _ in 0..<2 where one.acquire(key, now: now).allowed { alone += 1 }
+            if step % 10 == 9 {
+                let (fromA, fromB) = (a.takeUnsynced(), b.takeUnsynced())
+                for u in fromA { b.charge(u.key, units: u.units, now: now) }
+                for u in fromB { a.charge(u.key, units: u.units, now: now) }
+            }
+        }
+        // Two exchanging limiters admit what one would (each bursts once first), give or take a
+        // request of lag; without the exchange they would admit twice as much.
+        #expect(admitted >= alone - 2 && admitted <= alone + 5 + 2, "\(admitted) against \(alone) for one limiter")
+        #expect(alone >= 20)
+        _ = a.acquire(key, now: 10_000_000_000)
+        a.refund(key)
+        #expect(a.takeUnsynced().isEmpty)
+        let plain = RateLimiter(rate: Rate("10/s")!, burst: 5, maxKeys: 100)
+        _ = plain.acquire(key, now: 0)
+        #expect(plain.takeUnsynced().isEmpty)
+    }
 }

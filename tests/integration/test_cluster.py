@@ -151,13 +151,6 @@ def test_store_config_errors_and_an_unreachable_database(gateways, standin, api_
         gw.start(expect_failure=True)
         assert gw.proc.returncode != 0 and expect in gw.output(), (store, gw.output())
         assert "hunter2" not in gw.output()
-    # Budgets are not shared yet: refused rather than silently multiplied by the gateways.
-    gw = gateways(cluster_config(standin.port, "postgres://tollgate@127.0.0.1/db") + """
-budgets:
-  - { name: daily, limit: 1 USD, period: day, scope: global }
-""", env=env, start=False)
-    gw.start(expect_failure=True)
-    assert "not yet shared between gateways" in gw.output()
     # Nothing listens on the port: the gateway stops with where it looked, never the password.
     closed = free_port()
     gw = gateways(orders_config(standin.port, more_secrets="  PG_PASSWORD: env:PG_PASSWORD")

@@ -156,10 +156,6 @@ public enum ConfigLoader {
         var cacheMax = 64 << 20
         if let c = keys["cache"], let ck = c.object(allowed: ["max_bytes"]), let n = ck["max_bytes"]?.byteSize() { cacheMax = n }
         checkSpend(budgets: budgets, routes: routes, node: keys["budgets"] ?? root)
-        if case .postgres = store, !budgets.isEmpty {
-            // Each gateway would hold its own totals and together they could spend N times a cap.
-            keys["budgets"]?.error("are not yet shared between gateways on a postgres store (docs/cluster.md): keep budgets on one gateway with sqlite, or remove them")
-        }
 
         var config = GatewayConfig(listen: listen, tls: tls, trustedProxies: trusted, secrets: secrets, accessLog: accessLog,
                              shutdownGrace: shutdownGrace, idleTimeout: idleTimeout, routes: routes,

@@ -118,9 +118,10 @@ enum SpendReader {
         return .memory
     }
 
-    /// `{ url, password, tls, ca_file, connections, query_timeout }`.
+    /// `{ url, password, tls, ca_file, connections, query_timeout, sync_interval }`.
     private static func postgres(_ node: ConfigNode, secrets: [String: SecretReference], baseDirectory: String) -> StoreConfig {
-        guard let keys = node.object(allowed: ["url", "password", "tls", "ca_file", "connections", "query_timeout"]) else { return .memory }
+        guard let keys = node.object(allowed: ["url", "password", "tls", "ca_file", "connections", "query_timeout",
+                                                         "sync_interval"]) else { return .memory }
         guard let urlNode = keys["url"], let text = urlNode.string() else { node.error("needs url: postgres://USER@HOST:PORT/DATABASE"); return .memory }
         guard var pg = postgresURL(text, node: urlNode) else { return .memory }
         if let p = keys["password"] { pg.passwordSecret = p.secretName(in: secrets) }
@@ -136,6 +137,9 @@ enum SpendReader {
         }
         if let t = keys["query_timeout"], let d = t.duration() {
             if d < .milliseconds(100) || d > .seconds(60) { t.error("must be from 100ms to 60s") } else { pg.queryTimeout = d }
+        }
+        if let t = keys["sync_interval"], let d = t.duration() {
+            if d < .milliseconds(20) || d > .seconds(10) { t.error("must be from 20ms to 10s") } else { pg.syncInterval = d }
         }
         return .postgres(pg)
     }

@@ -119,6 +119,24 @@ public final class SpendBook: Sendable {
         }
     }
 
+    /// Where spend of `key` at `now` is recorded (`slot`) and the window its total sums over.
+    public func window(_ key: Key, now: Int64) -> (slot: Int64, start: Int64, end: Int64) {
+        let budget = budgets[key.budget]
+        let (start, end) = budget.period.bounds(containing: now, in: budget.timeZone)
+        return (Self.slot(budget, time: now), start, end)
+    }
+
+    /// Makes `key`'s total in the window containing `now` equal `total` — the count of a store
+    /// several gateways share — by moving the difference into the current slot.
+    public func mirror(_ key: Key, total: Int64, now: Int64) {
+        tallies.withLock { tallies in
+            let budget = budgets[key.budget]
+            let difference = total - Self.spent(tallies[key], budget: budget, now: now)
+            guard difference != 0 else { return }
+            tallies[key, default: Tally()].slices[Self.slot(budget, time: now), default: 0] += difference
+        }
+    }
+
     /// Spend counted now for `key`.
     public func spent(_ key: Key, now: Int64) -> Int64 {
         tallies.withLock { Self.spent($0[key], budget: budgets[key.budget], now: now) }

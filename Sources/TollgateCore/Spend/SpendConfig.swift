@@ -125,6 +125,9 @@ public struct PostgresStoreConfig: Sendable, Equatable {
     public var connections: Int = 4
     /// Longest one query may take; past it the connection is dropped and the caller gets an error.
     public var queryTimeout: Duration = .seconds(5)
+    /// How often gateways exchange rate-limit usage (`sync_interval`, default 200 ms): the lag of a
+    /// global limit, and its error bound (docs/cluster.md).
+    public var syncInterval: Duration = .milliseconds(200)
 
     public init(host: String, port: Int = 5432, user: String, database: String, passwordSecret: String? = nil,
                 tls: TLS? = nil, caFile: String? = nil) {

@@ -34,18 +34,20 @@ public struct SpendControl: Sendable {
         let reservation = { SpendReservation(keys: keys, amount: amount, reservedAt: now, route: route, client: client,
                                              session: session, key: key, subject: subject, email: email, book: book) }
         if let refusal = book.reserve(keys, amount: amount, now: now, evenOverCap: shadow) {
-            let budget = book.budgets[refusal.budget]
-            let retry = max(1, refusal.resetAt - now)
-            let problem = Problem(
-                status: budget.status, code: "budget-exhausted",
-                title: budget.status == 429 ? "Too Many Requests" : "Payment Required",
-                detail: "The spending limit for this service has been reached.",
-                extensions: [JSONMember("budget", .string(budget.name)),
-                             JSONMember("reset_at", .string(Self.iso8601(refusal.resetAt)))],
-                headers: [("Retry-After", String(retry))])
+            let problem = Self.exhausted(book.budgets[refusal.budget], resetAt: refusal.resetAt, now: now)
             return shadow ? .reservedOverCap(reservation(), wouldRefuse: problem) : .refused(problem)
         }
         return .reserved(reservation())
+    }
+
+    /// The answer when `budget` has no room until `resetAt` (Unix seconds).
+    public static func exhausted(_ budget: BudgetConfig, resetAt: Int64, now: Int64) -> Problem {
+        Problem(status: budget.status, code: "budget-exhausted",
+                title: budget.status == 429 ? "Too Many Requests" : "Payment Required",
+                detail: "The spending limit for this service has been reached.",
+                extensions: [JSONMember("budget", .string(budget.name)),
+                             JSONMember("reset_at", .string(Self.iso8601(resetAt)))],
+                headers: [("Retry-After", String(max(1, resetAt - now)))])
     }
 
     /// The answer while an operator has paused the route's upstream calls.

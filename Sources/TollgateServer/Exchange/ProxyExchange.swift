@@ -196,12 +196,14 @@ final class ProxyExchange {
             return callUpstream()
         }
         let now = Int64(NIODeadline.wallClockSeconds)
+        let shadow = route.shadow.covers(.budget)
+        // With shared totals the store decides; the book's own view would miss the other gateways.
         var outcome = spend.reserve(client: request.client.address, session: view.session.map(SessionTag.of) ?? "",
                                     key: view.caller?.keyID ?? "", subject: view.caller?.subject ?? "",
                                     email: view.email?.addressHash ?? "", now: now,
-                                    shadow: route.shadow.covers(.budget))
+                                    shadow: shadow || gateway.sharedSpend != nil)
         if case .reservedOverCap(let reserved, let problem) = outcome {
-            _ = route.shadow.letsThrough(problem, at: .budget, on: &view)
+            if shadow { _ = route.shadow.letsThrough(problem, at: .budget, on: &view) }
             outcome = .reserved(reserved)
         }
         switch outcome {
@@ -219,6 +221,9 @@ final class ProxyExchange {
             entry.subject = reserved.subject
             entry.email = reserved.email
             entry.emailDomain = view.email?.domain ?? ""
+            if gateway.sharedSpend != nil {
+                entry.charges = SharedSpend.charges(reserved.keys, book: gateway.book, now: now, enforced: !shadow)
+            }
             let eventLoop = loop.eventLoop
             let exchange = NIOLoopBound(self, eventLoop: eventLoop)  // the ledger answers on its own thread
             gateway.ledger.reserve(entry) { result in
@@ -231,12 +236,20 @@ final class ProxyExchange {
         switch result {
         case .success(let id):
             reservation?.ledgerID.store(id, ordering: .relaxed)
+            if let shared = gateway.sharedSpend, let reservation { shared.mirror(reservation.keys, book: gateway.book, now: now) }
             guard owner != nil else {
                 abandon()  // the client left before anything was sent: nothing to pay for
                 return done()
             }
             if let reservation { gateway.alerts.check(reservation.keys, now: now, loop: loop.eventLoop, pool: loop.pool) }
             callUpstream()
+        case .failure(let refused as BudgetRefused):
+            // Another gateway's spend filled the cap first: nothing was written, nothing is owed.
+            let keys = reservation?.keys ?? []
+            reservation?.release()
+            endCacheLead(with: nil)
+            let problem = SharedSpend.problem(refused, keys: keys, book: gateway.book, now: now)
+            finish(.problem(problem, requestID: request.requestID, by: .stage(.budget)))
         case .failure(let error):
             gateway.logger.error("ledger write failed", metadata: ["error": "\(error)"])
             abandon()

@@ -119,6 +119,22 @@ enum PostgresSchema {
             "ALTER TABLE verification_confirmations ADD COLUMN seq BIGSERIAL",
             "CREATE INDEX verification_confirmations_seq ON verification_confirmations (seq)",
         ]),
+        ("v3: budget totals and rate-limit usage shared by the gateways", [
+            """
+            CREATE TABLE budget_spend (
+                budget TEXT NOT NULL, scope TEXT NOT NULL, slot BIGINT NOT NULL, micros BIGINT NOT NULL,
+                PRIMARY KEY (budget, scope, slot)
+            )
+            """,
+            "ALTER TABLE ledger ADD COLUMN charges TEXT NOT NULL DEFAULT ''",
+            """
+            CREATE TABLE rate_events (
+                id BIGSERIAL PRIMARY KEY, gateway TEXT NOT NULL, at_ms BIGINT NOT NULL,
+                limits TEXT[] NOT NULL, highs BIGINT[] NOT NULL, lows BIGINT[] NOT NULL, units BIGINT[] NOT NULL
+            )
+            """,
+            "CREATE INDEX rate_events_at ON rate_events (at_ms)",
+        ]),
     ]
 
     /// Applies the migrations not yet recorded, under the advisory lock.

@@ -15,10 +15,11 @@ import TollgateCore
 ///
 /// Every call blocks its caller until PostgreSQL answers or the query timeout passes; no call
 /// runs on a data-plane event loop (see ``PostgresConnections``).
-public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
+public final class PostgresStore: DurableStore, GroupCommitted, SharedBudgets, Sendable {
     public let config: PostgresStoreConfig
     let connections: PostgresConnections
     let commits: GroupCommit
+    let budgets = PostgresBudgets()
     /// Change notifications received by this store's listeners (``listen(_:)``).
     public let notificationsReceived = NotificationCounter()
 
@@ -40,8 +41,11 @@ public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
             throw StoreError("cannot open the store at \(config.description): \(error)")
         }
         self.connections = connections
+        let budgets = budgets
         commits = GroupCommit(label: "tollgate.postgres.writer") { batch in
-            try connections.transaction { try Self.write(batch, $0) }
+            let (answers, decision) = try connections.transaction { try Self.write(batch, budgets: budgets, $0) }
+            budgets.committed(decision)
+            return answers
         }
     }
 
@@ -129,17 +133,45 @@ public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
         return (found, next)
     }
 
+    // MARK: Shared budgets
+
+    public func latestTotal(_ window: BudgetCharge.Window) -> Int64? { budgets.latestTotal(window) }
+
+    public func raiseTotals(_ totals: [(charge: BudgetCharge, micros: Int64)]) throws {
+        try connections.transaction { try budgets.raise(totals, $0) }
+    }
+
     // MARK: Group commit
 
     /// Writes one batch in the caller's transaction, one statement per kind of row; returns the
-    /// new reservations' ids in the batch's order.
-    static func write(_ b: LedgerBatch, _ s: PostgresConnections.Session) throws -> [Int64] {
+    /// answer to each reservation in the batch's order (its id, or the budget that refused it)
+    /// and the budget totals as this transaction leaves them.
+    static func write(_ b: LedgerBatch, budgets: PostgresBudgets,
+                      _ s: PostgresConnections.Session) throws -> ([Result<Int64, BudgetRefused>], PostgresBudgets.Decision) {
+        // Everything else first: the budget totals' locks are held from the decision to the
+        // commit, and other gateways' commits on the same totals wait that long.
+        let settled = try applyUpdates(b.updates, s)
         let ids = try insert(b.reservations, s)
+        try writeJournals(b, s)
+        try writeCounters(b, s)
+        if b.includesCounters { try budgets.prune(s, now: Int64(Date().timeIntervalSince1970)) }
+        let decision = try budgets.decide(b.reservations, settled: settled, s)
+        let refused = ids.indices.filter { decision.refusals[$0] != nil }.map { ids[$0] }
+        if !refused.isEmpty { try s.run("DELETE FROM ledger WHERE id = ANY(\(refused)::bigint[])") }
+        let answers = ids.indices.map { i -> Result<Int64, BudgetRefused> in
+            decision.refusals[i].map { .failure($0) } ?? .success(ids[i])
+        }
+        return (answers, decision)
+    }
+
+    /// Settlements and releases, one statement each; returns each updated entry's charges and
+    /// how far its cost moved from its reservation.
+    private static func applyUpdates(_ updates: [LedgerBatch.Update], _ s: PostgresConnections.Session) throws -> [(charges: String, delta: Int64)] {
         // Applied one after the other, only the first update of an entry would find it reserved:
         // the same here, where each kind is one statement.
         var settles: [(Int64, Int64, Int32, Int64)] = [], releases: [(Int64, Int32, Int64)] = []
         var seen = Set<Int64>()
-        for update in b.updates {
+        for update in updates {
             switch update {
             case .settle(let id, let cost, let status, let at):
                 if seen.insert(id).inserted { settles.append((id, cost, Int32(status ?? -1), at)) }
@@ -147,35 +179,40 @@ public final class PostgresStore: DurableStore, GroupCommitted, Sendable {
                 if seen.insert(id).inserted { releases.append((id, Int32(status ?? -1), at)) }
             }
         }
+        var settled: [(charges: String, delta: Int64)] = []
+        func collect(_ rows: PostgresQueryResult) throws {
+            for row in rows { settled.append(try row.decode((String, Int64).self)) }
+        }
         if !settles.isEmpty {
-            try s.run("""
+            try collect(s.run("""
                 UPDATE ledger AS l SET state = 'settled', cost_micros = u.cost, status = NULLIF(u.status, -1), settled_at = u.at
                 FROM unnest(\(settles.map(\.0))::bigint[], \(settles.map(\.1))::bigint[], \(settles.map(\.2))::int[],
                             \(settles.map(\.3))::bigint[]) AS u(id, cost, status, at)
                 WHERE l.id = u.id AND l.state = 'reserved'
-                """)
+                RETURNING l.charges, l.cost_micros - l.reserved_micros
+                """))
         }
         if !releases.isEmpty {
-            try s.run("""
+            try collect(s.run("""
                 UPDATE ledger AS l SET state = 'released', cost_micros = 0, status = NULLIF(u.status, -1), settled_at = u.at
                 FROM unnest(\(releases.map(\.0))::bigint[], \(releases.map(\.1))::int[], \(releases.map(\.2))::bigint[]) AS u(id, status, at)
                 WHERE l.id = u.id AND l.state = 'reserved'
-                """)
+                RETURNING l.charges, l.cost_micros - l.reserved_micros
+                """))
         }
-        try writeJournals(b, s)
-        try writeCounters(b, s)
-        return ids
+        return settled.filter { !$0.charges.isEmpty }
     }
 
     /// The reservations, in one statement; ids matched back by request id (unique per request).
     private static func insert(_ r: [LedgerEntry], _ s: PostgresConnections.Session) throws -> [Int64] {
         guard !r.isEmpty else { return [] }
         let rows = try s.run("""
-            INSERT INTO ledger (request_id, route, client, session, api_key, subject, email, email_domain, reserved_micros, created_at)
+            INSERT INTO ledger (request_id, route, client, session, api_key, subject, email, email_domain, reserved_micros, created_at,
+                                charges)
             SELECT * FROM unnest(\(r.map(\.requestID))::text[], \(r.map(\.route))::text[], \(r.map(\.client))::text[],
                                  \(r.map(\.session))::text[], \(r.map(\.keyID))::text[], \(r.map(\.subject))::text[],
                                  \(r.map(\.email))::text[], \(r.map(\.emailDomain))::text[], \(r.map(\.reservedMicros))::bigint[],
-                                 \(r.map(\.createdAt))::bigint[])
+                                 \(r.map(\.createdAt))::bigint[], \(r.map { BudgetCharge.encode($0.charges) })::text[])
             RETURNING id, request_id
             """)
         var byRequest: [String: [Int64]] = [:]

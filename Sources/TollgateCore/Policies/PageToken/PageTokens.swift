@@ -149,15 +149,13 @@ public final class PageTokens: Sendable {
 
 
 extension Data {
-    var base64URL: String {
-        base64EncodedString().replacingAll("+", with: "-").replacingAll("/", with: "_").replacingAll("=", with: "")
-    }
+    var base64URL: String { Base64URL.encode(self) }
 
+    /// Canonical base64url only (``Base64URL/decode(_:)``): a token has exactly one text that verifies,
+    /// so flipping the unused low bits of its last character makes it a forgery, not a second copy.
     init?(base64URL text: Substring) {
-        guard text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
-        var s = String(text).replacingAll("-", with: "+").replacingAll("_", with: "/")
-        while s.count % 4 != 0 { s += "=" }
-        self.init(base64Encoded: s)
+        guard let bytes = Base64URL.decode(text.utf8) else { return nil }
+        self.init(bytes)
     }
 }
 

@@ -1,3 +1,4 @@
+import Crypto
 import Synchronization
 
 /// Applies a route's limits in order. Every limit must allow the request; if a later one refuses,
@@ -127,16 +128,15 @@ public struct RateLimitPolicy: Policy {
         }
     }
 
-    /// Distinct values get distinct buckets (128-bit keyed hash); absent values share one.
+    /// Distinct values get distinct buckets; absent values share one. The key is the first 128 bits
+    /// of the value's SHA-256: the same on every gateway (a cluster synchronises buckets by key),
+    /// and no value can be made to land in another's bucket.
     public static func hashed(_ value: String?) -> BucketKey {
         guard let value else { return .shared }
-        var a = Hasher()
-        a.combine(0xA5 as UInt8)
-        a.combine(value)
-        var b = Hasher()
-        b.combine(0x5A as UInt8)
-        b.combine(value)
-        return BucketKey(high: UInt64(bitPattern: Int64(a.finalize())) | 1, low: UInt64(bitPattern: Int64(b.finalize())))
+        return SHA256.hash(data: Array(value.utf8)).withUnsafeBytes { raw in
+            BucketKey(high: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self) | 1,
+                      low: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
     }
 }
 
@@ -176,10 +176,13 @@ public final class LimiterRegistry: @unchecked Sendable {
     private var bound: [String: (LimitConfig, RateLimiter, WaitingRoom?)] = [:]
     private var previous: LimiterRegistry?
     public let maxKeys: Int
+    /// Whether new limiters keep their usage for other gateways (``RateLimiter/recordsUsage``).
+    public let recordsUsage: Bool
 
-    public init(maxKeys: Int, previous: LimiterRegistry? = nil) {
+    public init(maxKeys: Int, previous: LimiterRegistry? = nil, recordsUsage: Bool = false) {
         self.maxKeys = maxKeys
         self.previous = previous
+        self.recordsUsage = recordsUsage
     }
 
     func bind(_ config: LimitConfig, route: String) -> RateLimitPolicy.Bound {
@@ -188,12 +191,12 @@ public final class LimiterRegistry: @unchecked Sendable {
             return RateLimitPolicy.Bound(config: config, limiter: existing.1, waiting: existing.2)
         }
         var entry: (LimitConfig, RateLimiter, WaitingRoom?)
-        if let kept = previous?.bound[key], Self.sameBuckets(kept.0, config) {
+        if let kept = previous?.bound[key], Self.sameBuckets(kept.0, config), kept.1.recordsUsage == recordsUsage {
             entry = (config, kept.1, kept.2)
         } else {
             var room: WaitingRoom?
             if case .throttle(_, let queue) = config.mode { room = WaitingRoom(capacity: queue) }
-            entry = (config, RateLimiter(rate: config.rate, burst: config.burst, maxKeys: maxKeys), room)
+            entry = (config, RateLimiter(rate: config.rate, burst: config.burst, maxKeys: maxKeys, recordsUsage: recordsUsage), room)
         }
         bound[key] = entry
         all.append((config.name, entry.1))
@@ -214,6 +217,12 @@ public final class LimiterRegistry: @unchecked Sendable {
 
     /// Every limiter, for metrics.
     public private(set) var all: [(name: String, limiter: RateLimiter)] = []
+
+    /// Every limiter by the name gateways with the same config agree on (`ROUTE/LIMIT`, `shared:LIMIT`).
+    public var named: [(name: String, limiter: RateLimiter)] { bound.map { ($0.key, $0.value.1) } }
+
+    /// The limiter of a ``named`` name.
+    public func limiter(named name: String) -> RateLimiter? { bound[name]?.1 }
 
     /// Whether the limiter of `limit` on `route` is the one of `other` (tests: counters kept).
     public func limiter(route: String, limit: String) -> RateLimiter? {

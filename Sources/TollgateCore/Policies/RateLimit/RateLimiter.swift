@@ -60,10 +60,18 @@ public final class RateLimiter: Sendable {
     final class Stripe: Sendable {
         /// Theoretical arrival times; a key whose TAT has passed is expired (as good as absent).
         let state: Mutex<BoundedTable<BucketKey, Int64>>
+        /// Units taken here since the last ``RateLimiter/takeUnsynced()`` (only when ``RateLimiter/recordsUsage``).
+        let unsynced = Mutex<[BucketKey: Int64]>([:])
         init(capacity: Int) { state = Mutex(BoundedTable(capacity: capacity, sweepInterval: RateLimiter.sweepIntervalNanos)) }
     }
 
-    public init(rate: Rate, burst: Int, maxKeys: Int, stripes: Int = 64) {
+    /// Whether taken units are kept for other gateways (``takeUnsynced()``), in a cluster.
+    public let recordsUsage: Bool
+    /// Mixed into the stripe choice, so nobody can aim keys at one stripe.
+    private let stripeSeed = UInt64.random(in: .min ... .max)
+
+    public init(rate: Rate, burst: Int, maxKeys: Int, stripes: Int = 64, recordsUsage: Bool = false) {
+        self.recordsUsage = recordsUsage
         self.rate = rate
         self.burst = max(1, burst)
         intervalNanos = max(1, rate.periodNanos / Int64(max(1, rate.count)))
@@ -107,7 +115,35 @@ public final class RateLimiter: Sendable {
                 return o
             }
         }
+        if recordsUsage, commit, outcome!.allowed { stripe.unsynced.withLock { $0[key, default: 0] += Int64(max(1, weight)) } }
         return outcome!
+    }
+
+    /// The units taken per key since the last call (refunds subtracted), for the other gateways.
+    public func takeUnsynced() -> [(key: BucketKey, units: Int64)] {
+        var taken: [(key: BucketKey, units: Int64)] = []
+        for stripe in stripes {
+            let pending = stripe.unsynced.withLock { u -> [BucketKey: Int64] in
+                defer { u = [:] }
+                return u
+            }
+            for (key, units) in pending where units > 0 { taken.append((key, units)) }
+        }
+        return taken
+    }
+
+    /// Counts `units` that other gateways took for `key`, as if taken here at `now` — without a
+    /// check: a bucket may go into debt, which later requests then wait out. A key new here needs
+    /// room in its stripe like any other (else the overflow bucket pays).
+    public func charge(_ key: BucketKey, units: Int64, now: Int64) {
+        guard units > 0 else { return }
+        let cost = intervalNanos * units
+        let stripe = stripes[stripeIndex(key)]
+        let charged = stripe.state.withLock { table -> Bool in
+            if let tat = table[key] { return table.update(key, max(tat, now) + cost) }
+            return table.insert(key, now + cost, now: now) { $0 }
+        }
+        if !charged { overflow.withLock { $0 = max($0, now) + cost } }
     }
 
     /// What the bucket of `key` holds at `now`, without taking anything or adding the key: whole
@@ -130,6 +166,7 @@ public final class RateLimiter: Sendable {
             return table.update(key, tat - cost)
         }
         if !found { overflow.withLock { $0 -= cost } }
+        if recordsUsage { stripe.unsynced.withLock { $0[key, default: 0] -= Int64(max(1, weight)) } }
     }
 
     private func decide(tat: Int64, cost: Int64, now: Int64, maxDelay: Int64) -> (Outcome, Int64) {
@@ -149,7 +186,7 @@ public final class RateLimiter: Sendable {
 
     private func stripeIndex(_ key: BucketKey) -> Int {
         // Mix both halves so that IPv4 keys (which differ only in `low`) spread over all stripes.
-        var x = key.low ^ (key.high &* 0x9E37_79B9_7F4A_7C15)
+        var x = (key.low ^ stripeSeed) ^ (key.high &* 0x9E37_79B9_7F4A_7C15)
         x ^= x >> 33
         x &*= 0xFF51_AFD7_ED55_8CCD
         x ^= x >> 33

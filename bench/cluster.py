@@ -1,0 +1,135 @@
+"""Cluster mode's cost on the proxied path: 3 gateways on one PostgreSQL (a private cluster, fsync
+on) against 1 gateway on SQLite, interleaved rounds, a priced route with a rate limit and a budget
+on (set high enough never to refuse, so every request takes the full path: limit, reservation
+checked against the shared total, upstream call, settlement).
+
+The three gateways are loaded at once by three wrk processes (one connection set each, as a
+round-robin balancer would spread them). Reports requests per second — all three together and per
+gateway — against the single gateway, and PostgreSQL transactions per proxied request (group
+commits, rate-limit sync rounds and settlements together, from pg_stat_database). On a machine with
+fewer cores than 3 gateways + PostgreSQL + wrk need, per-gateway figures measure CPU sharing, not
+the design: read the total.
+Not a test: it reports, it never fails a build.
+
+    python3 bench/cluster.py          # ROUNDS, DURATION, CONNECTIONS as in bench/compare.py
+    NO_BUDGET=1 python3 bench/cluster.py   # the same without the budget: what the shared total costs
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from compare import CONNECTIONS, DURATION, KEY, ROUNDS, TOLLGATE, free_port, static_upstream, wait_port, wrk_with  # noqa: E402
+import pg_cluster  # noqa: E402
+
+
+BUDGET = "" if os.environ.get("NO_BUDGET") else """budgets:
+  - { name: monthly, limit: 1000000 USD, period: month, scope: global }
+"""
+
+
+def gateway(work, name, store, upstream_port):
+    port = free_port()
+    config = work / f"{name}.yaml"
+    config.write_text(f"""
+listen: 127.0.0.1:{port}
+access_log: off
+secrets: {{ KEY: env:BENCH_KEY }}
+store: {store}
+{BUDGET}routes:
+  - name: lookup
+    match: {{ method: GET, path: /api/address }}
+    upstream:
+      url: http://127.0.0.1:{upstream_port}/v2/validate
+      auth: {{ header: X-Api-Key, secret: KEY }}
+    params:
+      q: {{ in: query, type: string, min_length: 1, max_length: 100, required: true }}
+    fixed: {{ format: json }}
+    cost: 0.001 USD
+    limits: [{{ per: ip, rate: 10000000/s, burst: 1000000 }}]
+""")
+    proc = subprocess.Popen([str(TOLLGATE), "serve", "--config", str(config)], env=dict(os.environ, BENCH_KEY=KEY),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_port(port)
+    return proc, port
+
+
+def commits(cluster):
+    return int(cluster.psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'tollgate'"))
+
+
+def together(urls, connections):
+    """wrk against every url at once; one result per url."""
+    results = [None] * len(urls)
+
+    def run(i):
+        results[i] = wrk_with(urls[i], connections)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(urls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def main():
+    if not TOLLGATE.exists():
+        sys.exit(f"{TOLLGATE} missing: swift build -c release --product tollgate")
+    work = Path(tempfile.mkdtemp(prefix="tollgate-cluster-bench-"))
+    cluster = pg_cluster.Cluster(work / "pg", fsync=True).start()
+    procs = []
+    try:
+        upstream_port = free_port()
+        procs.append(static_upstream(work, upstream_port))
+        wait_port(upstream_port)
+        single, single_port = gateway(work, "single", f"sqlite:{work}/tollgate.db", upstream_port)
+        procs.append(single)
+        ports = []
+        for i in range(3):
+            p, port = gateway(work, f"node{i}", cluster.url(), upstream_port)
+            procs.append(p)
+            ports.append(port)
+        path = "/api/address?q=10+Downing+St"
+        per_node = max(1, CONNECTIONS // 3)
+        singles, clusters, tpr = [], [], []
+        for _ in range(ROUNDS):
+            singles.append(wrk_with(f"http://127.0.0.1:{single_port}{path}", CONNECTIONS))
+            before = commits(cluster)
+            runs = together([f"http://127.0.0.1:{p}{path}" for p in ports], per_node)
+            time.sleep(1.5)  # the settlements' commit after the run
+            total = sum(r["rps"] for r in runs)
+            tpr.append((commits(cluster) - before) / max(1, total * DURATION))
+            clusters.append({"rps_total": round(total, 1), "rps_per_gateway": [r["rps"] for r in runs],
+                             "p99_ms": max(r["p99_ms"] or 0 for r in runs), "non2xx": sum(r["non2xx"] for r in runs)})
+        best_single = max(singles, key=lambda r: r["rps"])
+        best_cluster = max(clusters, key=lambda r: r["rps_total"])
+        report = {
+            "rounds": ROUNDS, "duration_s": DURATION, "connections": CONNECTIONS, "cores": os.cpu_count(),
+            "single_sqlite": best_single, "cluster_3_postgres": best_cluster,
+            "ratio_total_cluster_vs_single": round(best_cluster["rps_total"] / best_single["rps"], 3),
+            "ratio_per_gateway_vs_single": round(best_cluster["rps_total"] / 3 / best_single["rps"], 3),
+            "postgres_transactions_per_request": round(min(tpr), 4),
+        }
+        print(json.dumps(report, indent=2))
+        out = Path(__file__).resolve().parent / "results"
+        out.mkdir(exist_ok=True)
+        (out / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=2))
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
