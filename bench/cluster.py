@@ -14,7 +14,6 @@ Not a test: it reports, it never fails a build.
     python3 bench/cluster.py          # ROUNDS, DURATION, CONNECTIONS as in bench/compare.py
     NO_BUDGET=1 python3 bench/cluster.py   # the same without the budget: what the shared total costs
 """
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from compare import CONNECTIONS, DURATION, KEY, ROUNDS, TOLLGATE, free_port, static_upstream, wait_port, wrk_with  # noqa: E402
+from compare import CONNECTIONS, DURATION, KEY, ROUNDS, TOLLGATE, free_port, report, static_upstream, stop_all, wait_port, wrk_with  # noqa: E402
 import pg_cluster  # noqa: E402
 
 
@@ -110,24 +109,16 @@ def main():
                              "p99_ms": max(r["p99_ms"] or 0 for r in runs), "non2xx": sum(r["non2xx"] for r in runs)})
         best_single = max(singles, key=lambda r: r["rps"])
         best_cluster = max(clusters, key=lambda r: r["rps_total"])
-        report = {
+        result = {
             "rounds": ROUNDS, "duration_s": DURATION, "connections": CONNECTIONS, "cores": os.cpu_count(),
             "single_sqlite": best_single, "cluster_3_postgres": best_cluster,
             "ratio_total_cluster_vs_single": round(best_cluster["rps_total"] / best_single["rps"], 3),
             "ratio_per_gateway_vs_single": round(best_cluster["rps_total"] / 3 / best_single["rps"], 3),
             "postgres_transactions_per_request": round(min(tpr), 4),
         }
-        print(json.dumps(report, indent=2))
-        out = Path(__file__).resolve().parent / "results"
-        out.mkdir(exist_ok=True)
-        (out / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=2))
+        report("cluster", result)
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         cluster.stop()
 
 

@@ -77,6 +77,25 @@ http {{
 """, work, "upstream")
 
 
+def report(name, result):
+    """Prints `result` and keeps it as bench/results/NAME-TIMESTAMP.json."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text)
+
+
+def stop_all(procs):
+    """Terminates each process, killing those that do not stop within 10 s."""
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def worker_pids(master_pid):
     out = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out]

@@ -10,7 +10,6 @@ Not a test: it reports, it never fails a build.
 
     python3 bench/store.py            # ROUNDS, DURATION, CONNECTIONS as in bench/compare.py
 """
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from compare import DURATION, KEY, ROUNDS, TOLLGATE, free_port, static_upstream, wait_port, wrk  # noqa: E402
+from compare import DURATION, KEY, ROUNDS, TOLLGATE, free_port, report, static_upstream, stop_all, wait_port, wrk  # noqa: E402
 import pg_cluster  # noqa: E402
 
 
@@ -83,26 +82,18 @@ def main():
             transactions_per_request.append((commits(cluster, "tollgate") - before) / max(1, run["rps"] * DURATION))
             results["postgres"].append(run)
         best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
-        report = {
+        result = {
             "rounds": ROUNDS, "duration_s": DURATION,
             "sqlite": best["sqlite"], "postgres": best["postgres"],
             "ratio_throughput_postgres_vs_sqlite": round(best["postgres"]["rps"] / best["sqlite"]["rps"], 3),
             "postgres_transactions_per_request": round(min(transactions_per_request), 4),
         }
         if base:
-            report["sqlite_base"] = best["sqlite_base"]
-            report["ratio_throughput_sqlite_vs_base"] = round(best["sqlite"]["rps"] / best["sqlite_base"]["rps"], 3)
-        print(json.dumps(report, indent=2))
-        out = Path(__file__).resolve().parent / "results"
-        out.mkdir(exist_ok=True)
-        (out / f"store-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=2))
+            result["sqlite_base"] = best["sqlite_base"]
+            result["ratio_throughput_sqlite_vs_base"] = round(best["sqlite"]["rps"] / best["sqlite_base"]["rps"], 3)
+        report("store", result)
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         cluster.stop()
 
 
