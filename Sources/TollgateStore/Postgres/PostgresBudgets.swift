@@ -27,6 +27,10 @@ final class PostgresBudgets: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Set once this store has written a reservation with charges. Only the gateway that made a
+    /// reservation settles it, so until then no settlement can carry a budget delta and commits
+    /// need no budget transaction.
+    let inUse = Atomic<Bool>(false)
     /// Bound on ``State/latest``: a cache, emptied when it grows past this.
     static let maxRemembered = 200_000
     /// Slots this far before the newest window start are kept anyway (gateways' clocks disagree a little).
@@ -57,6 +61,7 @@ final class PostgresBudgets: Sendable {
         for (charges, delta) in settled where delta != 0 {
             for (total, slot) in BudgetCharge.decode(charges) { deltas[SlotKey(total: total, slot: slot), default: 0] += delta }
         }
+        if reservations.contains(where: { !$0.charges.isEmpty }) { inUse.store(true, ordering: .relaxed) }
         var totals = Set(deltas.keys.map(\.total))
         for r in reservations { for c in r.charges { totals.insert(c.total) } }
         var decision = Decision(refusals: Array(repeating: nil, count: reservations.count), totals: [:])

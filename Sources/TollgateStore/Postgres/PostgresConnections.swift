@@ -94,17 +94,7 @@ final class PostgresConnections: Sendable {
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     func transaction<T>(_ body: (Session) throws -> T) throws -> T {
-        try with { s in
-            try s.run("BEGIN")
-            do {
-                let result = try body(s)
-                try s.run("COMMIT")
-                return result
-            } catch {
-                do { try s.run("ROLLBACK") } catch { s.broken = true }
-                throw error
-            }
-        }
+        try with { try $0.transaction(body) }
     }
 
     /// One statement on its own (autocommit).
@@ -184,6 +174,19 @@ final class PostgresConnections: Sendable {
         }
 
         /// Rows the statement changed (UPDATE, DELETE, INSERT).
+        /// `body` in one transaction on this connection: committed if it returns, rolled back if it throws.
+        func transaction<T>(_ body: (Session) throws -> T) throws -> T {
+            try run("BEGIN")
+            do {
+                let result = try body(self)
+                try run("COMMIT")
+                return result
+            } catch {
+                do { try run("ROLLBACK") } catch { broken = true }
+                throw error
+            }
+        }
+
         func changed(_ query: PostgresQuery) throws -> Int {
             try run(query).metadata.rows ?? 0
         }

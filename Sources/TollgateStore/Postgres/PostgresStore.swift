@@ -43,9 +43,7 @@ public final class PostgresStore: DurableStore, GroupCommitted, SharedBudgets, S
         self.connections = connections
         let budgets = budgets
         commits = GroupCommit(label: "tollgate.postgres.writer") { batch in
-            let (answers, decision) = try connections.transaction { try Self.write(batch, budgets: budgets, $0) }
-            budgets.committed(decision)
-            return answers
+            try connections.with { try Self.write(batch, budgets: budgets, $0) }
         }
     }
 
@@ -143,25 +141,43 @@ public final class PostgresStore: DurableStore, GroupCommitted, SharedBudgets, S
 
     // MARK: Group commit
 
-    /// Writes one batch in the caller's transaction, one statement per kind of row; returns the
-    /// answer to each reservation in the batch's order (its id, or the budget that refused it)
-    /// and the budget totals as this transaction leaves them.
-    static func write(_ b: LedgerBatch, budgets: PostgresBudgets,
-                      _ s: PostgresConnections.Session) throws -> ([Result<Int64, BudgetRefused>], PostgresBudgets.Decision) {
-        // Everything else first: the budget totals' locks are held from the decision to the
-        // commit, and other gateways' commits on the same totals wait that long.
-        let settled = try applyUpdates(b.updates, s)
-        let ids = try insert(b.reservations, s)
-        try writeJournals(b, s)
-        try writeCounters(b, s)
-        if b.includesCounters { try budgets.prune(s, now: Int64(Date().timeIntervalSince1970)) }
-        let decision = try budgets.decide(b.reservations, settled: settled, s)
-        let refused = ids.indices.filter { decision.refusals[$0] != nil }.map { ids[$0] }
-        if !refused.isEmpty { try s.run("DELETE FROM ledger WHERE id = ANY(\(refused)::bigint[])") }
-        let answers = ids.indices.map { i -> Result<Int64, BudgetRefused> in
-            decision.refusals[i].map { .failure($0) } ?? .success(ids[i])
+    /// Writes one batch in two transactions on one connection; returns the answer to each
+    /// reservation in the batch's order (its id, or the budget that refused it).
+    ///
+    /// The first decides budget totals: settlements and releases (whose cost deltas go back to
+    /// the totals), then the reservations' charges under the totals' locks. It commits without
+    /// waiting for its WAL flush (`synchronous_commit = off`), so the locks — which other gateways'
+    /// commits on the same totals wait for — are held for a few statements, not a disk flush. The
+    /// second writes the accepted reservations' rows and the rest, and commits synchronously:
+    /// its flush covers the first transaction's WAL too (the log is flushed in order), so when a
+    /// reservation is answered, the total that counts it and its row are both durable. Should the
+    /// second fail, its reservations are refused while the first's counts stand: totals can only
+    /// be too high (money counted that no call spent), never too low.
+    static func write(_ b: LedgerBatch, budgets: PostgresBudgets, _ s: PostgresConnections.Session) throws -> [Result<Int64, BudgetRefused>] {
+        var decision = PostgresBudgets.Decision(refusals: Array(repeating: nil, count: b.reservations.count), totals: [:])
+        let charged = b.reservations.contains { !$0.charges.isEmpty }
+        let budgetUpdates = !b.updates.isEmpty && (charged || budgets.inUse.load(ordering: .relaxed))
+        if charged || budgetUpdates {
+            decision = try s.transaction { s in
+                try s.run("SET LOCAL synchronous_commit = off")
+                return try budgets.decide(b.reservations, settled: budgetUpdates ? try applyUpdates(b.updates, s) : [], s)
+            }
+            budgets.committed(decision)
         }
-        return (answers, decision)
+        let accepted = b.reservations.indices.filter { decision.refusals[$0] == nil }
+        // Journals other than confirmations travel only with the counters.
+        guard !accepted.isEmpty || !b.confirmations.isEmpty || b.includesCounters || (!b.updates.isEmpty && !budgetUpdates) else {
+            return decision.refusals.map { .failure($0!) }
+        }
+        var ids = try s.transaction { s in
+            if !budgetUpdates { _ = try applyUpdates(b.updates, s) }
+            let ids = try insert(accepted.map { b.reservations[$0] }, s)
+            try writeJournals(b, s)
+            try writeCounters(b, s)
+            if b.includesCounters { try budgets.prune(s, now: Int64(Date().timeIntervalSince1970)) }
+            return ids
+        }[...]
+        return decision.refusals.map { refusal in refusal.map { .failure($0) } ?? .success(ids.popFirst()!) }
     }
 
     /// Settlements and releases, one statement each; returns each updated entry's charges and
