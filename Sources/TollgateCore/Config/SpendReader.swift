@@ -40,7 +40,8 @@ enum SpendReader {
         return m
     }
 
-    static let budgetKeys: Set<String> = ["name", "scope", "routes", "limit", "period", "timezone", "alert_at", "status"]
+    static let budgetKeys: Set<String> = ["name", "scope", "routes", "limit", "period", "timezone", "alert_at", "status",
+                                          "on_store_error"]
 
     static func budgets(_ node: ConfigNode) -> [BudgetConfig] {
         guard let items = node.sequence() else { return [] }
@@ -82,8 +83,10 @@ enum SpendReader {
                 if n == 402 || n == 429 { status = n } else { s.error("must be 402 or 429") }
             }
             let routes = keys["routes"].flatMap { $0.stringList() }
-            out.append(BudgetConfig(name: name, scope: scope, routes: routes, limit: limit, period: period, timeZone: zone,
-                                    alertAt: alerts.sorted(), status: status))
+            var budget = BudgetConfig(name: name, scope: scope, routes: routes, limit: limit, period: period, timeZone: zone,
+                                      alertAt: alerts.sorted(), status: status)
+            if let o = keys["on_store_error"], let mode = o.oneOf(OnStoreError.self) { budget.onStoreError = mode }
+            out.append(budget)
         }
         return out
     }

@@ -38,6 +38,14 @@ public struct CostConfig: Sendable, Equatable {
     }
 }
 
+/// What a policy does when the store shared with other gateways cannot be reached (`on_store_error`).
+public enum OnStoreError: String, Sendable, CaseIterable {
+    /// Go on with what this gateway knows alone (its own limits, its own book).
+    case open
+    /// Refuse (503) rather than decide without the other gateways.
+    case closed
+}
+
 /// A spend cap (`budgets[i]`).
 public struct BudgetConfig: Sendable, Equatable {
     public enum Scope: String, Sendable, CaseIterable {
@@ -69,6 +77,9 @@ public struct BudgetConfig: Sendable, Equatable {
     public var alertAt: [Int]
     /// Status of the refusal: 402 (default) or 429.
     public var status: Int
+    /// `closed` (default): no upstream call without a durable reservation. `open`: when the store
+    /// cannot take the reservation, the call goes ahead if this gateway's own book has room.
+    public var onStoreError: OnStoreError = .closed
 
     public func covers(_ route: String) -> Bool { routes?.contains(route) ?? true }
 }

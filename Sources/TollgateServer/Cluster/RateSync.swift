@@ -85,11 +85,14 @@ final class RateSync: Sendable {
                 units += Int(usage.units)
             }
             unitsReceived.add(units, ordering: .relaxed)
+            for (_, limiter) in limiters.named { limiter.syncStale.store(false, ordering: .relaxed) }
             if failingLogged.exchange(false, ordering: .relaxed) || wasStale {
                 logger.notice("rate limits shared again", metadata: ["store": "reachable"])
             }
         } catch {
             failures.add(1, ordering: .relaxed)
+            let stale = isStale
+            for (_, limiter) in limiters.named { limiter.syncStale.store(stale, ordering: .relaxed) }
             if !failingLogged.exchange(true, ordering: .relaxed) {
                 logger.warning("rate limit sync failed: each gateway enforces its own limits until the store is back",
                                metadata: ["error": "\(error)"])

@@ -52,6 +52,9 @@ final class ProxyExchange {
     var view: RequestView
     /// Money reserved for the upstream call.
     private(set) var reservation: SpendReservation?
+    /// With shared totals: what this gateway's own book would have answered (nil: it had room),
+    /// for `on_store_error: open` budgets when the store cannot decide.
+    private var localRefusal: Problem?
     /// Set while this exchange leads the fetch of a cache key.
     private var cacheKey: String?
     private var delayTimer: Scheduled<Void>?
@@ -203,7 +206,7 @@ final class ProxyExchange {
                                     email: view.email?.addressHash ?? "", now: now,
                                     shadow: shadow || gateway.sharedSpend != nil)
         if case .reservedOverCap(let reserved, let problem) = outcome {
-            if shadow { _ = route.shadow.letsThrough(problem, at: .budget, on: &view) }
+            if shadow { _ = route.shadow.letsThrough(problem, at: .budget, on: &view) } else { localRefusal = problem }
             outcome = .reserved(reserved)
         }
         switch outcome {
@@ -252,6 +255,14 @@ final class ProxyExchange {
             finish(.problem(problem, requestID: request.requestID, by: .stage(.budget)))
         case .failure(let error):
             gateway.logger.error("ledger write failed", metadata: ["error": "\(error)"])
+            if let reservation, reservation.keys.allSatisfy({ gateway.book.budgets[$0.budget].onStoreError == .open }),
+               !reservation.keys.isEmpty {
+                // on_store_error: open — this gateway's own book decides, and nothing is recorded.
+                guard let problem = localRefusal else { return callUpstream() }
+                reservation.release()
+                endCacheLead(with: nil)
+                return finish(.problem(problem, requestID: request.requestID, by: .stage(.budget)))
+            }
             abandon()
             finish(.problem(.ledgerUnavailable, requestID: request.requestID, by: .stage(.ledger), note: "ledger write failed"))
         }
@@ -365,8 +376,8 @@ final class ProxyExchange {
             amount = cost.settle(unitsHeaderValue: cost.unitsHeader.flatMap { response.headers.first($0) }).micros
         }
         if release {
-            if reservation.release() { gateway.ledger.release(id: id, status: status, at: now) }
-        } else if reservation.settle(amount) {
+            if reservation.release(), id > 0 { gateway.ledger.release(id: id, status: status, at: now) }
+        } else if reservation.settle(amount), id > 0 {
             gateway.ledger.settle(id: id, costMicros: amount, status: status, at: now)
         }
     }

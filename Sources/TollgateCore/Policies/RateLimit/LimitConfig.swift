@@ -58,11 +58,15 @@ public struct LimitConfig: Sendable, Equatable {
     /// Count only responses with status ≥ 400 (login-like routes).
     public var skipSuccessful: Bool
     public var mode: Mode
+    /// `open` (default): while the gateways cannot share usage, each enforces this limit alone.
+    /// `closed`: refuse (503) until they can again.
+    public var onStoreError: OnStoreError = .open
 }
 
 /// Reads `routes[i].limits`.
 enum LimitReader {
-    static let keys: Set<String> = ["name", "per", "rate", "burst", "weight", "skip_successful", "mode", "max_delay", "queue"]
+    static let keys: Set<String> = ["name", "per", "rate", "burst", "weight", "skip_successful", "mode", "max_delay", "queue",
+                                    "on_store_error"]
 
     static func read(_ node: ConfigNode, routeName: String) -> [LimitConfig] {
         guard let items = node.sequence() else { return [] }
@@ -117,8 +121,10 @@ enum LimitReader {
                 keys["name"]?.error("may hold letters, digits, - and _ only")
             }
             let name = explicitName ?? (scope == .global ? "global" : scope == .route ? routeName : "\(scope)")
-            out.append(LimitConfig(name: name, shared: explicitName != nil || scope == .global, scope: scope, rate: rate,
-                                   burst: burst, weight: weight, skipSuccessful: skip, mode: mode))
+            var limit = LimitConfig(name: name, shared: explicitName != nil || scope == .global, scope: scope, rate: rate,
+                                    burst: burst, weight: weight, skipSuccessful: skip, mode: mode)
+            if let o = keys["on_store_error"], let m = o.oneOf(OnStoreError.self) { limit.onStoreError = m }
+            out.append(limit)
         }
         return out
     }

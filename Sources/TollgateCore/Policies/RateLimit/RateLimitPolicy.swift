@@ -40,6 +40,9 @@ public struct RateLimitPolicy: Policy {
     }
 
     public func evaluate(_ request: inout RequestView) -> Decision {
+        if let closed = limits.first(where: { $0.config.onStoreError == .closed && $0.limiter.syncStale.load(ordering: .relaxed) }) {
+            return .reject(Self.unshared(closed.config.name))
+        }
         var state = ""
         var delay: Int64 = 0
         for (i, bound) in limits.enumerated() {
@@ -93,6 +96,13 @@ public struct RateLimitPolicy: Policy {
         for bound in limits where bound.config.skipSuccessful {
             _ = bound.limiter.acquire(bound.key(request), weight: bound.config.weight, now: request.now)
         }
+    }
+
+    /// The answer of an `on_store_error: closed` limit while the gateways cannot share usage.
+    static func unshared(_ limit: String) -> Problem {
+        Problem(status: 503, code: "rate-limit-unavailable", title: "Service Unavailable",
+                detail: "This service cannot check its request limits right now; try again shortly.",
+                extensions: [JSONMember("limit", .string(limit))], headers: [("Retry-After", "1")])
     }
 
     private func tooManyRequests(retryAfterNanos: Int64, state: String, limit: String) -> Problem {

@@ -67,6 +67,8 @@ public final class RateLimiter: Sendable {
 
     /// Whether taken units are kept for other gateways (``takeUnsynced()``), in a cluster.
     public let recordsUsage: Bool
+    /// Set while usage cannot be shared with the other gateways (the store is unreachable).
+    public let syncStale = Atomic<Bool>(false)
     /// Mixed into the stripe choice, so nobody can aim keys at one stripe.
     private let stripeSeed = UInt64.random(in: .min ... .max)
 
