@@ -188,7 +188,24 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Reads the config file again and applies it (``ReloadOutcome``): SIGHUP, `tollgate reload`
     /// and the admin API all come here. One reload at a time; a second one meanwhile is refused.
-    public func reload() async -> ReloadOutcome {
+    public func reload() async -> ReloadOutcome { await reload(announce: true) }
+
+    /// With `announce` (a reload asked of this gateway), a reload that applies also asks every
+    /// other gateway on a shared store to reload its own file; one asked that way does not ask again.
+    func reload(announce: Bool) async -> ReloadOutcome {
+        let outcome = await reloadFromFile()
+        if announce, case .applied = outcome, let store = state.ledger as? PostgresStore {
+            let logger = self.logger
+            DispatchQueue.global().async {
+                do { try store.announceReload() } catch {
+                    logger.warning("could not ask the other gateways to reload", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        return outcome
+    }
+
+    private func reloadFromFile() async -> ReloadOutcome {
         guard let configPath else { return refuse([issue("", "the gateway was not started from a config file")]) }
         guard reloading.withLock({ busy in defer { busy = true }; return !busy }) else {
             return refuse([issue("", "another reload is in progress; try again")])
@@ -292,7 +309,12 @@ public final class GatewayServer: @unchecked Sendable {
         guard let store = state.ledger as? PostgresStore else { return }
         let box = current, logger = self.logger
         let queue = DispatchQueue(label: "tollgate.store.notifications")
-        storeListener = store.listen { topic in
+        storeListener = store.listen { [weak self] topic in
+            if topic == .reload {
+                logger.notice("config reload asked by another gateway")
+                Task { _ = await self?.reload(announce: false) }
+                return
+            }
             queue.async {
                 let state = box.withLockedValue { $0 }
                 if topic == .bans || topic == .all { state.access.pollSoon() }

@@ -229,3 +229,23 @@ def test_an_address_confirmed_on_one_gateway_is_verified_on_the_others(gateways,
             assert stranger.lookup().status == 403
     finally:
         catcher.stop()
+
+
+def test_a_reload_on_one_gateway_reloads_every_gateway(gateways, standin, api_key):
+    url, gws = three_gateways(gateways, standin, api_key)
+    status = f"""
+  - name: status
+    match: {{ method: GET, path: /api/status }}
+    upstream:
+      url: http://127.0.0.1:{standin.port}/v2/validate
+      auth: {{ header: X-Api-Key, secret: ADDRESS_API_KEY }}
+"""
+    assert all(gw.get("/api/status").status == 404 for gw in gws)
+    for gw in gws:  # the new config is deployed to every machine, then reloaded on one
+        text = cluster_config(standin.port, url).replace("store:", status.lstrip("\n") + "store:", 1)
+        gw.config.write_text(text.replace("{{PORT}}", str(gw.port)))
+    gws[0].proc.send_signal(signal.SIGHUP)
+    assert all_within(gws, lambda gw: gw.get("/api/status").status == 200), "a reload did not reach every gateway within a second"
+    assert all("config reload asked by another gateway" in gw.output() for gw in gws[1:])
+    assert gws[0].output().count("config reloaded") == 1 and "asked by another gateway" not in gws[0].output()
+    assert all(gw.output().count("config reloaded") == 1 for gw in gws[1:]), "a gateway asked to reload must not ask again"

@@ -12,6 +12,9 @@ public enum StoreTopic: String, Sendable, CaseIterable {
     case keys, clients, bans, pauses, verification
     /// Sent by the listener after it (re)connects: anything may have changed meanwhile.
     case all
+    /// Another gateway reloaded its config: re-read yours (sent as `reload:STORE-ID`, never heard
+    /// by the store that sent it).
+    case reload
 }
 
 extension PostgresStore {
@@ -22,10 +25,15 @@ extension PostgresStore {
         try s.run("SELECT pg_notify(\(channel), \(topic.rawValue))")
     }
 
+    /// Asks every other gateway on the database to reload its config file (after a reload here).
+    public func announceReload() throws {
+        try connections.run("SELECT pg_notify(\(Self.channel), \("reload:" + instanceID))")
+    }
+
     /// Listens on a connection of its own; `onChange` runs on the store's event-loop thread (keep it
     /// short: hand the work to a queue). Reconnects every second while the database is away.
     public func listen(_ onChange: @escaping @Sendable (StoreTopic) -> Void) -> PostgresListener {
-        PostgresListener(connections: connections, counter: notificationsReceived, onChange: onChange)
+        PostgresListener(connections: connections, counter: notificationsReceived, instanceID: instanceID, onChange: onChange)
     }
 }
 
@@ -33,13 +41,16 @@ extension PostgresStore {
 public final class PostgresListener: Sendable {
     private let connections: PostgresConnections
     private let counter: NotificationCounter
+    private let instanceID: String
     private let onChange: @Sendable (StoreTopic) -> Void
     private let current = Mutex<PostgresConnection?>(nil)
     private let stopped = Atomic<Bool>(false)
     private let queue = DispatchQueue(label: "tollgate.postgres.listener")
-    init(connections: PostgresConnections, counter: NotificationCounter, onChange: @escaping @Sendable (StoreTopic) -> Void) {
+    init(connections: PostgresConnections, counter: NotificationCounter, instanceID: String,
+         onChange: @escaping @Sendable (StoreTopic) -> Void) {
         self.connections = connections
         self.counter = counter
+        self.instanceID = instanceID
         self.onChange = onChange
         queue.async { self.connect() }
     }
@@ -58,7 +69,11 @@ public final class PostgresListener: Sendable {
             connection.addListener(channel: PostgresStore.channel) { [weak self] _, message in
                 guard let self else { return }
                 self.counter.count.add(1, ordering: .relaxed)
-                self.onChange(StoreTopic(rawValue: message.payload) ?? .all)
+                if message.payload.hasPrefix("reload:") {
+                    if message.payload != "reload:" + self.instanceID { self.onChange(.reload) }
+                } else {
+                    self.onChange(StoreTopic(rawValue: message.payload) ?? .all)
+                }
             }
             _ = try connections.wait(connection.query("LISTEN \(unescaped: PostgresStore.channel)", logger: connections.logger), closing: connection)
             current.withLock { $0 = connection }

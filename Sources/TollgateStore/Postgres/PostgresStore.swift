@@ -22,6 +22,8 @@ public final class PostgresStore: DurableStore, GroupCommitted, SharedBudgets, S
     let budgets = PostgresBudgets()
     /// Change notifications received by this store's listeners (``listen(_:)``).
     public let notificationsReceived = NotificationCounter()
+    /// This store's name among the gateways on the database (one store per gateway process).
+    public let instanceID = UUID().uuidString
 
     /// Connects, applies the schema's migrations (one gateway at a time), and starts group commit.
     public init(config: PostgresStoreConfig, secrets: [String: String], logger: Logger) throws {
