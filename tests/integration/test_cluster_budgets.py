@@ -102,3 +102,43 @@ def test_a_gateway_killed_mid_load_does_not_let_the_others_overspend(gateways, s
     # Never over; what the killed gateway had reserved for calls in flight stays counted (the
     # provider may have billed them), at most one per connection it was serving.
     assert 0.95 * CAP_CALLS <= calls <= CAP_CALLS, calls
+
+
+def test_a_database_restart_during_load_loses_no_money_and_every_gateway_recovers(gateways, standin, api_key, tmp_path):
+    import pg_cluster
+    own = pg_cluster.Cluster(tmp_path / "pg").start()  # its own server: this test stops it
+    try:
+        url = own.url()
+        env = identity_env(api_key)
+        config = budget_config(standin.port, f"{{ url: '{url}', query_timeout: 1s }}").replace("limit: 1 USD", "limit: 3 USD")
+        gws = [gateways(config, env=env) for _ in range(3)]
+        k = create_key(gws[0], "--name", "load", "--owner", "alice")
+        stop, answers = threading.Event(), []
+        workers = hammer(gws, k["key"], stop, answers)
+        deadline = time.monotonic() + 10
+        while standin.stats()["calls"] < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        own.stop()
+        time.sleep(1.0)
+        during = standin.stats()["calls"]
+        time.sleep(0.5)
+        assert standin.stats()["calls"] == during, "paid calls went out while the database was down"
+        own.start()
+        recovered = until_refused(answers, gws, seconds=40)
+        stop.set()
+        for w in workers:
+            w.join()
+        assert recovered, "the gateways did not reach the cap after the database came back"
+        calls = standin.stats()["calls"]
+        assert calls <= 300, calls
+        statuses = {s for _, s, _ in answers}
+        assert 503 in statuses and 402 in statuses, statuses
+        assert all(b["type"].endswith(("ledger-unavailable", "budget-exhausted")) for _, s, b in answers if s in (402, 503))
+        # No call without its ledger row; the shared total never below what the ledger holds.
+        ledger = int(own.psql("SELECT COUNT(*) FROM ledger", database="tollgate"))
+        spent = int(own.psql("SELECT COALESCE(SUM(micros), 0) FROM budget_spend WHERE budget = 'daily@day'", database="tollgate"))
+        held = int(own.psql("SELECT COALESCE(SUM(COALESCE(cost_micros, reserved_micros)), 0) FROM ledger WHERE state <> 'released'",
+                            database="tollgate"))
+        assert ledger >= calls and spent >= held and spent <= 3_000_000, (ledger, calls, spent, held)
+    finally:
+        own.stop()
