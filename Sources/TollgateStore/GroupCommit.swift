@@ -23,6 +23,25 @@ struct LedgerBatch: Sendable {
         case release(id: Int64, status: Int?, at: Int64)
     }
 
+    /// The updates as one statement per kind applies them: applied one after the other, only the
+    /// first update of an entry would find it reserved, so only the first of each entry is kept.
+    struct Split {
+        var settles: [(id: Int64, cost: Int64, status: Int32, at: Int64)] = []
+        var releases: [(id: Int64, status: Int32, at: Int64)] = []
+
+        init(_ updates: [Update]) {
+            var seen = Set<Int64>()
+            for update in updates {
+                switch update {
+                case .settle(let id, let cost, let status, let at):
+                    if seen.insert(id).inserted { settles.append((id, cost, Int32(status ?? -1), at)) }
+                case .release(let id, let status, let at):
+                    if seen.insert(id).inserted { releases.append((id, Int32(status ?? -1), at)) }
+                }
+            }
+        }
+    }
+
     var reservations: [LedgerEntry] = []
     var updates: [Update] = []
     var confirmations: [VerificationConfirmation] = []

@@ -31,11 +31,14 @@ import TollgateCore
         return answer.withLock { $0! }
     }
 
-    /// Three gateways, 4 threads each, 600 reservations of 7 against a cap of 1000: exactly 142 fit.
+    /// Three gateways, 4 threads each, reserving 7 at a time against 50 caps of 70 in turn (so 50
+    /// caps are reached while the gateways race): exactly 10 fit under each, 500 in all.
     @Test func gatewaysTogetherNeverPassTheCap() throws {
         guard let config = try TestStores.postgresConfig() else { return }
         let gateways = try (0..<3).map { _ in try PostgresStore(config: config, secrets: [:], logger: TestStores.logger) }
         defer { gateways.forEach { $0.close() } }
+        let caps = 50, perThread = 150
+        let cap: @Sendable (Int) -> BudgetCharge = { i in Self.charge("cap\(i % caps)@day", limit: 70) }
         let accepted = Atomic<Int>(0), refused = Atomic<Int>(0)
         let group = DispatchGroup()
         for (g, store) in gateways.enumerated() {
@@ -43,8 +46,8 @@ import TollgateCore
                 group.enter()
                 Thread.detachNewThread {
                     defer { group.leave() }
-                    for i in 0..<50 {
-                        switch Self.reserve(store, Self.entry("g\(g)-\(t)-\(i)", micros: 7, [Self.charge(limit: 1000)])) {
+                    for i in 0..<perThread {
+                        switch Self.reserve(store, Self.entry("g\(g)-\(t)-\(i)", micros: 7, [cap(i)])) {
                         case .success: accepted.add(1, ordering: .relaxed)
                         case .failure(let e): if e is BudgetRefused { refused.add(1, ordering: .relaxed) }
                         }
@@ -53,15 +56,15 @@ import TollgateCore
             }
         }
         group.wait()
-        #expect(accepted.load(ordering: .relaxed) == 1000 / 7)
-        #expect(refused.load(ordering: .relaxed) == 600 - 1000 / 7)
+        #expect(accepted.load(ordering: .relaxed) == caps * 10)
+        #expect(refused.load(ordering: .relaxed) == 3 * 4 * perThread - caps * 10)
         gateways[0].flush()
         let rows = try gateways[0].connections.run("SELECT COUNT(*), COALESCE(SUM(reserved_micros), 0)::bigint FROM ledger").first!
             .decode((Int64, Int64).self)
-        #expect(rows == (Int64(1000 / 7), Int64(1000 / 7 * 7)))
-        let total = try gateways[1].connections.run("SELECT micros FROM budget_spend WHERE budget = 'daily@day'").first!.decode(Int64.self)
-        #expect(total == Int64(1000 / 7 * 7))
-        #expect(gateways.contains { $0.latestTotal(Self.charge(limit: 1000).window) == total })
+        #expect(rows == (Int64(caps * 10), Int64(caps * 70)))
+        let over = try gateways[1].connections.run("SELECT COUNT(*) FROM budget_spend WHERE micros <> 70").first!.decode(Int64.self)
+        #expect(over == 0)
+        #expect(gateways.contains { $0.latestTotal(cap(0).window) == 70 })
     }
 
     @Test func settlementsGiveBackToEveryGatewayAndAllChargesMustFit() throws {

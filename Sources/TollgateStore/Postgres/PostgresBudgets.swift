@@ -53,63 +53,43 @@ final class PostgresBudgets: Sendable {
         }
     }
 
-    /// Applies `settled` (each a ledger row's charges and its cost minus its reservation) and
-    /// decides `reservations`, in the caller's transaction.
-    func decide(_ reservations: [LedgerEntry], settled: [(charges: String, delta: Int64)],
-                _ s: PostgresConnections.Session) throws -> Decision {
-        var deltas: [SlotKey: Int64] = [:]
-        for (charges, delta) in settled where delta != 0 {
-            for (total, slot) in BudgetCharge.decode(charges) { deltas[SlotKey(total: total, slot: slot), default: 0] += delta }
-        }
+    /// Applies `updates` (their cost deltas go back to the totals their entries were counted in)
+    /// and decides `reservations`, in one call of ``commitFunction``, which commits on its own
+    /// without waiting for its WAL flush (see ``PostgresStore/write(_:budgets:_:)``).
+    func decide(_ reservations: [LedgerEntry], updates: LedgerBatch.Split, _ s: PostgresConnections.Session) throws -> Decision {
         if reservations.contains(where: { !$0.charges.isEmpty }) { inUse.store(true, ordering: .relaxed) }
-        var totals = Set(deltas.keys.map(\.total))
-        for r in reservations { for c in r.charges { totals.insert(c.total) } }
-        var decision = Decision(refusals: Array(repeating: nil, count: reservations.count), totals: [:])
-        guard !totals.isEmpty else { return decision }
-        let locks = Set(totals.map(Self.lockKey)).sorted()
-        try s.run("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(\(locks)::bigint[]) AS k")
-
-        let windows = Array(Set(reservations.flatMap { $0.charges.map(\.window) }))
-        var current: [BudgetCharge.Window: Int64] = [:]
-        if !windows.isEmpty {
-            for row in try s.run("""
-                SELECT u.i, COALESCE(SUM(b.micros), 0)::bigint
-                FROM unnest(\(windows.map(\.budget))::text[], \(windows.map(\.scope))::text[], \(windows.map(\.start))::bigint[],
-                            \(windows.map(\.end))::bigint[]) WITH ORDINALITY AS u(budget, scope, lo, hi, i)
-                LEFT JOIN budget_spend AS b ON b.budget = u.budget AND b.scope = u.scope AND b.slot >= u.lo AND b.slot < u.hi
-                GROUP BY u.i
-                """) {
-                let (i, sum) = try row.decode((Int64, Int64).self)
-                current[windows[Int(i) - 1]] = sum
-            }
-        }
-        func count(_ amount: Int64, at key: SlotKey) {
-            for w in windows where w.contains(key.total, key.slot) { current[w, default: 0] += amount }
-        }
-        // Settlements first: what they give back is there for this batch's reservations.
-        for (key, delta) in deltas { count(delta, at: key) }
-        for (i, r) in reservations.enumerated() where !r.charges.isEmpty {
-            if let over = r.charges.first(where: { $0.enforced && current[$0.window, default: 0] + r.reservedMicros > $0.limit }) {
-                decision.refusals[i] = BudgetRefused(charge: over, spent: current[over.window, default: 0])
-                continue
-            }
+        var windows: [BudgetCharge.Window] = [], windowIndex: [BudgetCharge.Window: Int32] = [:]
+        var cRes: [Int32] = [], cWin: [Int32] = [], cSlot: [Int64] = [], cLimit: [Int64] = [], cEnforced: [Bool] = []
+        var charges: [BudgetCharge] = []
+        for (i, r) in reservations.enumerated() {
             for c in r.charges {
-                let key = SlotKey(total: c.total, slot: c.slot)
-                deltas[key, default: 0] += r.reservedMicros
-                count(r.reservedMicros, at: key)
+                let w = c.window
+                if windowIndex[w] == nil {
+                    windows.append(w)
+                    windowIndex[w] = Int32(windows.count)
+                }
+                cRes.append(Int32(i + 1)); cWin.append(windowIndex[w]!); cSlot.append(c.slot); cLimit.append(c.limit)
+                cEnforced.append(c.enforced)
+                charges.append(c)
             }
         }
-        let changed = deltas.filter { $0.value != 0 }
-        if !changed.isEmpty {
-            let rows = Array(changed)
-            try s.run("""
-                INSERT INTO budget_spend (budget, scope, slot, micros)
-                SELECT * FROM unnest(\(rows.map(\.key.total.budget))::text[], \(rows.map(\.key.total.scope))::text[],
-                                     \(rows.map(\.key.slot))::bigint[], \(rows.map(\.value))::bigint[])
-                ON CONFLICT (budget, scope, slot) DO UPDATE SET micros = budget_spend.micros + excluded.micros
-                """)
+        var decision = Decision(refusals: Array(repeating: nil, count: reservations.count), totals: [:])
+        let (settles, releases) = (updates.settles, updates.releases)
+        for row in try s.run("""
+            SELECT kind, idx, charge, total FROM tollgate_budget_commit(
+                \(settles.map(\.id))::bigint[], \(settles.map(\.cost))::bigint[], \(settles.map(\.status))::int[], \(settles.map(\.at))::bigint[],
+                \(releases.map(\.id))::bigint[], \(releases.map(\.status))::int[], \(releases.map(\.at))::bigint[],
+                \(windows.map(\.budget))::text[], \(windows.map(\.scope))::text[], \(windows.map(\.start))::bigint[], \(windows.map(\.end))::bigint[],
+                \(reservations.map(\.reservedMicros))::bigint[],
+                \(cRes)::int[], \(cWin)::int[], \(cSlot)::bigint[], \(cLimit)::bigint[], \(cEnforced)::boolean[])
+            """) {
+            let (kind, idx, charge, total) = try row.decode((String, Int32, Int32, Int64).self)
+            if kind == "refused" {
+                decision.refusals[Int(idx) - 1] = BudgetRefused(charge: charges[Int(charge) - 1], spent: total)
+            } else {
+                decision.totals[windows[Int(idx) - 1]] = total
+            }
         }
-        decision.totals = current
         state.withLock { st in
             for w in windows where (st.floors[w.budget] ?? .min) < w.start { st.floors[w.budget] = w.start }
         }
@@ -136,8 +116,12 @@ final class PostgresBudgets: Sendable {
         guard !totals.isEmpty else { return }
         var bySlot: [SlotKey: Int64] = [:]
         for (c, micros) in totals { bySlot[SlotKey(total: c.total, slot: c.slot), default: 0] += micros }
-        let locks = Set(bySlot.keys.map { Self.lockKey($0.total) }).sorted()
-        try s.run("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(\(locks)::bigint[]) AS k")
+        let totals = Array(Set(bySlot.keys.map(\.total)))
+        try s.run("""
+            SELECT count(pg_advisory_xact_lock(k)) FROM (
+                SELECT DISTINCT hashtextextended('tollgate-budget:' || b || chr(31) || s, 0) AS k
+                FROM unnest(\(totals.map(\.budget))::text[], \(totals.map(\.scope))::text[]) AS u(b, s) ORDER BY 1) AS sorted
+            """)
         let rows = Array(bySlot)
         try s.run("""
             INSERT INTO budget_spend (budget, scope, slot, micros)
@@ -150,15 +134,5 @@ final class PostgresBudgets: Sendable {
     struct SlotKey: Hashable {
         var total: BudgetCharge.Total
         var slot: Int64
-    }
-
-    /// The advisory lock of one total: FNV-1a of a namespaced name (a collision only makes two
-    /// totals wait for each other).
-    static func lockKey(_ total: BudgetCharge.Total) -> Int64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in "tollgate-budget\u{0}\(total.budget)\u{1F}\(total.scope)".utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-        }
-        return Int64(bitPattern: hash)
     }
 }

@@ -146,24 +146,23 @@ public final class PostgresStore: DurableStore, GroupCommitted, SharedBudgets, S
     /// Writes one batch in two transactions on one connection; returns the answer to each
     /// reservation in the batch's order (its id, or the budget that refused it).
     ///
-    /// The first decides budget totals: settlements and releases (whose cost deltas go back to
-    /// the totals), then the reservations' charges under the totals' locks. It commits without
-    /// waiting for its WAL flush (`synchronous_commit = off`), so the locks — which other gateways'
-    /// commits on the same totals wait for — are held for a few statements, not a disk flush. The
-    /// second writes the accepted reservations' rows and the rest, and commits synchronously:
-    /// its flush covers the first transaction's WAL too (the log is flushed in order), so when a
-    /// reservation is answered, the total that counts it and its row are both durable. Should the
-    /// second fail, its reservations are refused while the first's counts stand: totals can only
-    /// be too high (money counted that no call spent), never too low.
+    /// The first decides budget totals — settlements and releases (whose cost deltas go back to
+    /// the totals), then the reservations' charges under the totals' locks — in one call of
+    /// ``PostgresBudgets/commitFunction``, which commits without waiting for its WAL flush: the
+    /// locks other gateways' commits on the same totals wait for are held for one function's run,
+    /// not a round trip per statement and a disk flush. The second writes the accepted reservations'
+    /// rows and the rest, and commits synchronously: its flush covers the first's WAL too (the log
+    /// is flushed in order), so when a reservation is answered, the total that counts it and its
+    /// row are both durable. Should the second fail, its reservations are refused while the
+    /// first's counts stand: totals can only be too high (money counted that no call spent),
+    /// never too low. Without budgets (no charges, no entry ever counted) only the second runs.
     static func write(_ b: LedgerBatch, budgets: PostgresBudgets, _ s: PostgresConnections.Session) throws -> [Result<Int64, BudgetRefused>] {
         var decision = PostgresBudgets.Decision(refusals: Array(repeating: nil, count: b.reservations.count), totals: [:])
         let charged = b.reservations.contains { !$0.charges.isEmpty }
+        let updates = LedgerBatch.Split(b.updates)
         let budgetUpdates = !b.updates.isEmpty && (charged || budgets.inUse.load(ordering: .relaxed))
         if charged || budgetUpdates {
-            decision = try s.transaction { s in
-                try s.run("SET LOCAL synchronous_commit = off")
-                return try budgets.decide(b.reservations, settled: budgetUpdates ? try applyUpdates(b.updates, s) : [], s)
-            }
+            decision = try budgets.decide(b.reservations, updates: budgetUpdates ? updates : LedgerBatch.Split([]), s)
             budgets.committed(decision)
         }
         let accepted = b.reservations.indices.filter { decision.refusals[$0] == nil }
@@ -172,7 +171,7 @@ public final class PostgresStore: DurableStore, GroupCommitted, SharedBudgets, S
             return decision.refusals.map { .failure($0!) }
         }
         var ids = try s.transaction { s in
-            if !budgetUpdates { _ = try applyUpdates(b.updates, s) }
+            if !budgetUpdates { try applyUpdates(updates, s) }
             let ids = try insert(accepted.map { b.reservations[$0] }, s)
             try writeJournals(b, s)
             try writeCounters(b, s)
@@ -182,43 +181,24 @@ public final class PostgresStore: DurableStore, GroupCommitted, SharedBudgets, S
         return decision.refusals.map { refusal in refusal.map { .failure($0) } ?? .success(ids.popFirst()!) }
     }
 
-    /// Settlements and releases, one statement each; returns each updated entry's charges and
-    /// how far its cost moved from its reservation.
-    private static func applyUpdates(_ updates: [LedgerBatch.Update], _ s: PostgresConnections.Session) throws -> [(charges: String, delta: Int64)] {
-        // Applied one after the other, only the first update of an entry would find it reserved:
-        // the same here, where each kind is one statement.
-        var settles: [(Int64, Int64, Int32, Int64)] = [], releases: [(Int64, Int32, Int64)] = []
-        var seen = Set<Int64>()
-        for update in updates {
-            switch update {
-            case .settle(let id, let cost, let status, let at):
-                if seen.insert(id).inserted { settles.append((id, cost, Int32(status ?? -1), at)) }
-            case .release(let id, let status, let at):
-                if seen.insert(id).inserted { releases.append((id, Int32(status ?? -1), at)) }
-            }
+    /// Settlements and releases of entries no budget counts, one statement each.
+    private static func applyUpdates(_ u: LedgerBatch.Split, _ s: PostgresConnections.Session) throws {
+        if !u.settles.isEmpty {
+            try s.run("""
+                UPDATE ledger AS l SET state = 'settled', cost_micros = x.cost, status = NULLIF(x.status, -1), settled_at = x.at
+                FROM unnest(\(u.settles.map(\.id))::bigint[], \(u.settles.map(\.cost))::bigint[], \(u.settles.map(\.status))::int[],
+                            \(u.settles.map(\.at))::bigint[]) AS x(id, cost, status, at)
+                WHERE l.id = x.id AND l.state = 'reserved'
+                """)
         }
-        var settled: [(charges: String, delta: Int64)] = []
-        func collect(_ rows: PostgresQueryResult) throws {
-            for row in rows { settled.append(try row.decode((String, Int64).self)) }
+        if !u.releases.isEmpty {
+            try s.run("""
+                UPDATE ledger AS l SET state = 'released', cost_micros = 0, status = NULLIF(x.status, -1), settled_at = x.at
+                FROM unnest(\(u.releases.map(\.id))::bigint[], \(u.releases.map(\.status))::int[], \(u.releases.map(\.at))::bigint[])
+                    AS x(id, status, at)
+                WHERE l.id = x.id AND l.state = 'reserved'
+                """)
         }
-        if !settles.isEmpty {
-            try collect(s.run("""
-                UPDATE ledger AS l SET state = 'settled', cost_micros = u.cost, status = NULLIF(u.status, -1), settled_at = u.at
-                FROM unnest(\(settles.map(\.0))::bigint[], \(settles.map(\.1))::bigint[], \(settles.map(\.2))::int[],
-                            \(settles.map(\.3))::bigint[]) AS u(id, cost, status, at)
-                WHERE l.id = u.id AND l.state = 'reserved'
-                RETURNING l.charges, l.cost_micros - l.reserved_micros
-                """))
-        }
-        if !releases.isEmpty {
-            try collect(s.run("""
-                UPDATE ledger AS l SET state = 'released', cost_micros = 0, status = NULLIF(u.status, -1), settled_at = u.at
-                FROM unnest(\(releases.map(\.0))::bigint[], \(releases.map(\.1))::int[], \(releases.map(\.2))::bigint[]) AS u(id, status, at)
-                WHERE l.id = u.id AND l.state = 'reserved'
-                RETURNING l.charges, l.cost_micros - l.reserved_micros
-                """))
-        }
-        return settled.filter { !$0.charges.isEmpty }
     }
 
     /// The reservations, in one statement; ids matched back by request id (unique per request).
