@@ -86,11 +86,14 @@ final class GatewayState: Sendable {
         self.tokenIssueLimiter = samePageTokens ? old?.tokenIssueLimiter : config.pageTokens.map {
             RateLimiter(rate: $0.issueRate, burst: $0.issueRate.count, maxKeys: config.rateLimitMaxKeys)
         }
+        let clustered = ledger is any SharedRateUsage
         self.pageTokens = samePageTokens ? old?.pageTokens
-            : config.pageTokens.map { PageTokens(config: $0, secrets: secrets, journal: journal, nowMillis: nowMillis) }
+            : config.pageTokens.map { PageTokens(config: $0, secrets: secrets, journal: journal, nowMillis: nowMillis,
+                                                 shared: clustered ? SharedUses() : nil) }
         self.proofOfWork = old?.config.challenge == config.challenge && same([config.challenge?.key].compactMap { $0 }) ? old?.proofOfWork
             : config.challenge.flatMap { c in
-                secrets[c.key].map { ProofOfWork(config: c, secret: $0, journal: journal, nowSeconds: nowMillis / 1000) }
+                secrets[c.key].map { ProofOfWork(config: c, secret: $0, journal: journal, nowSeconds: nowMillis / 1000,
+                                                 shared: clustered ? SharedUses() : nil) }
             }
         var shared = Route.Shared(limiters: limiters, book: book, pageTokens: pageTokens, proofOfWork: proofOfWork)
         if let captcha = config.captcha, let secret = secrets[captcha.secret] {

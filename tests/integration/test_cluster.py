@@ -249,3 +249,28 @@ def test_a_reload_on_one_gateway_reloads_every_gateway(gateways, standin, api_ke
     assert all("config reload asked by another gateway" in gw.output() for gw in gws[1:])
     assert gws[0].output().count("config reloaded") == 1 and "asked by another gateway" not in gws[0].output()
     assert all(gw.output().count("config reloaded") == 1 for gw in gws[1:]), "a gateway asked to reload must not ask again"
+
+
+def test_page_token_uses_and_solved_challenges_hold_across_gateways(gateways, standin, api_key):
+    from test_pages import KEYS, new_session, page_config, solve
+    url = fresh_database()
+    config = page_config(standin.port, "    require: [page_token, challenge]\n", root_extra=f"store: {url}")
+    config = config.replace("max_uses: 5", "max_uses: 3")
+    gws = [gateways(config, env={"ADDRESS_API_KEY": api_key, **KEYS}) for _ in range(3)]
+    session, issued = new_session(gws[0])
+    time.sleep(0.35)
+    headers = {"Cookie": session, "X-Tollgate-Token": issued["token"]}
+    path = "/api/address?q=Main+Street"
+    asked = gws[0].get(path, headers=headers)  # use 1: the token passes, work is asked
+    assert asked.status == 403 and asked.json()["reason"] == "challenge-required", asked.text
+    solution = solve(asked.json()["challenge"])
+    assert gws[0].get(path, headers={**headers, "X-Tollgate-Solution": solution}).status == 200  # use 2
+    time.sleep(0.6)
+    # Another gateway has heard of the solution: replaying it there is refused (use 3).
+    r = gws[1].get(path, headers={**headers, "X-Tollgate-Solution": solution})
+    assert r.status == 403 and r.json()["reason"] == "solution-replayed", r.text
+    time.sleep(0.6)
+    # A third gateway has heard of all three uses: max_uses holds across the cluster.
+    r = gws[2].get(path, headers=headers)
+    assert r.status == 403 and r.json()["reason"] == "token-used-up", r.text
+    assert standin.stats()["calls"] == 1

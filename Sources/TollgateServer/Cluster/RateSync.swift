@@ -9,7 +9,9 @@ import TollgateStore
 
 /// Keeps rate limits global across the gateways of a shared store: every `interval` each gateway
 /// sends the units its limiters took since the last round and charges its own buckets with what
-/// the others took (``RateLimiter/charge(_:units:now:)``). Requests are decided locally, never
+/// the others took (``RateLimiter/charge(_:units:now:)``). Page-token uses and solved challenges
+/// go along (``SharedUses``): a token's `max_uses` and a challenge's single use hold across the
+/// cluster, one round late at most. Requests are decided locally, never
 /// waiting on the database; a bucket learns of other gateways' requests one round late at most.
 ///
 /// What that costs, for a key spread over N gateways at rate `r` with burst `b` and a round of
@@ -67,10 +69,15 @@ final class RateSync: Sendable {
 
     /// One exchange: what this gateway took out, what the others took in.
     func round() {
-        let limiters = current.withLockedValue { $0 }.limiters
+        let state = current.withLockedValue { $0 }
+        let limiters = state.limiters
         var sending: [RateUsage] = []
         for (name, limiter) in limiters.named where limiter.recordsUsage {
             for (key, units) in limiter.takeUnsynced() { sending.append(RateUsage(limit: name, key: key, units: units)) }
+        }
+        // Page-token uses and solved challenges travel the same way, named by their prefixes.
+        for (item, count) in (state.pageTokens?.shared?.take() ?? []) + (state.proofOfWork?.shared?.take() ?? []) {
+            sending.append(RateUsage(limit: item, key: .shared, units: count))
         }
         do {
             let (received, next) = try store.exchangeRateUsage(gateway: gateway, sending: sending, after: cursor.withLock { $0 },
@@ -80,9 +87,16 @@ final class RateSync: Sendable {
             let now = Int64(NIODeadline.now().uptimeNanoseconds)
             lastSuccess.store(now, ordering: .relaxed)
             var units = 0
+            let wall = NIODeadline.wallClockMillis
             for usage in received {
-                limiters.limiter(named: usage.limit)?.charge(usage.key, units: usage.units, now: now)
-                units += Int(usage.units)
+                if usage.limit.hasPrefix(PageTokens.sharedPrefix) {
+                    state.pageTokens?.addRemoteUses(usage.limit, count: Int(usage.units), nowMillis: wall)
+                } else if usage.limit.hasPrefix(ProofOfWork.sharedPrefix) {
+                    state.proofOfWork?.addRemoteSolution(usage.limit, nowSeconds: wall / 1000)
+                } else {
+                    limiters.limiter(named: usage.limit)?.charge(usage.key, units: usage.units, now: now)
+                    units += Int(usage.units)
+                }
             }
             unitsReceived.add(units, ordering: .relaxed)
             for (_, limiter) in limiters.named { limiter.syncStale.store(false, ordering: .relaxed) }

@@ -34,9 +34,14 @@ public final class ProofOfWork: Sendable {
     static let maxTracked = 1_000_000
 
     private let journal: (any UseJournal)?
+    /// Solutions to tell the other gateways of a cluster (nil: one gateway).
+    public let shared: SharedUses?
+    /// The prefix of a solved challenge in ``SharedUses``.
+    public static let sharedPrefix = "pow:"
 
     /// With a journal, solved challenges stay refused across restarts.
-    public init(config: Config, secret: String, journal: (any UseJournal)? = nil, nowSeconds: Int64 = 0) {
+    public init(config: Config, secret: String, journal: (any UseJournal)? = nil, nowSeconds: Int64 = 0, shared: SharedUses? = nil) {
+        self.shared = shared
         self.config = config
         self.key = SymmetricKey(data: Data(secret.utf8))
         self.journal = journal
@@ -91,8 +96,22 @@ public final class ProofOfWork: Sendable {
             // Valid through its `expires` second; a full table refuses (fail closed), in O(1).
             return table.insert(challenge, expires, now: nowSeconds) { $0 + 1 } ? nil : .replayed
         }
-        if refusal == nil { journal?.recordSolved(challenge: challenge, expiresSeconds: expires) }
+        if refusal == nil {
+            journal?.recordSolved(challenge: challenge, expiresSeconds: expires)
+            shared?.record(Self.sharedPrefix + challenge)
+        }
         return refusal
+    }
+
+    /// A challenge another gateway accepted a solution of (from ``SharedUses``): refused here from now
+    /// on, for as long as a challenge can be valid.
+    public func addRemoteSolution(_ item: String, nowSeconds: Int64) {
+        guard item.hasPrefix(Self.sharedPrefix) else { return }
+        let challenge = String(item.dropFirst(Self.sharedPrefix.count))
+        guard challenge.utf8.count == 64 else { return }
+        used.withLock { table in
+            if table[challenge] == nil { _ = table.insert(challenge, nowSeconds + config.expires.components.seconds, now: nowSeconds) { $0 + 1 } }
+        }
     }
 
     /// A short, non-reversible tag of the client key (the salt is visible to the client).

@@ -54,9 +54,15 @@ public final class PageTokens: Sendable {
     /// Uses per token nonce (milliseconds); bounded by `maxTracked`, full → new tokens refused.
     private let uses: Mutex<BoundedTable<Data, (count: Int, expires: Int64)>>
     private let journal: (any UseJournal)?
+    /// Uses to tell the other gateways of a cluster (nil: one gateway).
+    public let shared: SharedUses?
+    /// The prefix of a token use in ``SharedUses``.
+    public static let sharedPrefix = "token:"
 
     /// `secrets` must hold every name in `config.keys`. With a journal, use counts survive restarts.
-    public init(config: Config, secrets: [String: String], journal: (any UseJournal)? = nil, nowMillis: Int64 = 0) {
+    public init(config: Config, secrets: [String: String], journal: (any UseJournal)? = nil, nowMillis: Int64 = 0,
+                shared: SharedUses? = nil) {
+        self.shared = shared
         self.config = config
         self.keys = config.keys.compactMap { name in
             secrets[name].map { (Self.keyID(name), SymmetricKey(data: Data($0.utf8))) }
@@ -114,7 +120,22 @@ public final class PageTokens: Sendable {
         }
         guard let counted else { return .usedUp }
         journal?.recordTokenUse(nonce: nonce, uses: counted, expiresMillis: expires)
+        shared?.record(Self.sharedPrefix + nonce.base64URL)
         return nil
+    }
+
+    /// Counts `count` uses another gateway made of the token with `nonce` (from ``SharedUses``): kept
+    /// until the longest a token can live from now, since its issue time is not sent.
+    public func addRemoteUses(_ item: String, count: Int, nowMillis: Int64) {
+        guard item.hasPrefix(Self.sharedPrefix), let nonce = Data(base64URL: item.dropFirst(Self.sharedPrefix.count)),
+              nonce.count == 12, count > 0 else { return }
+        uses.withLock { table in
+            if let entry = table[nonce] {
+                table.update(nonce, (entry.count + count, entry.expires))
+            } else {
+                _ = table.insert(nonce, (count, nowMillis + config.maxAge.milliseconds), now: nowMillis) { $0.expires }
+            }
+        }
     }
 
     /// 16 bytes standing for what the token is bound to.
