@@ -168,8 +168,7 @@ public final class GatewayServer: @unchecked Sendable {
         listening.store(true, ordering: .relaxed)
         if case .postgres(let pg) = state.config.store, let shared = state.ledger as? any SharedRateUsage {
             state.logger.notice("store shared with other gateways", metadata: [
-                "store": "\(pg.description)", "rate_limit_sync": "\(pg.syncInterval)",
-                "kept_per_gateway": "API key max_uses counts (docs/cluster.md)"])
+                "store": "\(pg.description)", "sync_interval": "\(pg.syncInterval)"])
             let sync = RateSync(store: shared, interval: .nanoseconds(pg.syncInterval.nanoseconds), current: current, logger: logger)
             sync.start()
             rateSync = sync

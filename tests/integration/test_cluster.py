@@ -274,3 +274,17 @@ def test_page_token_uses_and_solved_challenges_hold_across_gateways(gateways, st
     r = gws[2].get(path, headers=headers)
     assert r.status == 403 and r.json()["reason"] == "token-used-up", r.text
     assert standin.stats()["calls"] == 1
+
+
+def test_a_keys_max_uses_holds_across_gateways(gateways, standin, api_key):
+    url, gws = three_gateways(gateways, standin, api_key)
+    k = create_key(gws[0], "--name", "trial", "--owner", "alice", "--max-uses", "4")
+    time.sleep(0.6)  # the new key reaches every gateway (a use would spend one)
+    statuses = []
+    for gw in gws + [gws[0]]:  # four uses, one after the other, over three gateways
+        statuses.append(gw.get(ORDERS, headers={"X-API-Key": k["key"]}).status)
+        time.sleep(0.5)  # one sync round and more
+    assert statuses == [200, 200, 200, 200], statuses
+    # Each gateway has heard of the others' uses: the fifth is refused wherever it lands.
+    assert all(gw.get(ORDERS, headers={"X-API-Key": k["key"]}).status == 401 for gw in gws)
+    assert standin.stats()["calls"] == 4

@@ -9,9 +9,9 @@ import TollgateStore
 
 /// Keeps rate limits global across the gateways of a shared store: every `interval` each gateway
 /// sends the units its limiters took since the last round and charges its own buckets with what
-/// the others took (``RateLimiter/charge(_:units:now:)``). Page-token uses and solved challenges
-/// go along (``SharedUses``): a token's `max_uses` and a challenge's single use hold across the
-/// cluster, one round late at most. Requests are decided locally, never
+/// the others took (``RateLimiter/charge(_:units:now:)``). Page-token uses, solved challenges and
+/// API key uses go along (``SharedUses``): a token's or key's `max_uses` and a challenge's single
+/// use hold across the cluster, one round late at most. Requests are decided locally, never
 /// waiting on the database; a bucket learns of other gateways' requests one round late at most.
 ///
 /// What that costs, for a key spread over N gateways at rate `r` with burst `b` and a round of
@@ -76,7 +76,8 @@ final class RateSync: Sendable {
             for (key, units) in limiter.takeUnsynced() { sending.append(RateUsage(limit: name, key: key, units: units)) }
         }
         // Page-token uses and solved challenges travel the same way, named by their prefixes.
-        for (item, count) in (state.pageTokens?.shared?.take() ?? []) + (state.proofOfWork?.shared?.take() ?? []) {
+        for (item, count) in (state.pageTokens?.shared?.take() ?? []) + (state.proofOfWork?.shared?.take() ?? [])
+            + (state.identity?.keys?.shared?.take() ?? []) {
             sending.append(RateUsage(limit: item, key: .shared, units: count))
         }
         do {
@@ -93,6 +94,8 @@ final class RateSync: Sendable {
                     state.pageTokens?.addRemoteUses(usage.limit, count: Int(usage.units), nowMillis: wall)
                 } else if usage.limit.hasPrefix(ProofOfWork.sharedPrefix) {
                     state.proofOfWork?.addRemoteSolution(usage.limit, nowSeconds: wall / 1000)
+                } else if usage.limit.hasPrefix(APIKeyIndex.sharedPrefix) {
+                    state.identity?.keys?.addRemoteUses(usage.limit, count: usage.units)
                 } else {
                     limiters.limiter(named: usage.limit)?.charge(usage.key, units: usage.units, now: now)
                     units += Int(usage.units)

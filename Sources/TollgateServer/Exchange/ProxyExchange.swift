@@ -258,6 +258,10 @@ final class ProxyExchange {
             if let reservation, reservation.keys.allSatisfy({ gateway.book.budgets[$0.budget].onStoreError == .open }),
                !reservation.keys.isEmpty {
                 // on_store_error: open — this gateway's own book decides, and nothing is recorded.
+                guard owner != nil else {
+                    abandon()
+                    return done()
+                }
                 guard let problem = localRefusal else { return callUpstream() }
                 reservation.release()
                 endCacheLead(with: nil)

@@ -46,7 +46,8 @@ final class IdentityRuntime: @unchecked Sendable {
         keyStore = store as? any APIKeyStore
         clientStore = store as? any OAuthClientStore
         if let hasher {
-            keys = APIKeyIndex(hasher: hasher, records: try keyStore?.keys() ?? [])
+            keys = APIKeyIndex(hasher: hasher, records: try keyStore?.keys() ?? [],
+                               shared: store is any SharedRateUsage ? SharedUses() : nil)
         } else {
             keys = nil
         }

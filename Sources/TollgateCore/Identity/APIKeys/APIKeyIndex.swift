@@ -30,12 +30,18 @@ public final class APIKeyIndex: Sendable {
     }
 
     public let hasher: APIKeyHasher
+    /// Uses to tell the other gateways of a cluster at once (nil: one gateway), so `max_uses`
+    /// holds across them a sync round late at most; the store's count still follows by flushes.
+    public let shared: SharedUses?
+    /// The prefix of a key use in ``SharedUses``.
+    public static let sharedPrefix = "key:"
     private let entries = Mutex<[String: Entry]>([:])
     /// The highest store version applied: where the change feed resumes.
     private let version = Atomic<Int64>(0)
 
-    public init(hasher: APIKeyHasher, records: [APIKeyRecord] = []) {
+    public init(hasher: APIKeyHasher, records: [APIKeyRecord] = [], shared: SharedUses? = nil) {
         self.hasher = hasher
+        self.shared = shared
         apply(records)
     }
 
@@ -96,7 +102,16 @@ public final class APIKeyIndex: Sendable {
         }
         entry.unflushed.add(1, ordering: .relaxed)
         entry.lastUsed.store(now, ordering: .relaxed)
+        shared?.record(Self.sharedPrefix + record.id)
         return .accepted(record)
+    }
+
+    /// Counts `count` uses another gateway made of the key a ``SharedUses`` item names (that
+    /// gateway hands them to the store itself).
+    public func addRemoteUses(_ item: String, count: Int64) {
+        guard item.hasPrefix(Self.sharedPrefix), count > 0,
+              let entry = entries.withLock({ $0[String(item.dropFirst(Self.sharedPrefix.count))] }) else { return }
+        entry.usedHere.add(count, ordering: .relaxed)
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: String.UTF8View) -> Bool {
