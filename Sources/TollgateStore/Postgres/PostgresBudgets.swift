@@ -6,17 +6,17 @@ import Synchronization
 /// makes the reservations durable (``SharedBudgets``).
 ///
 /// Why not leases: a reservation must be committed before its upstream call anyway, so checking
-/// it in that same transaction costs no extra round trip, is exact (nothing is parked in a
-/// gateway's lease, so a crash strands only the calls it had in flight, as on one gateway), and
-/// works as well for a budget per client or session as for a global one, where leases would
-/// split a small per-client cap into unusable pieces. The cost is that commits touching the same
-/// total wait for each other; each is one short transaction per batch, not per request.
+/// it in that same commit costs no extra round trip, is exact (nothing is parked in a gateway's
+/// lease, so a crash strands only the calls it had in flight, as on one gateway), and works as
+/// well for a budget per client or session as for a global one, where leases would split a small
+/// per-client cap into unusable pieces. The cost is that commits touching the same total wait for
+/// each other (measured in docs/PERFORMANCE.md; a hot global total still wants leases on top).
 ///
-/// In one commit: the settlements' deltas (from the charges their ledger rows keep) and the
-/// reservations' charges are applied under transaction-scoped advisory locks on every total
-/// involved, taken in one sorted order (no deadlock between gateways); each window's sum is read
-/// once; reservations are then decided one after the other in arrival order — all of a
-/// reservation's enforced charges fit, or it is refused and takes nothing.
+/// One commit's budget half is one call of ``commitFunction``: settlements' deltas (from the
+/// charges their ledger rows keep) and the reservations' charges under transaction-scoped advisory
+/// locks on every total involved, taken in one sorted order (no deadlock between gateways); each
+/// window's sum read once, after the locks; reservations decided one after the other in arrival
+/// order — all of a reservation's enforced charges fit, or it is refused and takes nothing.
 final class PostgresBudgets: Sendable {
     private struct State {
         /// Totals as of the last commit that touched them (``SharedBudgets/latestTotal(_:)``).
