@@ -15,7 +15,6 @@ Not a test: it reports, it never fails a build.
     NO_BUDGET=1 python3 bench/cluster.py   # the same without the budget: what the shared total costs
 """
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from compare import CONNECTIONS, DURATION, KEY, ROUNDS, TOLLGATE, free_port, report, static_upstream, stop_all, wait_port, wrk_with  # noqa: E402
+from compare import CONNECTIONS, DURATION, ROUNDS, TOLLGATE, free_port, report, static_upstream, stop_all, wait_port, wrk_with  # noqa: E402
 import pg_cluster  # noqa: E402
+import store as store_bench  # noqa: E402
 
 
 BUDGET = "" if os.environ.get("NO_BUDGET") else """budgets:
@@ -33,30 +33,11 @@ BUDGET = "" if os.environ.get("NO_BUDGET") else """budgets:
 """
 
 
+LIMIT = "    limits: [{ per: ip, rate: 10000000/s, burst: 1000000 }]\n"
+
+
 def gateway(work, name, store, upstream_port):
-    port = free_port()
-    config = work / f"{name}.yaml"
-    config.write_text(f"""
-listen: 127.0.0.1:{port}
-access_log: off
-secrets: {{ KEY: env:BENCH_KEY }}
-store: {store}
-{BUDGET}routes:
-  - name: lookup
-    match: {{ method: GET, path: /api/address }}
-    upstream:
-      url: http://127.0.0.1:{upstream_port}/v2/validate
-      auth: {{ header: X-Api-Key, secret: KEY }}
-    params:
-      q: {{ in: query, type: string, min_length: 1, max_length: 100, required: true }}
-    fixed: {{ format: json }}
-    cost: 0.001 USD
-    limits: [{{ per: ip, rate: 10000000/s, burst: 1000000 }}]
-""")
-    proc = subprocess.Popen([str(TOLLGATE), "serve", "--config", str(config)], env=dict(os.environ, BENCH_KEY=KEY),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_port(port)
-    return proc, port
+    return store_bench.gateway(work, name, store, upstream_port, root_extra=BUDGET, route_extra=LIMIT)
 
 
 def commits(cluster):

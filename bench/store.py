@@ -23,7 +23,9 @@ from compare import DURATION, KEY, ROUNDS, TOLLGATE, free_port, report, static_u
 import pg_cluster  # noqa: E402
 
 
-def gateway(work, name, store, upstream_port, binary=TOLLGATE):
+def gateway(work, name, store, upstream_port, binary=TOLLGATE, root_extra="", route_extra=""):
+    """A gateway in front of the upstream with one priced route (`lookup`); `root_extra` and
+    `route_extra` add top-level and route keys (bench/cluster.py adds a budget and a limit)."""
     port = free_port()
     config = work / f"{name}.yaml"
     config.write_text(f"""
@@ -31,7 +33,7 @@ listen: 127.0.0.1:{port}
 access_log: off
 secrets: {{ KEY: env:BENCH_KEY }}
 store: {store}
-routes:
+{root_extra}routes:
   - name: lookup
     match: {{ method: GET, path: /api/address }}
     upstream:
@@ -41,7 +43,7 @@ routes:
       q: {{ in: query, type: string, min_length: 1, max_length: 100, required: true }}
     fixed: {{ format: json }}
     cost: 0.001 USD
-""")
+{route_extra}""")
     proc = subprocess.Popen([str(binary), "serve", "--config", str(config)], env=dict(os.environ, BENCH_KEY=KEY),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_port(port)
