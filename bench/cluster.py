@@ -16,15 +16,12 @@ Not a test: it reports, it never fails a build.
 """
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from compare import CONNECTIONS, DURATION, ROUNDS, TOLLGATE, free_port, report, static_upstream, stop_all, wait_port, wrk_with  # noqa: E402
-import pg_cluster  # noqa: E402
+from compare import CONNECTIONS, DURATION, ROUNDS, report, wrk_with  # noqa: E402
 import store as store_bench  # noqa: E402
 
 
@@ -38,10 +35,6 @@ LIMIT = "    limits: [{ per: ip, rate: 10000000/s, burst: 1000000 }]\n"
 
 def gateway(work, name, store, upstream_port):
     return store_bench.gateway(work, name, store, upstream_port, root_extra=BUDGET, route_extra=LIMIT)
-
-
-def commits(cluster):
-    return int(cluster.psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'tollgate'"))
 
 
 def together(urls, connections):
@@ -60,15 +53,7 @@ def together(urls, connections):
 
 
 def main():
-    if not TOLLGATE.exists():
-        sys.exit(f"{TOLLGATE} missing: swift build -c release --product tollgate")
-    work = Path(tempfile.mkdtemp(prefix="tollgate-cluster-bench-"))
-    cluster = pg_cluster.Cluster(work / "pg", fsync=True).start()
-    procs = []
-    try:
-        upstream_port = free_port()
-        procs.append(static_upstream(work, upstream_port))
-        wait_port(upstream_port)
+    with store_bench.postgres_and_upstream("tollgate-cluster-bench-") as (work, cluster, upstream_port, procs):
         single, single_port = gateway(work, "single", f"sqlite:{work}/tollgate.db", upstream_port)
         procs.append(single)
         ports = []
@@ -81,11 +66,11 @@ def main():
         singles, clusters, tpr = [], [], []
         for _ in range(ROUNDS):
             singles.append(wrk_with(f"http://127.0.0.1:{single_port}{path}", CONNECTIONS))
-            before = commits(cluster)
+            before = store_bench.commits(cluster)
             runs = together([f"http://127.0.0.1:{p}{path}" for p in ports], per_node)
             time.sleep(1.5)  # the settlements' commit after the run
             total = sum(r["rps"] for r in runs)
-            tpr.append((commits(cluster) - before) / max(1, total * DURATION))
+            tpr.append((store_bench.commits(cluster) - before) / max(1, total * DURATION))
             clusters.append({"rps_total": round(total, 1), "rps_per_gateway": [r["rps"] for r in runs],
                              "p99_ms": max(r["p99_ms"] or 0 for r in runs), "non2xx": sum(r["non2xx"] for r in runs)})
         best_single = max(singles, key=lambda r: r["rps"])
@@ -98,9 +83,6 @@ def main():
             "postgres_transactions_per_request": round(min(tpr), 4),
         }
         report("cluster", result)
-    finally:
-        stop_all(procs)
-        cluster.stop()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Not a test: it reports, it never fails a build.
 
     python3 bench/store.py            # ROUNDS, DURATION, CONNECTIONS as in bench/compare.py
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -50,20 +51,31 @@ store: {store}
     return proc, port
 
 
-def commits(cluster, database):
-    return int(cluster.psql(f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database}'"))
-
-
-def main():
+@contextlib.contextmanager
+def postgres_and_upstream(prefix):
+    """A temp dir, a private PostgreSQL (fsync on, as SQLite) and the static upstream, as
+    (work, cluster, upstream_port, procs); stops every process in `procs` and the cluster after."""
     if not TOLLGATE.exists():
         sys.exit(f"{TOLLGATE} missing: swift build -c release --product tollgate")
-    work = Path(tempfile.mkdtemp(prefix="tollgate-store-bench-"))
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     cluster = pg_cluster.Cluster(work / "pg", fsync=True).start()
     procs = []
     try:
         upstream_port = free_port()
         procs.append(static_upstream(work, upstream_port))
         wait_port(upstream_port)
+        yield work, cluster, upstream_port, procs
+    finally:
+        stop_all(procs)
+        cluster.stop()
+
+
+def commits(cluster, database="tollgate"):
+    return int(cluster.psql(f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database}'"))
+
+
+def main():
+    with postgres_and_upstream("tollgate-store-bench-") as (work, cluster, upstream_port, procs):
         sqlite, sqlite_port = gateway(work, "sqlite", f"sqlite:{work}/tollgate.db", upstream_port)
         postgres, pg_port = gateway(work, "postgres", cluster.url(), upstream_port)
         procs += [sqlite, postgres]
@@ -94,9 +106,6 @@ def main():
             result["sqlite_base"] = best["sqlite_base"]
             result["ratio_throughput_sqlite_vs_base"] = round(best["sqlite"]["rps"] / best["sqlite_base"]["rps"], 3)
         report("store", result)
-    finally:
-        stop_all(procs)
-        cluster.stop()
 
 
 if __name__ == "__main__":

@@ -63,13 +63,16 @@ final class GatewayState: Sendable {
         self.limiters = LimiterRegistry(maxKeys: config.rateLimitMaxKeys,
                                         previous: old?.config.rateLimitMaxKeys == config.rateLimitMaxKeys ? old?.limiters : nil,
                                         recordsUsage: ledger is any SharedRateUsage)
-        sharedSpend = (ledger as? any SharedBudgets).map(SharedSpend.init)
+        let sharedBudgets = ledger as? any SharedBudgets
         if let old, old.config.budgets == config.budgets {
             book = old.book
+            sharedSpend = old.sharedSpend
         } else {
-            book = SpendBook(budgets: config.budgets)
+            let fresh = SpendBook(budgets: config.budgets)
+            book = fresh
+            sharedSpend = sharedBudgets.map { SharedSpend(store: $0, book: fresh) }
             let seeded = try Self.seed(book, from: ledger, now: Int64(NIODeadline.wallClockSeconds))
-            try sharedSpend?.raise(seeded, book: book)
+            try sharedSpend?.raise(seeded)
         }
         book.setPaused(try ledger.pausedRoutes())
         self.alerts = try AlertSender(config: config, secrets: secrets, book: book, ledger: ledger, logger: logger)

@@ -224,9 +224,7 @@ final class ProxyExchange {
             entry.subject = reserved.subject
             entry.email = reserved.email
             entry.emailDomain = view.email?.domain ?? ""
-            if gateway.sharedSpend != nil {
-                entry.charges = SharedSpend.charges(reserved.keys, book: gateway.book, now: now, enforced: !shadow)
-            }
+            if let shared = gateway.sharedSpend { entry.charges = shared.charges(reserved.keys, now: now, enforced: !shadow) }
             let eventLoop = loop.eventLoop
             let exchange = NIOLoopBound(self, eventLoop: eventLoop)  // the ledger answers on its own thread
             gateway.ledger.reserve(entry) { result in
@@ -239,7 +237,7 @@ final class ProxyExchange {
         switch result {
         case .success(let id):
             reservation?.ledgerID.store(id, ordering: .relaxed)
-            if let shared = gateway.sharedSpend, let reservation { shared.mirror(reservation.keys, book: gateway.book, now: now) }
+            if let shared = gateway.sharedSpend, let reservation { shared.mirror(reservation.keys, now: now) }
             guard owner != nil else {
                 abandon()  // the client left before anything was sent: nothing to pay for
                 return done()
@@ -251,7 +249,7 @@ final class ProxyExchange {
             let keys = reservation?.keys ?? []
             reservation?.release()
             endCacheLead(with: nil)
-            let problem = SharedSpend.problem(refused, keys: keys, book: gateway.book, now: now)
+            let problem = gateway.sharedSpend?.problem(refused, keys: keys, now: now) ?? .ledgerUnavailable
             finish(.problem(problem, requestID: request.requestID, by: .stage(.budget)))
         case .failure(let error):
             gateway.logger.error("ledger write failed", metadata: ["error": "\(error)"])

@@ -11,31 +11,41 @@ import TollgateStore
 /// is brought to the store's totals (``SpendBook/mirror(_:total:now:)``).
 struct SharedSpend: Sendable {
     let store: any SharedBudgets
+    let book: SpendBook
+    /// Per budget index, the name its totals are kept under (``name(_:)``), built once per config.
+    private let names: [String]
+
+    init(store: any SharedBudgets, book: SpendBook) {
+        self.store = store
+        self.book = book
+        names = book.budgets.map(Self.name)
+    }
 
     /// The name a budget's totals are kept under: its name and period, so a budget whose period
     /// changes does not count the old period's slots.
     static func name(_ budget: BudgetConfig) -> String { "\(budget.name)@\(budget.period)" }
 
     /// The reservation's charges, in the order of its keys.
-    static func charges(_ keys: [SpendBook.Key], book: SpendBook, now: Int64, enforced: Bool) -> [BudgetCharge] {
+    func charges(_ keys: [SpendBook.Key], now: Int64, enforced: Bool) -> [BudgetCharge] {
         keys.map { key in
-            let budget = book.budgets[key.budget]
             let w = book.window(key, now: now)
-            return BudgetCharge(budget: name(budget), scope: key.scope, slot: w.slot, windowStart: w.start, windowEnd: w.end,
-                                limit: budget.limit.micros, enforced: enforced)
+            return BudgetCharge(budget: names[key.budget], scope: key.scope, slot: w.slot, windowStart: w.start, windowEnd: w.end,
+                                limit: book.budgets[key.budget].limit.micros, enforced: enforced)
         }
     }
 
     /// Brings the book to the store's latest totals for `keys`.
-    func mirror(_ keys: [SpendBook.Key], book: SpendBook, now: Int64) {
-        for (key, charge) in zip(keys, Self.charges(keys, book: book, now: now, enforced: true)) {
-            if let total = store.latestTotal(charge.window) { book.mirror(key, total: total, now: now) }
+    func mirror(_ keys: [SpendBook.Key], now: Int64) {
+        for key in keys {
+            let w = book.window(key, now: now)
+            let window = BudgetCharge.Window(budget: names[key.budget], scope: key.scope, start: w.start, end: w.end)
+            if let total = store.latestTotal(window) { book.mirror(key, total: total, now: now) }
         }
     }
 
     /// The answer to a reservation the store refused.
-    static func problem(_ refused: BudgetRefused, keys: [SpendBook.Key], book: SpendBook, now: Int64) -> Problem {
-        let key = keys.first { name(book.budgets[$0.budget]) == refused.charge.budget && $0.scope == refused.charge.scope }
+    func problem(_ refused: BudgetRefused, keys: [SpendBook.Key], now: Int64) -> Problem {
+        let key = keys.first { names[$0.budget] == refused.charge.budget && $0.scope == refused.charge.scope }
         let budget = book.budgets[key?.budget ?? 0]
         if let key { book.mirror(key, total: refused.spent, now: now) }
         // A calendar budget resets when its period ends; a rolling one may have room as soon as its
@@ -47,8 +57,7 @@ struct SharedSpend: Sendable {
 
     /// Raises the store's totals to what the ledger holds for the current periods (at start and
     /// when the budgets change), so a budget new to the config counts spend already made.
-    func raise(_ seeded: [(key: SpendBook.Key, at: Int64, micros: Int64)], book: SpendBook) throws {
-        let totals = seeded.map { s in (charge: Self.charges([s.key], book: book, now: s.at, enforced: true)[0], micros: s.micros) }
-        try store.raiseTotals(totals)
+    func raise(_ seeded: [(key: SpendBook.Key, at: Int64, micros: Int64)]) throws {
+        try store.raiseTotals(seeded.map { s in (charge: charges([s.key], now: s.at, enforced: true)[0], micros: s.micros) })
     }
 }

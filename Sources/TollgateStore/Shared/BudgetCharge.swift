@@ -47,6 +47,13 @@ public struct BudgetCharge: Sendable, Hashable {
         public var start: Int64
         public var end: Int64
 
+        public init(budget: String, scope: String, start: Int64, end: Int64) {
+            self.budget = budget
+            self.scope = scope
+            self.start = start
+            self.end = end
+        }
+
         func contains(_ total: Total, _ slot: Int64) -> Bool {
             total.budget == budget && total.scope == scope && slot >= start && slot < end
         }
