@@ -4,7 +4,9 @@ Both proxies do the same work per request: match the route, check one query para
 per-client-IP limit set high enough never to trigger, add the API key header and reuse keep-alive
 connections to the upstream. wrk drives each in turn (nginx, Tollgate, nginx, Tollgate, …).
 A second scenario floods a Tollgate route whose limit refuses everything, to compare the cost of a
-rejection with the cost of a proxied request.
+rejection with the cost of a proxied request. It runs with `delay_after_refusals: 0`, so it measures
+what a refusal costs, not how pacing sheds it (bench/flood.py runs with the defaults); set
+BEFORE_PACING=1 for a TOLLGATE_BIN older than that setting.
 """
 import json
 import os
@@ -182,6 +184,7 @@ http {{
 listen: 127.0.0.1:{tollgate_port}
 access_log: off
 {"workers: " + os.environ["TOLLGATE_WORKERS"] if os.environ.get("TOLLGATE_WORKERS") else ""}
+{"" if os.environ.get("BEFORE_PACING") else "delay_after_refusals: 0"}
 secrets: {{ KEY: env:BENCH_KEY }}
 routes:
   - name: address

@@ -82,8 +82,8 @@ routes:
         for name, port in (("nginx", nginx_port), ("tollgate", tg_port)):
             legit_url = f"http://127.0.0.1:{port}/api/address?q=Main+Street"
             flood_url = f"http://127.0.0.1:{port}/api/refused?q=Main+Street"
-            alone = rps(wrk(legit_url, LEGIT).communicate()[0])
             for factor in (1, 4):
+                alone = rps(wrk(legit_url, LEGIT).communicate()[0])  # again each time: this VM drifts
                 flood = wrk(flood_url, LEGIT * factor, env=flooder)
                 legit = rps(wrk(legit_url, LEGIT).communicate()[0])
                 refused = rps(flood.communicate()[0])

@@ -29,7 +29,7 @@ final class GatewayMetrics: Sendable {
     func metrics(on eventLoop: EventLoop) -> EventLoopFuture<String> {
         let perLoop = contexts.map { ctx in
             ctx.eventLoop.submit {
-                (ctx.responses, ctx.inFlight, ctx.connections.count, ctx.closedAfterRefusals, ctx.console.totals, ctx.pool.refusedFull)
+                (ctx.responses, ctx.inFlight, ctx.connections.count, ctx.closedAfterRefusals, ctx.console.totals, ctx.pool.refusedFull, ctx.refusalsDelayed)
             }
         }
         let state = current()
@@ -69,6 +69,7 @@ final class GatewayMetrics: Sendable {
                 t.count("tollgate_ratelimit_sync_units_received_total", total: Int64(sync.unitsReceived.load(ordering: .relaxed)))
             }
             t.count("tollgate_connections_closed_after_refusals_total", total: Int64(loops.reduce(0) { $0 + $1.3 }))
+            t.count("tollgate_refusals_delayed_total", total: Int64(loops.reduce(0) { $0 + $1.6 }))
             t.count("tollgate_access_log_dropped_total", total: Int64(state.accessLog.dropped))
             t.count("tollgate_alerts_dropped_total", total: Int64(state.alerts.dropped.withLockedValue { $0 }))
             t.count("tollgate_reloads_total", [("result", "ok")], total: Int64(reloads.applied.load(ordering: .relaxed)))

@@ -139,12 +139,20 @@ public final class GatewayServer: @unchecked Sendable {
                 guard let loop = contexts[ObjectIdentifier(channel.eventLoop)] else {
                     return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
                 }
-                // Over a cap: closed before a byte is read, no handler added.
+                // Over a cap: closed before a byte is read, no handler added (over a client's own
+                // cap, after being held unread for `refusal_delay`: see ConnectionAdmission).
                 let peer = Peer(channel.remoteAddress, state: loop.state)
                 let capped = peer.isTrustedProxy ? nil : peer.key
                 let admission = loop.state.admission
-                if admission.admit(capped) != nil {
-                    channel.close(promise: nil)
+                if let refusal = admission.admit(capped) {
+                    let delay = loop.state.config.refusalDelay
+                    if refusal == .perClient, delay > .zero, admission.hold() {
+                        channel.closeFuture.whenComplete { _ in admission.releaseHeld() }
+                        try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                        channel.eventLoop.scheduleTask(in: TimeAmount(delay)) { channel.close(promise: nil) }
+                    } else {
+                        channel.close(promise: nil)
+                    }
                     return channel.eventLoop.makeSucceededVoidFuture()
                 }
                 channel.closeFuture.whenComplete { _ in admission.release(capped) }

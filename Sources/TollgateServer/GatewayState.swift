@@ -217,6 +217,8 @@ final class LoopContext: @unchecked Sendable {
     var draining = false
     /// Connections closed because their client was refused `close_after_refusals` times in a row.
     var closedAfterRefusals = 0
+    /// Refusals answered after `refusal_delay` because their connection kept being refused.
+    var refusalsDelayed = 0
     /// Answers by decision, countries and recent refusals, for the console and rate alerts.
     let console = ConsoleTally()
     /// This loop's copy of the ban list and the board generation it was taken at.

@@ -7,12 +7,15 @@ package struct UpstreamHeaders {
     /// Status line and fields, as received (already validated by ``HeadFields``).
     package let block: ByteBuffer
 
+    /// Values so common that a literal is handed out instead of a new string.
+    private static let common = ["application/json", "application/json; charset=utf-8"]
+
     /// The value of the first field named `lowercasedName`.
     package func first(_ lowercasedName: String) -> String? {
         var found: String?
         forEach { name, value in
             if found == nil, HeadFields.equalsLowercased(name, lowercasedName) {
-                found = String(decoding: value, as: UTF8.self)
+                found = Self.common.first { $0.utf8.elementsEqual(value) } ?? String(decoding: value, as: UTF8.self)
             }
         }
         return found
@@ -85,8 +88,8 @@ struct HeadFields {
             guard !value.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) else { throw .malformed("control character in header") }
             switch name.count {
             case 14 where Self.equalsLowercased(name, "content-length"):
-                for item in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
-                    let digits = Self.trim(UnsafeRawBufferPointer(rebasing: item))
+                for item in CommaItems(value) {
+                    let digits = Self.trim(item)
                     guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
                         throw .malformed("bad content-length")
                     }
@@ -95,14 +98,14 @@ struct HeadFields {
                     contentLength = n
                 }
             case 17 where Self.equalsLowercased(name, "transfer-encoding"):
-                for item in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
-                    let coding = Self.trim(UnsafeRawBufferPointer(rebasing: item))
+                for item in CommaItems(value) where !item.isEmpty {
+                    let coding = Self.trim(item)
                     if chunkedLast { chunkedEarlier = true }
                     chunkedLast = Self.equalsLowercased(coding, "chunked")
                     transferEncoding = true
                 }
             case 10 where Self.equalsLowercased(name, "connection"):
-                for item in value.split(separator: UInt8(ascii: ",")) where Self.equalsLowercased(Self.trim(UnsafeRawBufferPointer(rebasing: item)), "close") {
+                for item in CommaItems(value) where !item.isEmpty && Self.equalsLowercased(Self.trim(item), "close") {
                     connectionClose = true
                 }
             default:
@@ -132,6 +135,28 @@ struct HeadFields {
         while start < end, p[start] == 0x20 || p[start] == 0x09 { start += 1 }
         while end > start, p[end - 1] == 0x20 || p[end - 1] == 0x09 { end -= 1 }
         return UnsafeRawBufferPointer(rebasing: p[start..<end])
+    }
+
+    /// The comma-separated items of a field value, empty ones included, as views of its bytes
+    /// (`split` would build an array per header).
+    struct CommaItems: Sequence, IteratorProtocol {
+        private let p: UnsafeRawBufferPointer
+        private var start: Int
+        private var finished = false
+
+        init(_ p: UnsafeRawBufferPointer) {
+            self.p = p
+            start = p.startIndex
+        }
+
+        mutating func next() -> UnsafeRawBufferPointer? {
+            guard !finished else { return nil }
+            var end = start
+            while end < p.endIndex, p[end] != UInt8(ascii: ",") { end += 1 }
+            let item = UnsafeRawBufferPointer(rebasing: p[start..<end])
+            if end == p.endIndex { finished = true } else { start = end + 1 }
+            return item
+        }
     }
 
     /// CRLF-separated lines (a bare LF also ends a line; a bare CR is kept and later refused).

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -15,6 +16,12 @@ from access_helpers import eventually, request_from
 from conftest import ROOT, address_config, free_port, request
 from test_admin_api import token
 from test_browser import browser  # noqa: F401  (the headless Chromium fixture)
+
+
+def settled(browser, seconds):
+    """A wait that looks again when the console re-rendered the element between finding and reading it."""
+    return WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException,))
+
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PAYLOAD = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
@@ -58,10 +65,10 @@ def test_console_in_a_real_browser(gateways, standin, api_key, browser):  # noqa
     browser.get(base + "/console")
     browser.find_element(By.ID, "token").send_keys("tg_adm_wrong")
     browser.find_element(By.ID, "login").click()
-    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "failed").is_displayed())
+    settled(browser, 10).until(lambda d: d.find_element(By.ID, "failed").is_displayed())
     browser.find_element(By.ID, "token").send_keys(ops)
     browser.find_element(By.ID, "login").click()
-    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "total-passed").text == "6")
+    settled(browser, 10).until(lambda d: d.find_element(By.ID, "total-passed").text == "6")
     assert ops not in browser.current_url and "token" not in browser.current_url
     cookie = browser.get_cookie("tg_console")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and ops not in json.dumps(browser.get_cookies())
@@ -72,25 +79,25 @@ def test_console_in_a_real_browser(gateways, standin, api_key, browser):  # noqa
     assert "validation 5" in browser.find_element(By.ID, "reasons").text
     assert browser.find_element(By.CSS_SELECTOR, "#budgets tbody tr").text.startswith("daily global 0.06 USD 1.00 USD")
     # The client's script payload is shown as text and never runs.
-    WebDriverWait(browser, 10).until(lambda d: PAYLOAD in d.find_element(By.ID, "recent").text)
+    settled(browser, 10).until(lambda d: PAYLOAD in d.find_element(By.ID, "recent").text)
     assert browser.execute_script("return window.pwned === undefined")
     assert browser.find_elements(By.CSS_SELECTOR, "#recent img, #recent script, #recent svg") == []
     # The 422 spike fired an alert (rules run every second here).
-    WebDriverWait(browser, 15).until(lambda d: "invalid-input-spike" in d.find_element(By.ID, "alerts").text)
+    settled(browser, 15).until(lambda d: "invalid-input-spike" in d.find_element(By.ID, "alerts").text)
     # Ban the refused client from its row; its next request is refused, its neighbour's is not.
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#top-clients tr[data-client="127.0.0.3"] button.ban'))
+    settled(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#top-clients tr[data-client="127.0.0.3"] button.ban'))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.set_window_size(1280, 1400)
     time.sleep(0.5)
     browser.save_screenshot(str(ARTIFACTS / "console.png"))
     browser.find_element(By.CSS_SELECTOR, '#top-clients tr[data-client="127.0.0.3"] button.ban').click()
-    WebDriverWait(browser, 10).until(lambda d: "127.0.0.3" in d.find_element(By.ID, "bans").text)
+    settled(browser, 10).until(lambda d: "127.0.0.3" in d.find_element(By.ID, "bans").text)
     r = request_from("127.0.0.3", gw.port, "GET", "/api/address?q=10+Downing+St")
     assert r.status == 403 and r.json()["type"] == "urn:tollgate:problem:banned"
     assert request_from("127.0.0.2", gw.port, "GET", "/api/address?q=10+Downing+St").status == 200
     # The kill switch.
     browser.find_element(By.ID, "kill-switch").click()
-    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "kill-switch").get_attribute("data-paused") == "yes")
+    settled(browser, 10).until(lambda d: d.find_element(By.ID, "kill-switch").get_attribute("data-paused") == "yes")
     assert eventually(lambda: request_from("127.0.0.2", gw.port, "GET", "/api/address?q=10+Downing+St").status == 503)
     audit = request(gw.admin, "GET", "/v1/audit", headers={"Authorization": "Bearer " + ops}).json()["entries"]
     assert [e["action"] for e in audit[:2]] == ["routes.pause", "bans.add"] and audit[1]["target"] == "address 127.0.0.3"

@@ -68,3 +68,65 @@ def test_a_connection_refused_too_often_in_a_row_is_closed(gateways, standin, ap
     assert statuses == [422, 422, 200, 422, 422, 422]
     assert data.rfind(b"Connection: close") > data.rfind(b"HTTP/1.1 422")  # the third refusal in a row closes
     assert metrics(admin)["tollgate_connections_closed_after_refusals_total"] == "1"
+
+
+def statuses_with_times(s, count):
+    """Reads `count` responses from `s`: each one's status and the seconds since the call."""
+    start, data, seen = time.monotonic(), b"", []
+    while len(seen) < count:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        while len(seen) < count and data.count(b"HTTP/1.1 ") > len(seen):
+            seen.append(time.monotonic() - start)
+    statuses = [int(data[i + 9:i + 12]) for i in range(len(data)) if data.startswith(b"HTTP/1.1 ", i)]
+    return list(zip(statuses, seen))
+
+
+def test_a_run_of_refusals_is_answered_slowly_and_a_success_ends_it(gateways, standin, api_key):
+    admin = free_port()
+    gw = gateways(address_config(standin.port, root_extra=f"delay_after_refusals: 3\nrefusal_delay: 400ms\nadmin: 127.0.0.1:{admin}"),
+                  env={"ADDRESS_API_KEY": api_key})
+    s = connect_from("127.0.0.2", gw.port)
+    bad = b"GET /api/address?q=ab HTTP/1.1\r\nHost: x\r\n\r\n"
+    good = b"GET /api/address?q=Main+Street HTTP/1.1\r\nHost: x\r\n\r\n"
+    s.sendall(bad * 5 + good + bad)
+    answers = statuses_with_times(s, 7)
+    assert [status for status, _ in answers] == [422, 422, 422, 422, 422, 200, 422]
+    times = [t for _, t in answers]
+    assert times[2] < 0.3                          # the first three refusals at once
+    assert times[3] >= 0.38 and times[4] - times[3] >= 0.38  # the fourth and fifth each after the delay
+    assert times[6] - times[5] < 0.3               # the success ended the run
+    assert metrics(admin)["tollgate_refusals_delayed_total"] == "2"
+    # Another client on its own connection is answered at once meanwhile.
+    s.sendall(bad * 5)
+    other = connect_from("127.0.0.3", gw.port)
+    started = time.monotonic()
+    assert answered(other) == 200 and time.monotonic() - started < 0.3
+    s.close()
+    other.close()
+
+
+def test_a_proxy_connection_is_never_slowed_down(gateways, standin, api_key):
+    gw = gateways(address_config(standin.port, root_extra="delay_after_refusals: 1\nrefusal_delay: 1s\ntrusted_proxies: [127.0.0.5/32]"),
+                  env={"ADDRESS_API_KEY": api_key})
+    s = connect_from("127.0.0.5", gw.port)
+    bad = b"GET /api/address?q=ab HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.7\r\n\r\n"
+    s.sendall(bad * 4)
+    answers = statuses_with_times(s, 4)
+    assert [status for status, _ in answers] == [422] * 4
+    assert answers[-1][1] < 0.5
+    s.close()
+
+
+def test_a_connection_over_the_client_cap_is_held_then_closed(gateways, standin, api_key):
+    gw = gateways(address_config(standin.port, root_extra="max_connections_per_client: 1\nrefusal_delay: 600ms"),
+                  env={"ADDRESS_API_KEY": api_key})
+    first = connect_from("127.0.0.2", gw.port)
+    assert answered(first) == 200
+    extra = connect_from("127.0.0.2", gw.port)
+    started = time.monotonic()
+    assert answered(extra) is None                   # never answered...
+    assert time.monotonic() - started >= 0.5         # ...and closed only after the delay
+    first.close()

@@ -42,7 +42,7 @@ public enum ConfigLoader {
     static let rootKeys: Set<String> = ["listen", "tls", "trusted_proxies", "secrets", "access_log",
                                         "shutdown_grace", "idle_timeout", "request_head_timeout", "min_body_rate", "upstream_pool", "routes", "client_ip", "rate_limit", "workers",
                                         "budgets", "alerts", "store", "cache", "page_tokens", "challenge", "captcha", "admin",
-                                        "max_connections", "max_connections_per_client", "close_after_refusals", "identity",
+                                        "max_connections", "max_connections_per_client", "close_after_refusals", "delay_after_refusals", "refusal_delay", "identity",
                                         "addresses", "auto_bans", "geo", "verification", "mail"]
 
     private static func readRoot(_ root: ConfigNode, baseDirectory: String) -> GatewayConfig? {
@@ -165,6 +165,10 @@ public enum ConfigLoader {
         if let n = keys["max_connections"]?.int(min: 1) { config.maxConnections = n }
         if let n = keys["max_connections_per_client"]?.int(min: 1) { config.maxConnectionsPerClient = n }
         if let n = keys["close_after_refusals"]?.int(min: 0) { config.closeAfterRefusals = n }
+        if let n = keys["delay_after_refusals"]?.int(min: 0) { config.delayAfterRefusals = n }
+        if let node = keys["refusal_delay"], let d = node.duration() {
+            if d > .seconds(10) { node.error("must be at most 10s") } else { config.refusalDelay = d }
+        }
         if let node = keys["request_head_timeout"], let d = node.duration() {
             if d < .milliseconds(100) { node.error("must be at least 100ms") } else { config.requestHeadTimeout = d }
         }

@@ -28,6 +28,10 @@ public struct GatewayConfig: Sendable {
     /// A connection whose client was refused this many times in a row is closed after the last
     /// answer (0: never), so a flood must pay for new connections, which the caps above bound.
     public var closeAfterRefusals = 100
+    /// After this many refusals in a row on a connection, each further refusal is answered only
+    /// after `refusalDelay` (0: never), so a client that floods refused requests sends few of them.
+    public var delayAfterRefusals = 10
+    public var refusalDelay: Duration = .milliseconds(250)
     public var routes: [RouteConfig]
     /// How the client address is found and grouped.
     public var clientIdentity: ClientIdentity

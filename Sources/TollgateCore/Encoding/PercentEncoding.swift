@@ -29,16 +29,22 @@ public enum PercentEncoding {
         if s.utf8.allSatisfy(isUnreserved) { return s }
         var out = ""
         out.reserveCapacity(s.utf8.count * 3)
+        append(s, to: &out)
+        return out
+    }
+
+    /// Appends `s` encoded as ``encode(_:)`` does, without a string of its own.
+    public static func append(_ s: String, to out: inout String) {
+        if s.utf8.allSatisfy(isUnreserved) { return out += s }
         for b in s.utf8 {
             if isUnreserved(b) {
                 out.unicodeScalars.append(Unicode.Scalar(b))
             } else {
-                out += "%"
+                out.unicodeScalars.append("%")
                 out.unicodeScalars.append(Unicode.Scalar(hexDigits[Int(b >> 4)]))
                 out.unicodeScalars.append(Unicode.Scalar(hexDigits[Int(b & 0xF)]))
             }
         }
-        return out
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)

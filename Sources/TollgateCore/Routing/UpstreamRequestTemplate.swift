@@ -44,36 +44,38 @@ public struct UpstreamRequestTemplate: Sendable {
         constantQuery = query.joined(separator: "&")
     }
 
-    /// The request head (request line and headers, ending with the blank line) and body.
+    /// The request head (request line and headers, ending with the blank line) and body. The
+    /// query is written straight into the head: one string grows per request, not one per parameter.
     public func render(_ request: RequestView, requestID: String) -> (head: String, body: [UInt8]) {
         var path = pathTemplate
-        var query = ""
         var bodyMembers: [JSONMember] = []
+        var queryBytes = constantQuery.utf8.count
         for param in request.params {
             if placeholders.contains(param.name) {
                 path = path.replacingAll("{\(param.name)}", with: PercentEncoding.encode(param.value.text))
-                continue
-            }
-            switch param.location {
-            case .query, .path:
-                if !query.isEmpty { query += "&" }
-                query += PercentEncoding.encode(param.name) + "=" + PercentEncoding.encode(param.value.text)
-            case .body:
+            } else if param.location == .body {
                 bodyMembers.append(JSONMember(param.name, param.value.json))
+            } else {
+                queryBytes += param.name.utf8.count + param.value.text.utf8.count * 3 + 2
             }
-        }
-        if !constantQuery.isEmpty {
-            query = query.isEmpty ? constantQuery : query + "&" + constantQuery
         }
 
         var head = ""
-        head.reserveCapacity(constantHeaders.utf8.count + path.utf8.count + query.utf8.count + 96)
+        head.reserveCapacity(constantHeaders.utf8.count + path.utf8.count + queryBytes + 96)
         head += method
         head += " "
         head += path
-        if !query.isEmpty {
-            head += "?"
-            head += query
+        var separator = "?"
+        for param in request.params where param.location != .body && !placeholders.contains(param.name) {
+            head += separator
+            separator = "&"
+            PercentEncoding.append(param.name, to: &head)
+            head += "="
+            PercentEncoding.append(param.value.text, to: &head)
+        }
+        if !constantQuery.isEmpty {
+            head += separator
+            head += constantQuery
         }
         head += " HTTP/1.1\r\n"
         head += constantHeaders

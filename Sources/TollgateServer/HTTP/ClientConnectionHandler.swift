@@ -49,8 +49,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     private var state = State.idle
     private var queued = CircularBuffer<Inbound>()
     private var drainingQueue = false
-    /// Refusals of this client in a row on this connection (``GatewayConfig/closeAfterRefusals``).
-    private var refusalsInARow = 0
+    /// Refusals of this client in a row on this connection: slowed down, then closed.
+    private var refusals = RefusalStreak()
     private var readHeld = false
     private var idleTimer: Scheduled<Void>?
     /// When the last request started or the last response was written; the idle timer is re-armed
@@ -314,13 +314,28 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
 
     // MARK: Writing
 
-    /// Writes `response` to `req`, then moves on to the next pipelined request (or closes).
+    /// Counts `response` in the connection's run of refusals and writes it — after the run's delay,
+    /// if it earned one (``RefusalStreak``); the request stays the one being answered meanwhile, so
+    /// nothing more is read or answered on this connection.
     private func deliver(_ response: Response, for req: InboundRequest, view: RequestView?) {
         guard let context, case .answering(let current, _) = state, current === req else { return }
+        refusals.record(response)
+        // Fields read one by one: passing the whole config would copy it, retaining every field.
+        guard let delay = refusals.delay(after: loop.state.config.delayAfterRefusals, by: loop.state.config.refusalDelay,
+                                         trustedProxy: peer.isTrustedProxy) else {
+            return write(response, for: req, view: view)
+        }
+        loop.refusalsDelayed += 1
+        context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            self?.write(response, for: req, view: view)
+        }
+    }
+
+    /// Writes `response` to `req`, then moves on to the next pipelined request (or closes).
+    private func write(_ response: Response, for req: InboundRequest, view: RequestView?) {
+        guard let context, case .answering(let current, _) = state, current === req else { return }
         loop.inFlight -= 1
-        refusalsInARow = response.refused && response.decidedBy?.refusesClient == true ? refusalsInARow + 1 : 0
-        let limit = loop.state.config.closeAfterRefusals
-        let refusedEnough = limit > 0 && refusalsInARow >= limit
+        let refusedEnough = refusals.closes(after: loop.state.config.closeAfterRefusals)
         if refusedEnough { loop.closedAfterRefusals += 1 }
         let keepAlive = req.keepAlive && !response.closeConnection && !loop.draining && !refusedEnough
         let buffer = ResponseDelivery.render(response, for: req, view: view, keepAlive: keepAlive, loop: loop,

@@ -10,6 +10,11 @@ import TollgateCore
 ///
 /// With one request at a time per HTTP/1.1 connection, the per-client connection cap is also the
 /// cap on a client's requests in flight.
+///
+/// A connection refused for its client's cap is held for `refusal_delay`, unread, before it is
+/// closed (``hold()``): a flooder whose client reconnects at once would otherwise make the gateway
+/// and the kernel accept and close connections as fast as it can open them. At most `maxHeld` are
+/// held at a time (an eighth of the global cap, at most 1 024); beyond that they close at once.
 final class ConnectionAdmission: Sendable {
     enum Refusal: String { case global, perClient = "per_client" }
 
@@ -17,6 +22,7 @@ final class ConnectionAdmission: Sendable {
     private let state = Mutex<(total: Int, perClient: [ClientKey: Int])>((0, [:]))
     private let refusedGlobal = Atomic<Int>(0)
     private let refusedPerClient = Atomic<Int>(0)
+    private let held = Atomic<Int>(0)
     /// Times accepting stopped for a moment because the process was out of descriptors (``AcceptPause``).
     let acceptPauses = Atomic<Int>(0)
 
@@ -52,6 +58,29 @@ final class ConnectionAdmission: Sendable {
         }
         return refusal
     }
+
+    /// Most refused connections held open at a time.
+    var maxHeld: Int { min(1024, maxConnections / 8) }
+
+    /// Takes a place for a refused connection to be held before it is closed; false: close it now.
+    func hold() -> Bool {
+        let limit = maxHeld
+        var current = held.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = held.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// A held connection was closed.
+    func releaseHeld() {
+        held.subtract(1, ordering: .relaxed)
+    }
+
+    /// Refused connections held open now.
+    var holding: Int { held.load(ordering: .relaxed) }
 
     /// Gives back the place of a closed connection.
     func release(_ client: ClientKey?) {

@@ -7,8 +7,10 @@ struct RequestIDGenerator {
 
     init() {
         var rng = SystemRandomNumberGenerator()
+        // 41 random bits: at most 8 characters, so an id stays within Swift's 15-byte small-string
+        // form (no allocation) until the loop's counter passes 36^6 (2.2 billion requests).
         let r = rng.next() as UInt64
-        prefix = String(r, radix: 36)
+        prefix = String(r >> 23, radix: 36)
     }
 
     mutating func next() -> String {

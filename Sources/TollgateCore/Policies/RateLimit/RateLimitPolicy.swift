@@ -73,6 +73,7 @@ public struct RateLimitPolicy: Policy {
             delay = max(delay, outcome.delayNanos)
             Self.appendState(&state, config.name, remaining: outcome.remaining, resetNanos: outcome.resetNanos)
         }
+        request.responseHeaders.reserveCapacity(request.responseHeaders.count + 4)  // one allocation, room for CORS's
         request.responseHeaders.append(("RateLimit-Policy", policyHeader))
         request.responseHeaders.append(("RateLimit", state))
         return delay > 0 ? .delay(.nanoseconds(delay)) : .pass

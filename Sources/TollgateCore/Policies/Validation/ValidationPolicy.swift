@@ -62,7 +62,7 @@ public struct ValidationPolicy: Policy {
     /// Walks the raw query once, without splitting it into arrays; only values are decoded.
     private func validateQuery(_ query: Substring, into values: inout [ParamValue?], errors: inout [FieldError]) {
         guard !query.isEmpty else { return }
-        var seen = [Bool](repeating: false, count: specs.count)
+        var seen = SeenSet(count: specs.count)
         var rest = query[...]
         while !rest.isEmpty {
             let pairEnd = rest.firstIndex(of: "&") ?? rest.endIndex
@@ -81,12 +81,12 @@ public struct ValidationPolicy: Policy {
                 errors.append(FieldError(field: ParamCheck.excerpt(name), location: "query", rule: "unknown", detail: "is not a parameter of this route", excerpt: nil))
                 continue
             }
-            if seen[index] {
+            if seen.contains(index) {
                 errors.append(FieldError(field: name, location: "query", rule: "repeated", detail: "must be given at most once", excerpt: nil))
                 values[index] = nil
                 continue
             }
-            seen[index] = true
+            seen.insert(index)
             record(ParamCheck.check(text: value, spec: specs[index]), at: index, into: &values, errors: &errors)
         }
     }
@@ -128,5 +128,24 @@ public struct ValidationPolicy: Policy {
         Problem(status: 422, code: "invalid-parameters", title: "Unprocessable Content",
                 detail: "One or more parameters are invalid.",
                 extensions: [JSONMember("errors", .array(errors.prefix(20).map(\.json)))])
+    }
+}
+
+/// Which parameters a query named already: a bit set for the usual few (no allocation), an array
+/// beyond 64.
+private struct SeenSet {
+    private var bits: UInt64 = 0
+    private var more: [Bool]
+
+    init(count: Int) {
+        more = count > 64 ? [Bool](repeating: false, count: count) : []
+    }
+
+    func contains(_ i: Int) -> Bool {
+        more.isEmpty ? bits & (1 << UInt64(i)) != 0 : more[i]
+    }
+
+    mutating func insert(_ i: Int) {
+        if more.isEmpty { bits |= 1 << UInt64(i) } else { more[i] = true }
     }
 }
