@@ -8,6 +8,7 @@ shared machine, since it does not count the time wrk and the upstream take from 
 Paths: a proxied call (the bench route of compare.py), a rate-limit refusal (429), a validation
 refusal (422) and an unknown path (404), all on keep-alive connections. Reports; never fails.
     python3 bench/allocs.py              # DURATION=5, 16 connections
+    ACCESS_LOG=1 python3 bench/allocs.py # the same with the access log on (to /dev/null)
 """
 import os
 import re
@@ -34,7 +35,7 @@ def main():
     config = work / "tollgate.yaml"
     config.write_text(f"""
 listen: 127.0.0.1:{tg_port}
-access_log: off
+access_log: {"stdout" if os.environ.get("ACCESS_LOG") else "off"}
 {"" if os.environ.get("BEFORE_PACING") else "delay_after_refusals: 0"}
 close_after_refusals: 0
 workers: 1

@@ -374,6 +374,7 @@ public final class GatewayServer: @unchecked Sendable {
                 ctx.connections.values.forEach { $0.forceClose() }
                 ctx.pool.closeAll()
                 ctx.refusals.flush(to: ctx)
+                ctx.accessLines.flush()
             }.get()
         }
         watch?.cancel()

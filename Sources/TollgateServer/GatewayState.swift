@@ -206,6 +206,8 @@ final class LoopContext: @unchecked Sendable {
     var upstream: any UpstreamCaller
     /// Refusals counted on this loop, handed to the ledger every 100 ms.
     let refusals = RefusalTally()
+    /// This loop's access-log lines not yet handed to the writer.
+    let accessLines: AccessLogBuffer
     var requestIDs = RequestIDGenerator()
     /// Open client connections, so shutdown can ask each to finish and close.
     var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
@@ -227,6 +229,7 @@ final class LoopContext: @unchecked Sendable {
     init(eventLoop: EventLoop, state: GatewayState) {
         self.eventLoop = eventLoop
         self.state = state
+        self.accessLines = AccessLogBuffer(eventLoop: eventLoop)
         self.pool = UpstreamPool(eventLoop: eventLoop, maxConnections: state.config.upstreamMaxConnections,
                                  maxWaiting: state.config.upstreamMaxWaiting)
         self.upstream = pool

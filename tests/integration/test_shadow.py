@@ -8,8 +8,14 @@ from conftest import TOLLGATE, address_config, request
 from test_pages import CAPTCHA_SECRET, KEYS, captcha_config, fake_siteverify, page_config
 
 
-def note_of(gw, path_prefix="/api/address"):
-    return [l.get("note") or "" for l in gw.access_log() if l["path"].startswith(path_prefix)]
+def note_of(gw, path_prefix="/api/address", responses=None):
+    """The access log's notes for `path_prefix`; with `responses`, in their order (each event loop
+    writes its own lines, so lines of different connections may be out of order)."""
+    lines = [l for l in gw.access_log() if l["path"].startswith(path_prefix)]
+    if responses is not None:
+        by_id = {l["request_id"]: l for l in lines}
+        lines = [by_id[r.header("x-request-id")] for r in responses]
+    return [l.get("note") or "" for l in lines]
 
 
 def usage_by_reason(gw):
@@ -35,7 +41,7 @@ def test_rate_limit_in_shadow_counts_but_never_refuses(gateways, standin, api_ke
     time.sleep(1.2)
     assert usage_by_reason(gw) == {"shadow:rate_limit": 2}
     gw.stop()
-    notes = note_of(gw)
+    notes = note_of(gw, responses=responses)
     assert notes[:2] == ["", ""] and all("shadow rate_limit:rate-limited" in n for n in notes[2:])
 
 
@@ -91,11 +97,12 @@ def test_cors_in_shadow_grants_what_the_rules_would_refuse(gateways, standin, ap
 def test_challenge_in_shadow_lets_unsolved_requests_through(gateways, standin, api_key):
     route = "    require: [challenge]\n    shadow: [challenge]\n"
     gw = gateways(page_config(standin.port, route), env={"ADDRESS_API_KEY": api_key, **KEYS})
-    assert gw.get("/api/address?q=Main+Street").status == 200
-    assert gw.get("/api/address?q=Main+Street", headers={"X-Tollgate-Solution": "bm90LWEtc29sdXRpb24="}).status == 200
+    answers = [gw.get("/api/address?q=Main+Street"),
+               gw.get("/api/address?q=Main+Street", headers={"X-Tollgate-Solution": "bm90LWEtc29sdXRpb24="})]
+    assert [r.status for r in answers] == [200, 200]
     assert standin.stats()["calls"] == 2
     gw.stop()
-    notes = note_of(gw)
+    notes = note_of(gw, responses=answers)
     assert "shadow challenge:challenge:challenge-required" in notes[0]
     assert "challenge:challenge" in notes[1]
 
@@ -105,12 +112,13 @@ def test_captcha_in_shadow_notes_missing_and_failed_tokens(gateways, standin, ap
     with fake_siteverify(log) as port:
         gw = gateways(captcha_config(standin.port, port, "    require: [captcha]\n    shadow: [captcha]\n"),
                       env={"ADDRESS_API_KEY": api_key, "CAPTCHA_SECRET": CAPTCHA_SECRET, **KEYS})
-        assert gw.get("/api/address?q=Main+Street").status == 200
-        assert gw.get("/api/address?q=Main+Street", headers={"X-Tollgate-Captcha": "forged"}).status == 200
+        answers = [gw.get("/api/address?q=Main+Street"),
+                   gw.get("/api/address?q=Main+Street", headers={"X-Tollgate-Captcha": "forged"})]
+        assert [r.status for r in answers] == [200, 200]
         assert standin.stats()["calls"] == 2
         assert [json.loads(l)["token"] for l in log.read_text().splitlines()] == ["forged"]  # the check was still made
         gw.stop()
-        notes = note_of(gw)
+        notes = note_of(gw, responses=answers)
         assert "shadow captcha:captcha:captcha-required" in notes[0]
         assert "captcha:captcha" in notes[1]
         assert CAPTCHA_SECRET not in gw.output()

@@ -67,11 +67,11 @@ enum ResponseDelivery {
             let shadow = "shadow " + response.shadowed.joined(separator: ",")
             note = note.map { $0 + "; " + shadow } ?? shadow
         }
-        state.accessLog.write(AccessRecord(
+        loop.accessLines.write(AccessRecord(
             requestID: req.requestID, route: req.route?.name, method: req.head.method.rawValue, path: String(req.path),
             status: response.status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
             client: req.client.address, country: country, decision: response.refused ? "reject" : "pass", decidedBy: response.decidedBy?.name,
             upstreamStatus: response.upstreamStatus, upstreamLatencyMicros: response.upstreamMicros, note: note),
-            on: loop.eventLoop)
+            to: state.accessLog)
     }
 }

@@ -24,27 +24,22 @@ struct AccessRecord {
     var note: String?
 }
 
-/// Writes one JSON line per request, never on the event loop: a loop renders its line, appends
-/// it to the pending batch (one short lock, no system call) and the batch goes, in order, to one
-/// writer queue when it passes 16 KiB or 10 ms after its first line. Lines keep the order in which
-/// requests were answered, across loops. Bounded: while more than `maxQueuedBytes` wait for the
-/// writer (standard output blocked, say), further batches are dropped and their lines counted in
-/// ``dropped`` — requests never wait for the log. Lines are built by hand rather than through
-/// swift-log metadata dictionaries: this is the one log line on the hot path.
+/// Writes one JSON line per request, never on the event loop: each loop renders its lines straight
+/// into its own buffer (``AccessLogBuffer``: no lock, no string per line), and hands the buffer to
+/// one writer queue when it passes 16 KiB or 10 ms after its first line. Lines of one loop keep
+/// the order in which its requests were answered; lines of different loops interleave by batch
+/// (each carries its time). Bounded: while more than `maxQueuedBytes` wait for the writer (standard
+/// output blocked, say), further batches are dropped and their lines counted in ``dropped`` —
+/// requests never wait for the log. Lines are built by hand rather than through swift-log metadata
+/// dictionaries: this is the one log line on the hot path.
 final class AccessLog: Sendable {
     let sink: LogSink?
     static let batchBytes = 16 * 1024
     static let flushDelay = TimeAmount.milliseconds(10)
     let maxQueuedBytes: Int
     private let writer = DispatchQueue(label: "tollgate.access-log")
-    private let pending = Mutex(Batch())
     private let queuedBytes = Atomic<Int>(0)
     private let droppedLines = Atomic<Int>(0)
-
-    private struct Batch {
-        var text = ""
-        var lines = 0
-    }
 
     init(sink: LogSink?, maxQueuedBytes: Int = 8 << 20) {
         self.sink = sink
@@ -55,55 +50,31 @@ final class AccessLog: Sendable {
     /// Lines dropped because the writer fell behind.
     var dropped: Int { droppedLines.load(ordering: .relaxed) }
 
-    /// Adds `r` to the pending batch; the batch goes to the writer when full, or from `loop` shortly after.
-    func write(_ r: AccessRecord, on loop: any EventLoop) {
-        guard sink != nil else { return }
-        var line = ""
-        line.reserveCapacity(320)
-        Self.render(r, into: &line)
-        let (first, full) = pending.withLock { batch -> (Bool, Bool) in
-            let first = batch.lines == 0
-            batch.text += line
-            batch.lines += 1
-            return (first, batch.text.utf8.count >= Self.batchBytes)
-        }
-        if full {
-            flush()
-        } else if first {
-            loop.scheduleTask(in: Self.flushDelay) { [self] in flush() }
-        }
-    }
-
-    /// Hands the pending lines to the writer.
-    func flush() {
-        guard let sink else { return }
-        let batch = pending.withLock { batch -> Batch in
-            defer { batch = Batch() }
-            return batch
-        }
-        guard batch.lines > 0 else { return }
-        let size = batch.text.utf8.count
+    /// Hands a loop's batch of `lines` whole lines to the writer, or drops it when too much waits.
+    func submit(_ text: String, lines: Int) {
+        guard let sink, lines > 0 else { return }
+        let size = text.utf8.count
         guard queuedBytes.add(size, ordering: .relaxed).newValue <= maxQueuedBytes else {
             queuedBytes.subtract(size, ordering: .relaxed)
-            droppedLines.add(batch.lines, ordering: .relaxed)
+            droppedLines.add(lines, ordering: .relaxed)
             return
         }
         writer.async { [self] in
-            sink.writeBatch(batch.text)
+            sink.writeBatch(text)
             queuedBytes.subtract(size, ordering: .relaxed)
         }
     }
 
-    /// Writes everything pending and waits until it is out (at shutdown).
+    /// Waits until every batch handed over is out (at shutdown and after a reload; the loops'
+    /// buffers are flushed first).
     func drain() {
-        flush()
         writer.sync {}
     }
 
     /// One JSON object and a newline.
-    static func render(_ r: AccessRecord, into line: inout String) {
+    static func render(_ r: AccessRecord, into line: inout String, clock: inout LogClock) {
         line += "{\"time\":\""
-        line += LogTime.now()
+        clock.append(to: &line)
         line += "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":"
         JSONValue.writeString(r.requestID, into: &line)
         line += ",\"route\":"
@@ -112,13 +83,33 @@ final class AccessLog: Sendable {
         JSONValue.writeString(r.method, into: &line)
         line += ",\"path\":"
         JSONValue.writeString(String(r.path.prefix(200)), into: &line)
-        line += ",\"status\":\(r.status),\"latency_ms\":\(millis(r.latencyMicros)),\"client\":"
+        line += ",\"status\":"
+        line += String(r.status)
+        line += ",\"latency_ms\":"
+        appendMillis(r.latencyMicros, to: &line)
+        line += ",\"client\":"
         JSONValue.writeString(r.client, into: &line)
-        if let country = r.country { line += ",\"country\":\"\(country)\"" }  // two letters A–Z, checked at lookup
-        line += ",\"decision\":\"\(r.decision)\""
-        if let by = r.decidedBy { line += ",\"policy\":\"\(by)\"" }
-        if let s = r.upstreamStatus { line += ",\"upstream_status\":\(s)" }
-        if let l = r.upstreamLatencyMicros { line += ",\"upstream_latency_ms\":\(millis(l))" }
+        if let country = r.country {  // two letters A–Z, checked at lookup
+            line += ",\"country\":\""
+            line += country
+            line += "\""
+        }
+        line += ",\"decision\":\""
+        line += r.decision
+        line += "\""
+        if let by = r.decidedBy {
+            line += ",\"policy\":\""
+            line += by
+            line += "\""
+        }
+        if let s = r.upstreamStatus {
+            line += ",\"upstream_status\":"
+            line += String(s)
+        }
+        if let l = r.upstreamLatencyMicros {
+            line += ",\"upstream_latency_ms\":"
+            appendMillis(l, to: &line)
+        }
         if let note = r.note {
             line += ",\"note\":"
             JSONValue.writeString(note, into: &line)
@@ -126,10 +117,54 @@ final class AccessLog: Sendable {
         line += "}\n"
     }
 
-    static func millis(_ micros: Int64) -> String {
-        let whole = micros / 1000
-        let frac = micros % 1000
-        let f = String(frac)
-        return "\(whole).\(String(repeating: "0", count: 3 - f.count))\(f)"
+    /// Microseconds as milliseconds with three decimals (`12.045`), without a string of its own.
+    static func appendMillis(_ micros: Int64, to line: inout String) {
+        line += String(micros / 1000)
+        line += "."
+        let frac = Int(micros % 1000)
+        if frac < 100 { line += frac < 10 ? "00" : "0" }
+        line += String(frac)
+    }
+}
+
+/// One event loop's access-log lines not yet handed to the writer. Confined to its loop.
+final class AccessLogBuffer {
+    private let eventLoop: any EventLoop
+    private var text = ""
+    private var lines = 0
+    /// The log the buffered lines belong to (a reload may bring another).
+    private var log: AccessLog?
+    private var flushPending = false
+    private var clock = LogClock()
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Renders `r` at the end of the buffer; hands the buffer over when full, or shortly after.
+    func write(_ r: AccessRecord, to log: AccessLog) {
+        guard log.isEnabled else { return }
+        if self.log !== log { flush() }
+        self.log = log
+        if lines == 0 { text.reserveCapacity(AccessLog.batchBytes + 1024) }  // one allocation per batch
+        AccessLog.render(r, into: &text, clock: &clock)
+        lines += 1
+        if text.utf8.count >= AccessLog.batchBytes {
+            flush()
+        } else if !flushPending {
+            flushPending = true
+            eventLoop.assumeIsolated().scheduleTask(in: AccessLog.flushDelay) { [self] in
+                flushPending = false
+                flush()
+            }
+        }
+    }
+
+    /// Hands what is buffered to the writer.
+    func flush() {
+        guard lines > 0, let log else { return }
+        log.submit(text, lines: lines)
+        text = ""
+        lines = 0
     }
 }

@@ -45,18 +45,51 @@ public struct JSONLogHandler: LogHandler {
 
 /// RFC 3339 UTC timestamps with milliseconds, for log lines.
 enum LogTime {
+    /// Now, as `2026-12-02T02:20:33.123Z`.
     static func now() -> String {
+        var clock = LogClock()
+        var out = ""
+        clock.append(to: &out)
+        return out
+    }
+}
+
+/// Writes the current UTC time as `2026-12-02T02:20:33.123Z`, formatting the date and time only
+/// when the second changes (the access log writes one per line).
+struct LogClock {
+    private var second = -1
+    private var prefix = ""
+
+    mutating func append(to out: inout String) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        var t = time_t(ts.tv_sec)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        let ms = Int(ts.tv_nsec) / 1_000_000
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+        if ts.tv_sec != second {
+            second = ts.tv_sec
+            var t = time_t(ts.tv_sec)
+            var parts = tm()
+            gmtime_r(&t, &parts)
+            prefix = ""
+            Self.pad(Int(parts.tm_year) + 1900, 4, &prefix)
+            prefix += "-"
+            Self.pad(Int(parts.tm_mon) + 1, 2, &prefix)
+            prefix += "-"
+            Self.pad(Int(parts.tm_mday), 2, &prefix)
+            prefix += "T"
+            Self.pad(Int(parts.tm_hour), 2, &prefix)
+            prefix += ":"
+            Self.pad(Int(parts.tm_min), 2, &prefix)
+            prefix += ":"
+            Self.pad(Int(parts.tm_sec), 2, &prefix)
+            prefix += "."
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+        out += prefix
+        Self.pad(Int(ts.tv_nsec) / 1_000_000, 3, &out)
+        out += "Z"
+    }
+
+    private static func pad(_ v: Int, _ width: Int, _ out: inout String) {
+        let digits = String(v)
+        for _ in digits.utf8.count..<max(width, digits.utf8.count) { out += "0" }
+        out += digits
     }
 }

@@ -14,28 +14,32 @@ final class UpstreamConnection: ChannelInboundHandler {
     private(set) var uses = 0
 
     private var parser: UpstreamResponseParser?
-    private var completion: ((Result<UpstreamResponse, UpstreamFailure>) -> Void)?
+    /// The call in progress and the pool to tell when it ends (a method call, not a closure: no
+    /// allocation per call).
+    private var pending: (pool: UpstreamPool, exchange: UpstreamPool.Exchange)?
 
     init(endpoint: UpstreamEndpoint) {
         self.endpoint = endpoint
     }
 
-    var isUsable: Bool { channel?.isActive == true && completion == nil }
+    var isUsable: Bool { channel?.isActive == true && pending == nil }
 
-    /// Sends `call`'s request; `completion` runs once, on this connection's event loop.
-    func send(_ call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
-        guard let channel else { return completion(.failure(.closedBeforeResponse)) }
+    /// Sends `exchange`'s request; `pool.completed(_:on:_:)` runs once with its outcome, on this
+    /// connection's event loop.
+    func send(_ exchange: UpstreamPool.Exchange, for pool: UpstreamPool) {
+        guard let channel else { return pool.completed(exchange, on: self, .failure(.closedBeforeResponse)) }
+        let call = exchange.call
         uses += 1
         parser = UpstreamResponseParser(maxBodyBytes: call.maxResponseBytes, requestWasHEAD: call.isHEAD,
                                         allocator: channel.allocator)
-        self.completion = completion
+        pending = (pool, exchange)
         // No promise: a failed write surfaces as errorCaught or channelInactive, which fail the exchange.
         channel.writeAndFlush(call.request, promise: nil)
     }
 
-    /// Closes the connection; an exchange in progress is dropped without calling its completion.
+    /// Closes the connection; an exchange in progress is dropped without telling the pool.
     func abort() {
-        completion = nil
+        pending = nil
         parser = nil
         channel?.close(promise: nil)
     }
@@ -82,17 +86,17 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     private func finish(_ result: Result<UpstreamResponse, UpstreamFailure>) {
-        let done = completion
-        completion = nil
+        let done = pending
+        pending = nil
         parser = nil
         if case .success(let response) = result, !response.keepAlive {
             channel?.close(promise: nil)
         }
-        done?(result)
+        if let done { done.pool.completed(done.exchange, on: self, result) }
     }
 
     private func fail(_ failure: UpstreamFailure) {
-        guard completion != nil else { return }
+        guard pending != nil else { return }
         channel?.close(promise: nil)
         finish(.failure(failure))
     }

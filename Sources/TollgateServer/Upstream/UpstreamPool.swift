@@ -172,28 +172,30 @@ final class UpstreamPool: @unchecked Sendable {
 
     private func run(_ exchange: Exchange, on conn: UpstreamConnection) {
         exchange.connection = conn
-        let reused = conn.uses > 0
-        conn.send(exchange.call) { [weak self] result in
-            guard let self else { return }
-            exchange.connection = nil
-            let slots = self.slots(conn.endpoint)
-            if case .failure(.closedBeforeResponse) = result, reused, exchange.call.retryable, !exchange.retried {
-                exchange.retried = true
-                slots.busy -= 1
-                self.attempt(exchange, allowPooled: false)
-                return
-            }
-            // Give the connection back before the client's response is written: a pipelined
-            // request may arrive during that write and want it.
-            if case .success(let response) = result, response.keepAlive {
-                self.free(conn)
-            } else {
-                conn.abort()
-                slots.busy -= 1
-                self.wakeWaiter(slots)
-            }
-            exchange.finish(result)
+        exchange.reused = conn.uses > 0
+        conn.send(exchange, for: self)
+    }
+
+    /// `conn` is done with `exchange`'s call (not called for an aborted connection).
+    func completed(_ exchange: Exchange, on conn: UpstreamConnection, _ result: Result<UpstreamResponse, UpstreamFailure>) {
+        exchange.connection = nil
+        let slots = self.slots(conn.endpoint)
+        if case .failure(.closedBeforeResponse) = result, exchange.reused, exchange.call.retryable, !exchange.retried {
+            exchange.retried = true
+            slots.busy -= 1
+            attempt(exchange, allowPooled: false)
+            return
         }
+        // Give the connection back before the client's response is written: a pipelined
+        // request may arrive during that write and want it.
+        if case .success(let response) = result, response.keepAlive {
+            free(conn)
+        } else {
+            conn.abort()
+            slots.busy -= 1
+            wakeWaiter(slots)
+        }
+        exchange.finish(result)
     }
 
     private func takeIdle(_ slots: Slots) -> UpstreamConnection? {
@@ -272,6 +274,8 @@ final class UpstreamPool: @unchecked Sendable {
         var slot = -1
         var connection: UpstreamConnection?
         var retried = false
+        /// Whether its current connection came from the pool (a stale one is retried once).
+        var reused = false
         /// In the endpoint's wait queue.
         var isWaiting = false
         private(set) var done = false

@@ -1,0 +1,99 @@
+"""What the access log costs: Tollgate with `access_log: stdout` (into a file) against Tollgate with it
+off, next to nginx with `access_log … buffer=64k` against nginx with it off — four proxies in front
+of one upstream, the same route as compare.py, driven in turn by wrk in interleaved rounds.
+Reports each one's requests per second, each log's cost, and Tollgate/nginx with their logs on.
+Reports; never fails.
+    ROUNDS=3 DURATION=6 python3 bench/accesslog.py
+"""
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from compare import (CONNECTIONS, DURATION, KEY, ROUNDS, THREADS, TOLLGATE, free_port, nginx, nginx_common,  # noqa: E402
+                     report, static_upstream, stop_all, wait_port, wrk)
+
+ROUTE = "/api/address?q=Main+Street"
+
+
+def nginx_proxy(work, name, port, upstream_port, log):
+    return nginx(nginx_common(work, name) + f"""
+worker_processes 1;
+http {{
+  {f"access_log {work}/{name}.access.log combined buffer=64k;" if log else "access_log off;"}
+  keepalive_requests 1000000;
+  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;
+  upstream paid {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location = /api/address {{
+      limit_req zone=perip burst=1000000 nodelay;
+      if ($arg_q = "") {{ return 422; }}
+      proxy_pass http://paid/v2/validate?q=$arg_q&format=json;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Api-Key "{KEY}";
+    }}
+  }}
+}}
+""", work, name)
+
+
+def tollgate(work, name, port, upstream_port, log):
+    config = work / f"{name}.yaml"
+    config.write_text(f"""
+listen: 127.0.0.1:{port}
+access_log: {"stdout" if log else "off"}
+{"workers: " + os.environ["TOLLGATE_WORKERS"] if os.environ.get("TOLLGATE_WORKERS") else ""}
+secrets: {{ KEY: env:BENCH_KEY }}
+routes:
+  - name: address
+    match: {{ method: GET, path: /api/address }}
+    upstream: {{ url: "http://127.0.0.1:{upstream_port}/v2/validate", auth: {{ header: X-Api-Key, secret: KEY }} }}
+    params: {{ q: {{ type: string, min_length: 1, max_length: 100, required: true }} }}
+    fixed: {{ format: json }}
+    limits: [{{ per: ip, rate: 1000000/s, burst: 1000000 }}]
+""")
+    out = open(work / f"{name}.access.log", "w")
+    return subprocess.Popen([str(TOLLGATE), "serve", "--config", str(config)], env=dict(os.environ, BENCH_KEY=KEY),
+                            stdout=out, stderr=subprocess.DEVNULL)
+
+
+def main():
+    work = Path(tempfile.mkdtemp(prefix="tollgate-accesslog-"))
+    up = free_port()
+    ports = {name: free_port() for name in ("nginx", "nginx_log", "tollgate", "tollgate_log")}
+    procs = [static_upstream(work, up)]
+    try:
+        procs.append(nginx_proxy(work, "nginx", ports["nginx"], up, log=False))
+        procs.append(nginx_proxy(work, "nginx_log", ports["nginx_log"], up, log=True))
+        procs.append(tollgate(work, "tollgate", ports["tollgate"], up, log=False))
+        procs.append(tollgate(work, "tollgate_log", ports["tollgate_log"], up, log=True))
+        for port in [up, *ports.values()]:
+            wait_port(port)
+        rps = {name: [] for name in ports}
+        for name, port in ports.items():  # warm-up
+            subprocess.run(["wrk", "-t1", "-c8", "-d2s", f"http://127.0.0.1:{port}{ROUTE}"], capture_output=True)
+        for round_ in range(1, ROUNDS + 1):
+            for name, port in ports.items():
+                r = wrk(f"http://127.0.0.1:{port}{ROUTE}")
+                rps[name].append(r["rps"])
+                print(f"round {round_} {name:13s} {r['rps']:10.0f} req/s  p99 {r['p99_ms']:.3f} ms", flush=True)
+        best = {name: max(values) for name, values in rps.items()}
+        lines = sum(1 for _ in open(work / "tollgate_log.access.log"))
+        result = {"rps": best, "rounds": rps,
+                  "tollgate_log_cost": round(1 - best["tollgate_log"] / best["tollgate"], 3),
+                  "nginx_log_cost": round(1 - best["nginx_log"] / best["nginx"], 3),
+                  "ratio_throughput_logs_on": round(best["tollgate_log"] / best["nginx_log"], 3),
+                  "ratio_throughput_logs_off": round(best["tollgate"] / best["nginx"], 3),
+                  "tollgate_lines_written": lines,
+                  "setup": f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s, {ROUNDS} rounds interleaved, best round each"}
+        report("accesslog", result)
+    finally:
+        stop_all(procs)
+
+
+if __name__ == "__main__":
+    main()
