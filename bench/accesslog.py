@@ -12,33 +12,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare import (CONNECTIONS, DURATION, KEY, ROUNDS, THREADS, TOLLGATE, free_port, nginx, nginx_common,  # noqa: E402
+from compare import (CONNECTIONS, DURATION, KEY, ROUNDS, THREADS, TOLLGATE, free_port, nginx_proxy,  # noqa: E402
                      report, static_upstream, stop_all, wait_port, wrk)
 
 ROUTE = "/api/address?q=Main+Street"
-
-
-def nginx_proxy(work, name, port, upstream_port, log):
-    return nginx(nginx_common(work, name) + f"""
-worker_processes 1;
-http {{
-  {f"access_log {work}/{name}.access.log combined buffer=64k;" if log else "access_log off;"}
-  keepalive_requests 1000000;
-  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;
-  upstream paid {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location = /api/address {{
-      limit_req zone=perip burst=1000000 nodelay;
-      if ($arg_q = "") {{ return 422; }}
-      proxy_pass http://paid/v2/validate?q=$arg_q&format=json;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Api-Key "{KEY}";
-    }}
-  }}
-}}
-""", work, name)
 
 
 def tollgate(work, name, port, upstream_port, log):
@@ -67,8 +44,9 @@ def main():
     ports = {name: free_port() for name in ("nginx", "nginx_log", "tollgate", "tollgate_log")}
     procs = [static_upstream(work, up)]
     try:
-        procs.append(nginx_proxy(work, "nginx", ports["nginx"], up, log=False))
-        procs.append(nginx_proxy(work, "nginx_log", ports["nginx_log"], up, log=True))
+        procs.append(nginx_proxy(work, "nginx", ports["nginx"], up))
+        procs.append(nginx_proxy(work, "nginx_log", ports["nginx_log"], up,
+                                 access_log=f"access_log {work}/nginx_log.access.log combined buffer=64k;"))
         procs.append(tollgate(work, "tollgate", ports["tollgate"], up, log=False))
         procs.append(tollgate(work, "tollgate_log", ports["tollgate_log"], up, log=True))
         for port in [up, *ports.values()]:

@@ -79,6 +79,31 @@ http {{
 """, work, "upstream")
 
 
+def nginx_proxy(work, name, port, upstream_port, access_log="access_log off;"):
+    """nginx (1 worker) doing the bench route's work: a per-address limit that never triggers, the
+    `q` check, the key added, keep-alive to the upstream."""
+    return nginx(nginx_common(work, name) + f"""
+worker_processes 1;
+http {{
+  {access_log}
+  keepalive_requests 1000000;
+  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;
+  upstream paid {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location = /api/address {{
+      limit_req zone=perip burst=1000000 nodelay;
+      if ($arg_q = "") {{ return 422; }}
+      proxy_pass http://paid/v2/validate?q=$arg_q&format=json;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Api-Key "{KEY}";
+    }}
+  }}
+}}
+""", work, name)
+
+
 def report(name, result):
     """Prints `result` and keeps it as bench/results/NAME-TIMESTAMP.json."""
     text = json.dumps(result, indent=2)
@@ -158,26 +183,7 @@ http {{
 }}
 """, work, "upstream")
         procs.append(up)
-        proxy = nginx(nginx_common(work, "proxy") + f"""
-worker_processes 1;
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;
-  upstream paid {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
-  server {{
-    listen 127.0.0.1:{nginx_port};
-    location = /api/address {{
-      limit_req zone=perip burst=1000000 nodelay;
-      if ($arg_q = "") {{ return 422; }}
-      proxy_pass http://paid/v2/validate?q=$arg_q&format=json;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Api-Key "{KEY}";
-    }}
-  }}
-}}
-""", work, "proxy")
+        proxy = nginx_proxy(work, "proxy", nginx_port, upstream_port)
         procs.append(proxy)
         config = work / "tollgate.yaml"
         config.write_text(f"""

@@ -208,6 +208,9 @@ final class LoopContext: @unchecked Sendable {
     let refusals = RefusalTally()
     /// This loop's access-log lines not yet handed to the writer.
     let accessLines: AccessLogBuffer
+    /// Where this loop renders a problem document before it is copied into the response (its
+    /// capacity is kept, so a refusal allocates no string for it).
+    var problemText = ""
     var requestIDs = RequestIDGenerator()
     /// Open client connections, so shutdown can ask each to finish and close.
     var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]

@@ -6,6 +6,10 @@ import time
 from conftest import address_config, free_port, read_until_closed, request
 
 
+BAD = b"GET /api/address?q=ab HTTP/1.1\r\nHost: x\r\n\r\n"  # too short: 422
+GOOD = b"GET /api/address?q=Main+Street HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
 def connect_from(source, port):
     s = socket.socket()
     s.bind((source, 0))
@@ -58,11 +62,9 @@ def test_a_connection_refused_too_often_in_a_row_is_closed(gateways, standin, ap
     gw = gateways(address_config(standin.port, root_extra=f"close_after_refusals: 3\nadmin: 127.0.0.1:{admin}"),
                   env={"ADDRESS_API_KEY": api_key})
     s = connect_from("127.0.0.2", gw.port)
-    bad = b"GET /api/address?q=ab HTTP/1.1\r\nHost: x\r\n\r\n"
-    good = b"GET /api/address?q=Main+Street HTTP/1.1\r\nHost: x\r\n\r\n"
-    s.sendall(bad + bad + good + bad + bad)  # a success in between resets the count
+    s.sendall(BAD + BAD + GOOD + BAD + BAD)  # a success in between resets the count
     time.sleep(0.5)
-    s.sendall(bad)
+    s.sendall(BAD)
     data = read_until_closed(s)
     statuses = [int(data[i + 9:i + 12]) for i in range(len(data)) if data.startswith(b"HTTP/1.1 ", i)]
     assert statuses == [422, 422, 200, 422, 422, 422]
@@ -89,9 +91,7 @@ def test_a_run_of_refusals_is_answered_slowly_and_a_success_ends_it(gateways, st
     gw = gateways(address_config(standin.port, root_extra=f"delay_after_refusals: 3\nrefusal_delay: 400ms\nadmin: 127.0.0.1:{admin}"),
                   env={"ADDRESS_API_KEY": api_key})
     s = connect_from("127.0.0.2", gw.port)
-    bad = b"GET /api/address?q=ab HTTP/1.1\r\nHost: x\r\n\r\n"
-    good = b"GET /api/address?q=Main+Street HTTP/1.1\r\nHost: x\r\n\r\n"
-    s.sendall(bad * 5 + good + bad)
+    s.sendall(BAD * 5 + GOOD + BAD)
     answers = statuses_with_times(s, 7)
     assert [status for status, _ in answers] == [422, 422, 422, 422, 422, 200, 422]
     times = [t for _, t in answers]
@@ -100,7 +100,7 @@ def test_a_run_of_refusals_is_answered_slowly_and_a_success_ends_it(gateways, st
     assert times[6] - times[5] < 0.3               # the success ended the run
     assert metrics(admin)["tollgate_refusals_delayed_total"] == "2"
     # Another client on its own connection is answered at once meanwhile.
-    s.sendall(bad * 5)
+    s.sendall(BAD * 5)
     other = connect_from("127.0.0.3", gw.port)
     started = time.monotonic()
     assert answered(other) == 200 and time.monotonic() - started < 0.3

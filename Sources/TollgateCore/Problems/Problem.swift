@@ -35,6 +35,12 @@ public struct Problem: Sendable, Equatable {
     public func json(requestID: String) -> String {
         var out = ""
         out.reserveCapacity(160 + title.utf8.count + (detail?.utf8.count ?? 0))
+        write(requestID: requestID, into: &out)
+        return out
+    }
+
+    /// Appends the problem document to `out` (the gateway renders it into a reused buffer).
+    public func write(requestID: String, into out: inout String) {
         out += "{\"type\":\"urn:tollgate:problem:"
         out += code
         out += "\",\"title\":"
@@ -54,7 +60,6 @@ public struct Problem: Sendable, Equatable {
             member.value.write(into: &out)
         }
         out += "}"
-        return out
     }
 }
 

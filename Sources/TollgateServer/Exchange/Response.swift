@@ -14,6 +14,9 @@ struct Response {
     /// upstream headers); the gateway's own headers are added when it is written.
     var headers: [(String, String)] = []
     var body: ByteBuffer?
+    /// A problem answer's document, rendered only when the response is written (into the loop's
+    /// reused buffer: no string or buffer of its own); `body` is nil then.
+    var problem: (document: Problem, requestID: String)?
     /// Refused (or failed) rather than served: `reject` in the access log.
     var refused: Bool
     /// The policy or stage that decided; nil when the upstream's answer (or a file) was served.
@@ -30,7 +33,7 @@ struct Response {
     /// A problem+json answer.
     static func problem(_ problem: Problem, requestID: String, by decider: Decider, note: String? = nil) -> Response {
         Response(status: problem.status, contentType: "application/problem+json", headers: problem.headers,
-                 body: ByteBuffer(string: problem.json(requestID: requestID)), refused: true, decidedBy: decider, note: note)
+                 body: nil, problem: (problem, requestID), refused: true, decidedBy: decider, note: note)
     }
 
     /// A 200 (or other) answer that passed.

@@ -11,8 +11,14 @@ enum ResponseDelivery {
                        loop: LoopContext, allocator: ByteBufferAllocator) -> ByteBuffer {
         var response = response
         complete(&response, for: req, view: view)
-        var buffer = allocator.buffer(capacity: 512 + (response.body?.readableBytes ?? 0))
-        ResponseEncoder.write(response, requestID: req.requestID, keepAlive: keepAlive, hsts: req.secure ? req.state.hstsLine : nil, into: &buffer)
+        if let problem = response.problem {
+            loop.problemText.removeAll(keepingCapacity: true)
+            problem.document.write(requestID: problem.requestID, into: &loop.problemText)
+        }
+        let problemText = response.problem == nil ? nil : loop.problemText
+        var buffer = allocator.buffer(capacity: 512 + (response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
+        ResponseEncoder.write(response, problemText: problemText, requestID: req.requestID, keepAlive: keepAlive,
+                              hsts: req.secure ? req.state.hstsLine : nil, into: &buffer)
         record(response, for: req, view: view, loop: loop)
         return buffer
     }

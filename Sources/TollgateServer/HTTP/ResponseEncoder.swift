@@ -16,9 +16,11 @@ enum ResponseEncoder {
         return hsts.map { "Strict-Transport-Security: \($0.headerValue)\r\n" }
     }
 
-    /// Writes `response` into `buffer`: status line, its headers, the gateway's own headers, body.
-    /// `hsts` is the line to send (secure requests only).
-    static func write(_ response: Response, requestID: String, keepAlive: Bool, hsts: String?, into buffer: inout ByteBuffer) {
+    /// Writes `response` into `buffer`: status line, its headers, the gateway's own headers, body
+    /// (`problemText` for a problem answer: its document, rendered by the caller). `hsts` is the
+    /// line to send (secure requests only).
+    static func write(_ response: Response, problemText: String? = nil, requestID: String, keepAlive: Bool, hsts: String?,
+                      into buffer: inout ByteBuffer) {
         buffer.writeString("HTTP/1.1 ")
         buffer.writeString(String(response.status))
         buffer.writeString(" ")
@@ -30,7 +32,7 @@ enum ResponseEncoder {
             buffer.writeString("\r\n")
         }
         buffer.writeString("Content-Length: ")
-        buffer.writeString(String(response.body?.readableBytes ?? 0))
+        buffer.writeString(String(response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
         buffer.writeString("\r\nCache-Control: ")
         buffer.writeString(response.cacheControl)
         buffer.writeString("\r\nX-Request-ID: ")
@@ -47,7 +49,7 @@ enum ResponseEncoder {
         }
         if !keepAlive { buffer.writeString("Connection: close\r\n") }
         buffer.writeString("\r\n")
-        if var body = response.body { buffer.writeBuffer(&body) }
+        if var body = response.body { buffer.writeBuffer(&body) } else if let problemText { buffer.writeString(problemText) }
     }
 
     static func reasonPhrase(_ status: Int) -> String {
