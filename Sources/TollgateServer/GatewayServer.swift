@@ -123,6 +123,7 @@ public final class GatewayServer: @unchecked Sendable {
         }
         let contexts = self.contexts
         let tls = self.tls
+        Self.warmConnectionTypes()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -189,6 +190,17 @@ public final class GatewayServer: @unchecked Sendable {
         watchLimitTables()
         watchStoreAndFiles()
         listenToStore()
+    }
+
+    /// Builds, once and on this thread, the generic types every client connection's pipeline
+    /// uses, before two event loops can accept their first connections at the same moment. Two
+    /// loops instantiating the same generic metadata for the first time at once crashed the Swift
+    /// 6.3 runtime (a null dereference in `swift_getTypeByMangledName`, seen once in CI at the
+    /// first request after start; the swiftlang/swift#37656 family of first-instantiation races).
+    private static func warmConnectionTypes() {
+        _ = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
+        _ = [HTTPServerRequestPart.self, HTTPServerResponsePart.self] as [Any.Type]
+        _ = NIOAny(HTTPServerRequestPart.end(nil))
     }
 
     // MARK: Reload
