@@ -60,7 +60,7 @@ final class ConnectionAdmission: Sendable {
     }
 
     /// Most refused connections held open at a time.
-    var maxHeld: Int { min(1024, maxConnections / 8) }
+    private var maxHeld: Int { min(1024, maxConnections / 8) }
 
     /// Takes a place for a refused connection to be held before it is closed; false: close it now.
     func hold() -> Bool {
@@ -78,9 +78,6 @@ final class ConnectionAdmission: Sendable {
     func releaseHeld() {
         held.subtract(1, ordering: .relaxed)
     }
-
-    /// Refused connections held open now.
-    var holding: Int { held.load(ordering: .relaxed) }
 
     /// Gives back the place of a closed connection.
     func release(_ client: ClientKey?) {
