@@ -29,6 +29,15 @@ struct LedgerBatch: Sendable {
         var settles: [(id: Int64, cost: Int64, status: Int32, at: Int64)] = []
         var releases: [(id: Int64, status: Int32, at: Int64)] = []
 
+        var isEmpty: Bool { settles.isEmpty && releases.isEmpty }
+
+        func merged(with other: Split) -> Split {
+            var m = self
+            m.settles += other.settles
+            m.releases += other.releases
+            return m
+        }
+
         init(_ updates: [Update]) {
             var seen = Set<Int64>()
             for update in updates {
@@ -53,6 +62,8 @@ struct LedgerBatch: Sendable {
     var verificationRequests: [VerificationRequest] = []
     /// The once-a-second commit: carries the counters and prunes expired rows.
     var includesCounters = false
+    /// The last commit before the store closes (budget leases are given back).
+    var closing = false
 
     var isEmpty: Bool {
         reservations.isEmpty && updates.isEmpty && confirmations.isEmpty && counters.isEmpty && refusals.isEmpty
@@ -117,12 +128,23 @@ final class GroupCommit: Sendable {
     private let queue: DispatchQueue
     private let pending = Mutex(Pending())
     /// Writes one batch in one transaction; returns the answer to each of its reservations, in order.
-    private let write: @Sendable (LedgerBatch) throws -> [Result<Int64, BudgetRefused>]
+    private let write: @Sendable (LedgerBatch) throws -> [Result<Int64, any Error>]
     private let failures = Atomic<Int>(0)
+    /// How long a commit waits after the first item that asks for it, so that more join it.
+    private let window: DispatchTimeInterval?
+    /// Whether the once-a-second commit must run even with nothing batched.
+    private let idle: @Sendable () -> Bool
 
-    init(label: String, write: @escaping @Sendable (LedgerBatch) throws -> [Result<Int64, BudgetRefused>]) {
+    /// `window`: a commit waits that long after the first reservation that asks for it (zero: it
+    /// starts at once, or as soon as the previous one ends) — fewer, larger transactions, for that
+    /// much latency on each priced call.
+    init(label: String, window: Duration = .zero, idle: @escaping @Sendable () -> Bool = { false },
+         write: @escaping @Sendable (LedgerBatch) throws -> [Result<Int64, any Error>]) {
         self.queue = DispatchQueue(label: label)
         self.write = write
+        self.idle = idle
+        let micros = window.components.seconds * 1_000_000 + window.components.attoseconds / 1_000_000_000_000
+        self.window = micros > 0 ? .microseconds(Int(micros)) : nil
         scheduleCounterFlush()
     }
 
@@ -161,7 +183,7 @@ final class GroupCommit: Sendable {
     /// Writes what is pending and stops the once-a-second commit.
     func stop() {
         queue.sync {
-            self.commit(includeCounters: true)
+            self.commit(includeCounters: true, closing: true)
             pending.withLock { $0.stopped = true }
         }
     }
@@ -173,12 +195,17 @@ final class GroupCommit: Sendable {
             p.scheduled = true
             return true
         }
-        if schedule { queue.async { self.commit(includeCounters: false) } }
+        guard schedule else { return }
+        if let window {
+            queue.asyncAfter(deadline: .now() + window) { self.commit(includeCounters: false) }
+        } else {
+            queue.async { self.commit(includeCounters: false) }
+        }
     }
 
     /// Takes what is pending (only the at-once part unless `includeCounters`), writes it, then
     /// answers the waiting reservations.
-    private func commit(includeCounters: Bool) {
+    private func commit(includeCounters: Bool, closing: Bool = false) {
         let (batch, waiting) = pending.withLock { p -> (LedgerBatch, [@Sendable (Result<Int64, any Error>) -> Void]) in
             defer { p.scheduled = false }
             var taken = LedgerBatch()
@@ -192,16 +219,17 @@ final class GroupCommit: Sendable {
                 swap(&taken.solved, &p.batch.solved)
                 swap(&taken.verificationRequests, &p.batch.verificationRequests)
                 taken.includesCounters = true
+                taken.closing = closing
             }
             let waiting = p.waiting
             p.waiting = []
             return (taken, waiting)
         }
-        guard !batch.isEmpty else { return }
+        guard !batch.isEmpty || (includeCounters && idle()) else { return }
         do {
             let answers = try write(batch)
             pending.withLock { $0.failingSince = nil }
-            for (i, done) in waiting.enumerated() { done(answers[i].mapError { $0 }) }
+            for (i, done) in waiting.enumerated() { done(answers[i]) }
         } catch {
             failures.add(1, ordering: .relaxed)
             for done in waiting { done(.failure(error)) }

@@ -121,10 +121,10 @@ enum SpendReader {
         return .memory
     }
 
-    /// `{ url, password, tls, ca_file, connections, query_timeout, sync_interval }`.
+    /// `{ url, password, tls, ca_file, connections, query_timeout, sync_interval, budget_lease, commit_window }`.
     private static func postgres(_ node: ConfigNode, secrets: [String: SecretReference], baseDirectory: String) -> StoreConfig {
         guard let keys = node.object(allowed: ["url", "password", "tls", "ca_file", "connections", "query_timeout",
-                                                         "sync_interval"]) else { return .memory }
+                                                         "sync_interval", "budget_lease", "commit_window"]) else { return .memory }
         guard let urlNode = keys["url"], let text = urlNode.string() else { node.error("needs url: postgres://USER@HOST:PORT/DATABASE"); return .memory }
         guard var pg = postgresURL(text, node: urlNode) else { return .memory }
         if let p = keys["password"] { pg.passwordSecret = p.secretName(in: secrets) }
@@ -143,6 +143,16 @@ enum SpendReader {
         }
         if let t = keys["sync_interval"], let d = t.duration() {
             if d < .milliseconds(20) || d > .seconds(10) { t.error("must be from 20ms to 10s") } else { pg.syncInterval = d }
+        }
+        if let t = keys["budget_lease"] {
+            if t.string() == "off" {
+                pg.budgetLease = .zero
+            } else if let d = t.duration() {
+                if d != .zero && (d < .milliseconds(500) || d > .seconds(600)) { t.error("must be off, 0s, or from 500ms to 10m") } else { pg.budgetLease = d }
+            }
+        }
+        if let t = keys["commit_window"], let d = t.duration() {
+            if d > .milliseconds(50) { t.error("must be at most 50ms") } else { pg.commitWindow = d }
         }
         return .postgres(pg)
     }

@@ -5,18 +5,19 @@ import Synchronization
 /// Budget totals shared by every gateway on the database, decided inside the group commit that
 /// makes the reservations durable (``SharedBudgets``).
 ///
-/// Why not leases: a reservation must be committed before its upstream call anyway, so checking
-/// it in that same commit costs no extra round trip, is exact (nothing is parked in a gateway's
-/// lease, so a crash strands only the calls it had in flight, as on one gateway), and works as
-/// well for a budget per client or session as for a global one, where leases would split a small
-/// per-client cap into unusable pieces. The cost is that commits touching the same total wait for
-/// each other (measured in docs/PERFORMANCE.md; a hot global total still wants leases on top).
+/// Exact first: a reservation must be committed before its upstream call anyway, so checking it
+/// in that same commit costs no extra round trip, and it works for a budget per client or session
+/// as well as for a global one. Its cost is that commits touching the same total wait for each
+/// other, so busy totals are decided from leases (``BudgetLeases``): shares taken in advance in the
+/// same call, counted in the total as spent, drawn from locally. The last part of every cap is
+/// decided exactly (leases shrink as it fills), so a cap is used up and never passed.
 ///
-/// One commit's budget half is one call of ``commitFunction``: settlements' deltas (from the
-/// charges their ledger rows keep) and the reservations' charges under transaction-scoped advisory
-/// locks on every total involved, taken in one sorted order (no deadlock between gateways); each
-/// window's sum read once, after the locks; reservations decided one after the other in arrival
-/// order — all of a reservation's enforced charges fit, or it is refused and takes nothing.
+/// One commit's budget half is one call of ``decideFunction``: settlements' deltas (from the
+/// charges their ledger rows keep; leased charges excepted) and the reservations' remaining charges
+/// under transaction-scoped advisory locks on every total involved, taken in one sorted order (no
+/// deadlock between gateways); each window's sum read once, after the locks; reservations decided
+/// one after the other in arrival order — all of a reservation's enforced charges fit, or it is
+/// refused and takes nothing — then the lease requests. A commit with nothing to decide makes no call.
 final class PostgresBudgets: Sendable {
     private struct State {
         /// Totals as of the last commit that touched them (``SharedBudgets/latestTotal(_:)``).
@@ -27,6 +28,12 @@ final class PostgresBudgets: Sendable {
     }
 
     private let state = Mutex(State())
+    /// This gateway's leases on busy totals.
+    let leases: BudgetLeases
+
+    init(leaseTTL: Duration) {
+        leases = BudgetLeases(ttl: leaseTTL)
+    }
     /// Set once this store has written a reservation with charges. Only the gateway that made a
     /// reservation settles it, so until then no settlement can carry a budget delta and commits
     /// need no budget transaction.
@@ -38,11 +45,18 @@ final class PostgresBudgets: Sendable {
 
     /// What one commit decided.
     struct Decision {
+        /// Per reservation of the batch: the charge that did not fit, or nil.
         var refusals: [BudgetRefused?]
         var totals: [BudgetCharge.Window: Int64]
+        /// Leases granted, by index into the plan's requests.
+        var grants: [(request: Int, id: Int64, granted: Int64)] = []
     }
 
-    func latestTotal(_ window: BudgetCharge.Window) -> Int64? { state.withLock { $0.latest[window] } }
+    /// Own leases' unused room is counted in the shared totals as spent; what this gateway's book
+    /// is shown (alerts, console) leaves it out.
+    func latestTotal(_ window: BudgetCharge.Window) -> Int64? {
+        state.withLock { $0.latest[window] }.map { $0 - leases.unused(in: window) }
+    }
 
     /// Remembers a committed decision's totals.
     func committed(_ decision: Decision) {
@@ -53,41 +67,61 @@ final class PostgresBudgets: Sendable {
         }
     }
 
-    /// Applies `updates` (their cost deltas go back to the totals their entries were counted in)
-    /// and decides `reservations`, in one call of ``commitFunction``, which commits on its own
-    /// without waiting for its WAL flush (see ``PostgresStore/write(_:budgets:_:)``).
-    func decide(_ reservations: [LedgerEntry], updates: LedgerBatch.Split, _ s: PostgresConnections.Session) throws -> Decision {
+    /// Lease room given back: the remembered totals that counted it drop with it.
+    func returned(_ returns: [BudgetLeases.Return]) {
+        guard !returns.isEmpty else { return }
+        state.withLock { s in
+            for r in returns where r.back != 0 {
+                for (w, total) in s.latest where w.contains(r.key.total, r.key.slot) { s.latest[w] = total - r.back }
+            }
+        }
+    }
+
+    /// Applies `updates` (their cost deltas go back to the totals their entries were counted in,
+    /// leased charges excepted), decides the plan's exact charges of `reservations` and its lease
+    /// requests, in one call of ``decideFunction``, which commits on its own without waiting for
+    /// its WAL flush (see ``PostgresStore/write(_:budgets:gateway:_:)``).
+    func decide(_ reservations: [LedgerEntry], plan: BudgetLeases.Plan, updates: LedgerBatch.Split, gateway: String,
+                _ s: PostgresConnections.Session) throws -> Decision {
         if reservations.contains(where: { !$0.charges.isEmpty }) { inUse.store(true, ordering: .relaxed) }
         var windows: [BudgetCharge.Window] = [], windowIndex: [BudgetCharge.Window: Int32] = [:]
+        func index(_ w: BudgetCharge.Window) -> Int32 {
+            if let i = windowIndex[w] { return i }
+            windows.append(w)
+            windowIndex[w] = Int32(windows.count)
+            return Int32(windows.count)
+        }
+        // Only reservations with charges left for the exact check go to the function, renumbered.
+        var passed: [Int] = []
         var cRes: [Int32] = [], cWin: [Int32] = [], cSlot: [Int64] = [], cLimit: [Int64] = [], cEnforced: [Bool] = []
         var charges: [BudgetCharge] = []
-        for (i, r) in reservations.enumerated() {
-            for c in r.charges {
-                let w = c.window
-                if windowIndex[w] == nil {
-                    windows.append(w)
-                    windowIndex[w] = Int32(windows.count)
-                }
-                cRes.append(Int32(i + 1)); cWin.append(windowIndex[w]!); cSlot.append(c.slot); cLimit.append(c.limit)
+        for (i, exact) in plan.exact.enumerated() where !exact.isEmpty {
+            passed.append(i)
+            for c in exact {
+                cRes.append(Int32(passed.count)); cWin.append(index(c.window)); cSlot.append(c.slot); cLimit.append(c.limit)
                 cEnforced.append(c.enforced)
                 charges.append(c)
             }
         }
+        let q = plan.requests
+        let qWin = q.map { index($0.window) }
         var decision = Decision(refusals: Array(repeating: nil, count: reservations.count), totals: [:])
         let (settles, releases) = (updates.settles, updates.releases)
         for row in try s.run("""
-            SELECT kind, idx, charge, total FROM tollgate_budget_commit(
+            SELECT kind, idx, charge, total, lease FROM tollgate_budget_decide(
                 \(settles.map(\.id))::bigint[], \(settles.map(\.cost))::bigint[], \(settles.map(\.status))::int[], \(settles.map(\.at))::bigint[],
                 \(releases.map(\.id))::bigint[], \(releases.map(\.status))::int[], \(releases.map(\.at))::bigint[],
                 \(windows.map(\.budget))::text[], \(windows.map(\.scope))::text[], \(windows.map(\.start))::bigint[], \(windows.map(\.end))::bigint[],
-                \(reservations.map(\.reservedMicros))::bigint[],
-                \(cRes)::int[], \(cWin)::int[], \(cSlot)::bigint[], \(cLimit)::bigint[], \(cEnforced)::boolean[])
+                \(passed.map { reservations[$0].reservedMicros })::bigint[],
+                \(cRes)::int[], \(cWin)::int[], \(cSlot)::bigint[], \(cLimit)::bigint[], \(cEnforced)::boolean[],
+                \(qWin)::int[], \(q.map(\.key.slot))::bigint[], \(q.map(\.limit))::bigint[], \(q.map(\.unit))::bigint[],
+                \(q.map(\.want))::bigint[], \(gateway)::text, \(leases.databaseTTLMillis)::bigint)
             """) {
-            let (kind, idx, charge, total) = try row.decode((String, Int32, Int32, Int64).self)
-            if kind == "refused" {
-                decision.refusals[Int(idx) - 1] = BudgetRefused(charge: charges[Int(charge) - 1], spent: total)
-            } else {
-                decision.totals[windows[Int(idx) - 1]] = total
+            let (kind, idx, charge, total, lease) = try row.decode((String, Int32, Int32, Int64, Int64).self)
+            switch kind {
+            case "refused": decision.refusals[passed[Int(idx) - 1]] = BudgetRefused(charge: charges[Int(charge) - 1], spent: total)
+            case "lease": decision.grants.append((Int(idx) - 1, lease, total))
+            default: decision.totals[windows[Int(idx) - 1]] = total
             }
         }
         state.withLock { st in

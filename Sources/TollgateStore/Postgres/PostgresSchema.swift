@@ -136,6 +136,7 @@ enum PostgresSchema {
             "CREATE INDEX rate_events_at ON rate_events (at_ms)",
         ]),
         ("v4: budget decisions in one call (tollgate_budget_commit)", [PostgresBudgets.commitFunction]),
+        ("v5: budget leases (tollgate_budget_decide, tollgate_lease_reclaim)", PostgresBudgets.leaseMigration),
     ]
 
     /// Applies the migrations not yet recorded, under the advisory lock.

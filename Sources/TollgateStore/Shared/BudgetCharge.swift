@@ -18,6 +18,9 @@ public struct BudgetCharge: Sendable, Hashable {
     public var limit: Int64
     /// False in shadow mode: the amount is added even over the limit.
     public var enforced: Bool
+    /// The lease of this gateway the charge was drawn from (``BudgetLeases``), 0 when the shared
+    /// total decided it. Set by the store, never by the gateway.
+    public var lease: Int64 = 0
 
     public init(budget: String, scope: String, slot: Int64, windowStart: Int64, windowEnd: Int64, limit: Int64, enforced: Bool) {
         self.budget = budget
@@ -59,18 +62,14 @@ public struct BudgetCharge: Sendable, Hashable {
         }
     }
 
-    /// The charges as one ledger column (`budget US scope US slot`, records RS-separated), read back
-    /// when the entry is settled so the delta lands in the same slots.
+    /// The charges as one ledger column (`budget US scope US slot`, and `US L<lease>` for a charge
+    /// drawn from a lease; records RS-separated), read back when the entry is settled so the delta
+    /// lands in the same slots — or, for a leased charge, in the lease (no shared total moves) —
+    /// and when a dead gateway's lease is reclaimed (what the rows drawn from it hold).
     static func encode(_ charges: [BudgetCharge]) -> String {
-        charges.map { "\($0.budget)\u{1F}\($0.scope)\u{1F}\($0.slot)" }.joined(separator: "\u{1E}")
-    }
-
-    static func decode(_ text: String) -> [(total: Total, slot: Int64)] {
-        text.split(separator: "\u{1E}").compactMap { record in
-            let f = record.split(separator: "\u{1F}", omittingEmptySubsequences: false)
-            guard f.count == 3, let slot = Int64(f[2]) else { return nil }
-            return (Total(budget: String(f[0]), scope: String(f[1])), slot)
-        }
+        charges.map { c in
+            c.lease == 0 ? "\(c.budget)\u{1F}\(c.scope)\u{1F}\(c.slot)" : "\(c.budget)\u{1F}\(c.scope)\u{1F}\(c.slot)\u{1F}L\(c.lease)"
+        }.joined(separator: "\u{1E}")
     }
 }
 
