@@ -1,12 +1,13 @@
 """Budgets on a store several gateways share: 3 real gateways on one PostgreSQL behind a
 round-robin client never let more through than the cap (counted at the stand-in), use all of it
-(≥ 95 %), and keep that with a gateway killed mid-load and with a gateway restarted."""
+(≥ 95 %), and keep that with a gateway killed mid-load (its budget lease comes back) and with the
+database restarted."""
 import itertools
 import signal
 import threading
 import time
 
-from cluster_helpers import fresh_database
+from cluster_helpers import fresh_database, ledger_rows
 from conftest import request
 from identity_helpers import create_key, identity_env, orders_config
 
@@ -72,6 +73,9 @@ def test_three_gateways_never_pass_the_cap_and_use_all_of_it(gateways, standin, 
     assert len(ok) == CAP_CALLS and len({p for p, _, _ in ok}) == 3, "every gateway should have spent part of the cap"
     refusals = [body for _, s, body in answers if s == 402]
     assert all(b["type"].endswith("budget-exhausted") and b["budget"] == "daily" and b["request_id"] for b in refusals)
+    # Part of the cap was spent from the gateways' leases, the rest decided in the shared total.
+    leased = ledger_rows(url, "charges LIKE '%' || chr(31) || 'L%'")
+    assert 0 < leased < CAP_CALLS, leased
     # A gateway started now counts what the others spent: its first call is refused.
     late = gateways(budget_config(standin.port, url), env=env)
     r = late.get(ORDERS, headers={"X-API-Key": k["key"]})
@@ -84,7 +88,9 @@ def test_three_gateways_never_pass_the_cap_and_use_all_of_it(gateways, standin, 
 def test_a_gateway_killed_mid_load_does_not_let_the_others_overspend(gateways, standin, api_key):
     url = fresh_database()
     env = identity_env(api_key)
-    gws = [gateways(budget_config(standin.port, url), env=env) for _ in range(3)]
+    # Leases of 1 s: the database keeps a dead gateway's lease 2 × 1 s + 2 s, then reclaims it.
+    config = budget_config(standin.port, f"{{ url: '{url}', budget_lease: 1s }}")
+    gws = [gateways(config, env=env) for _ in range(3)]
     k = create_key(gws[0], "--name", "load", "--owner", "alice")
     # Slow answers keep calls in flight when the kill lands.
     standin.mode("slow", delay_ms=30)
@@ -95,6 +101,10 @@ def test_a_gateway_killed_mid_load_does_not_let_the_others_overspend(gateways, s
         time.sleep(0.01)
     gws[1].stop(sig=signal.SIGKILL)
     assert until_refused(answers, gws), "the cap was never reached"
+    # What the killed gateway's lease did not spend comes back once the database expiry passes.
+    deadline = time.monotonic() + 20
+    while standin.stats()["calls"] < 0.95 * CAP_CALLS and time.monotonic() < deadline:
+        time.sleep(0.1)
     stop.set()
     for w in workers:
         w.join()
@@ -102,6 +112,8 @@ def test_a_gateway_killed_mid_load_does_not_let_the_others_overspend(gateways, s
     # Never over; what the killed gateway had reserved for calls in flight stays counted (the
     # provider may have billed them), at most one per connection it was serving.
     assert 0.95 * CAP_CALLS <= calls <= CAP_CALLS, calls
+    time.sleep(0.5)  # the live gateways' last settlements
+    assert ledger_rows(url, "state = 'reserved'") <= 6, "only the dead gateway's calls in flight may stay reserved"
 
 
 def test_a_database_restart_during_load_loses_no_money_and_every_gateway_recovers(gateways, standin, api_key, tmp_path):
