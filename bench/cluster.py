@@ -9,6 +9,10 @@ gateway — against the single gateway, and PostgreSQL transactions per proxied 
 commits, rate-limit sync rounds and settlements together, from pg_stat_database). On a machine with
 fewer cores than 3 gateways + PostgreSQL + wrk need, per-gateway figures measure CPU sharing, not
 the design: read the total.
+Cluster variants measured in the same rounds (VARIANTS, comma-separated, default all three):
+`leases` (the default config: busy totals spent from budget leases), `exact` (`budget_lease: off`:
+every reservation decided in the shared total, the design before leases) and `window` (leases and
+`commit_window: 2ms`).
 Not a test: it reports, it never fails a build.
 
     python3 bench/cluster.py          # ROUNDS, DURATION, CONNECTIONS as in bench/compare.py
@@ -52,36 +56,49 @@ def together(urls, connections):
     return results
 
 
+VARIANT_STORE = {
+    "leases": "",
+    "exact": ", budget_lease: off",
+    "window": ", commit_window: 2ms",
+}
+
+
 def main():
+    variants = [v for v in os.environ.get("VARIANTS", "leases,exact,window").split(",") if v]
     with store_bench.postgres_and_upstream("tollgate-cluster-bench-") as (work, cluster, upstream_port, procs):
         single, single_port = gateway(work, "single", f"sqlite:{work}/tollgate.db", upstream_port)
         procs.append(single)
-        ports = []
-        for i in range(3):
-            p, port = gateway(work, f"node{i}", cluster.url(), upstream_port)
-            procs.append(p)
-            ports.append(port)
+        ports = {}
+        for v in variants:
+            # Each variant on a database of its own, so no lease or total crosses variants.
+            url = cluster.create_database(f"bench_{v}")
+            ports[v] = []
+            for i in range(3):
+                p, port = gateway(work, f"{v}{i}", f"{{ url: '{url}'{VARIANT_STORE[v]} }}", upstream_port)
+                procs.append(p)
+                ports[v].append(port)
         path = "/api/address?q=10+Downing+St"
         per_node = max(1, CONNECTIONS // 3)
-        singles, clusters, tpr = [], [], []
+        singles, clusters, tpr = [], {v: [] for v in variants}, {v: [] for v in variants}
         for _ in range(ROUNDS):
             singles.append(wrk_with(f"http://127.0.0.1:{single_port}{path}", CONNECTIONS))
-            before = store_bench.commits(cluster)
-            runs = together([f"http://127.0.0.1:{p}{path}" for p in ports], per_node)
-            time.sleep(1.5)  # the settlements' commit after the run
-            total = sum(r["rps"] for r in runs)
-            tpr.append((store_bench.commits(cluster) - before) / max(1, total * DURATION))
-            clusters.append({"rps_total": round(total, 1), "rps_per_gateway": [r["rps"] for r in runs],
-                             "p99_ms": max(r["p99_ms"] or 0 for r in runs), "non2xx": sum(r["non2xx"] for r in runs)})
+            for v in variants:
+                before = store_bench.commits(cluster, f"bench_{v}")
+                runs = together([f"http://127.0.0.1:{p}{path}" for p in ports[v]], per_node)
+                time.sleep(1.5)  # the settlements' commit after the run
+                total = sum(r["rps"] for r in runs)
+                tpr[v].append((store_bench.commits(cluster, f"bench_{v}") - before) / max(1, total * DURATION))
+                clusters[v].append({"rps_total": round(total, 1), "rps_per_gateway": [r["rps"] for r in runs],
+                                    "p99_ms": max(r["p99_ms"] or 0 for r in runs), "non2xx": sum(r["non2xx"] for r in runs)})
         best_single = max(singles, key=lambda r: r["rps"])
-        best_cluster = max(clusters, key=lambda r: r["rps_total"])
-        result = {
-            "rounds": ROUNDS, "duration_s": DURATION, "connections": CONNECTIONS, "cores": os.cpu_count(),
-            "single_sqlite": best_single, "cluster_3_postgres": best_cluster,
-            "ratio_total_cluster_vs_single": round(best_cluster["rps_total"] / best_single["rps"], 3),
-            "ratio_per_gateway_vs_single": round(best_cluster["rps_total"] / 3 / best_single["rps"], 3),
-            "postgres_transactions_per_request": round(min(tpr), 4),
-        }
+        result = {"rounds": ROUNDS, "duration_s": DURATION, "connections": CONNECTIONS, "cores": os.cpu_count(),
+                  "single_sqlite": best_single}
+        for v in variants:
+            best = max(clusters[v], key=lambda r: r["rps_total"])
+            result[f"cluster_3_postgres_{v}"] = best
+            result[f"ratio_total_cluster_vs_single_{v}"] = round(best["rps_total"] / best_single["rps"], 3)
+            result[f"ratio_per_gateway_vs_single_{v}"] = round(best["rps_total"] / 3 / best_single["rps"], 3)
+            result[f"postgres_transactions_per_request_{v}"] = round(min(tpr[v]), 4)
         report("cluster", result)
 
 

@@ -155,4 +155,27 @@ import TollgateCore
         // The next one goes to the shared total and is accepted.
         _ = try SharedBudgetTests.reserve(a, Self.entry("after", limit: cap)).get()
     }
+
+    /// A call outlives its lease's database expiry: the lease is reclaimed with the call counted
+    /// at its reserved amount, and when the call settles for less, the difference goes back to
+    /// the shared total (the lease is gone, so nothing else would take it).
+    @Test func aCallSettledAfterItsLeaseWasReclaimedIsCountedAtItsCost() throws {
+        guard let config = try TestStores.postgresConfig() else { return }
+        let cap = 1_000 * Self.unit
+        let a = try Self.store(config)
+        defer { a.close() }
+        var ids: [Int64] = []
+        for i in 0..<8 { ids.append(try SharedBudgetTests.reserve(a, Self.entry("a\(i)", limit: cap)).get()) }
+        #expect(try Self.leasedRows(a) > 0)
+        for id in ids.dropLast() { a.settle(id: id, costMicros: Self.unit, status: 200, at: 11) }
+        let deadline = Date().addingTimeInterval(10)
+        while try a.connections.run("SELECT COUNT(*) FROM budget_leases").first!.decode(Int64.self) > 0, Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(try a.connections.run("SELECT COUNT(*) FROM budget_leases").first!.decode(Int64.self) == 0)
+        a.settle(id: ids.last!, costMicros: 3, status: 200, at: 12)
+        a.flush()
+        #expect(try Self.held(a) == 7 * Self.unit + 3)
+        #expect(try Self.spent(a) == Self.held(a))
+    }
 }

@@ -5,7 +5,11 @@ extension PostgresBudgets {
     /// decides the reservations' charges in arrival order. Then:
     ///
     /// - A settled entry's charges that were drawn from a lease (`US L<id>` in `charges`) move no
-    ///   shared total: the lease absorbs the difference, and what is left of it goes back when it ends.
+    ///   shared total while the lease exists: the lease absorbs the difference, and what is left of
+    ///   it goes back when it ends. Once the lease is gone (reclaimed), the difference goes to the
+    ///   slot: the reclaim counted the entry as it stood. The check locks the lease row (`FOR KEY
+    ///   SHARE`), so a reclaim running at the same time either waits for this commit and sums the
+    ///   settled cost, or commits first and this applies the difference.
     /// - After the reservations, each lease request `q` is granted
     ///   `min(want, (limit − window sum) / 8)` rounded down to whole `unit`s, if that is at least four
     ///   units: a `budget_leases` row (expiring `ttl_ms` from now, database time) and the amount added
@@ -43,7 +47,10 @@ extension PostgresBudgets {
                 SELECT split_part(c, chr(31), 1) AS b, split_part(c, chr(31), 2) AS s, split_part(c, chr(31), 3)::BIGINT AS slot,
                        changed.delta
                 FROM changed, unnest(string_to_array(changed.charges, chr(30))) AS c
-                WHERE changed.charges <> '' AND changed.delta <> 0 AND split_part(c, chr(31), 4) = ''
+                WHERE changed.charges <> '' AND changed.delta <> 0
+                  AND (split_part(c, chr(31), 4) = ''
+                       OR NOT EXISTS (SELECT 1 FROM budget_leases AS bl
+                                      WHERE bl.id = substr(split_part(c, chr(31), 4), 2)::BIGINT FOR KEY SHARE))
             LOOP
                 d_budget := d_budget || rec.b; d_scope := d_scope || rec.s; d_slot := d_slot || rec.slot; d_amount := d_amount || rec.delta;
             END LOOP;

@@ -136,19 +136,24 @@ final class BudgetLeases: Sendable {
 
     // MARK: Settlements
 
-    /// Takes the settlements and releases of rows whose charges all drew from leases out of
-    /// `updates` (their cost difference goes to the leases, no shared total moves) and returns
-    /// them; the leased part of the others is corrected here too (the function skips those charges).
-    func settle(_ updates: inout LedgerBatch.Split) -> LedgerBatch.Split {
-        state.withLock { s in
+    /// Takes the settlements and releases of rows whose charges all drew from leases still held
+    /// out of `updates` (their cost difference goes to the leases, no shared total moves) and
+    /// returns them; the leased part of the others is corrected here too. The others go to the
+    /// budget function, which skips a leased charge while its lease exists — so a lease that may
+    /// have outlived its database expiry (and been reclaimed) sends its settlements there.
+    func settle(_ updates: inout LedgerBatch.Split, now: Double) -> LedgerBatch.Split {
+        let safeAge = 2 * ttl + 1
+        return state.withLock { s in
             var whole = LedgerBatch.Split([])
             func take(_ id: Int64, delta: (Int64) -> Int64) -> Bool {
                 guard let d = s.drawn.removeValue(forKey: id) else { return false }
+                var held = true
                 for lease in d.leases {
                     s.leases[lease]?.used += delta(d.reserved)
                     s.leases[lease]?.inFlight -= 1
+                    held = held && s.leases[lease].map { now - $0.takenAt < safeAge } ?? false
                 }
-                return d.whole
+                return d.whole && held
             }
             updates.settles.removeAll { u in
                 guard take(u.id, delta: { u.cost - $0 }) else { return false }
@@ -178,6 +183,8 @@ final class BudgetLeases: Sendable {
             for (key, id) in s.current where closing || now - s.leases[id]!.takenAt >= ttl {
                 Self.retire(id, key, &s, now: now)
             }
+            // Past its database expiry a lease is another gateway's to reclaim: forget it.
+            for (id, l) in s.leases where l.retiring && now - l.takenAt > 2 * ttl + 3 { Self.forget(id, &s) }
             if now - s.seenSince >= max(1, ttl) {
                 s.exactSeen = [:]
                 s.seenSince = now

@@ -1,4 +1,7 @@
 extension PostgresBudgets {
+    /// Migration v4's function, kept as released (migrations never change); v5 drops it for
+    /// ``decideFunction``, which adds budget leases.
+    ///
     /// The budget half of a group commit, in one call (one round trip, so the totals' locks are
     /// held for the function's run only). In order:
     ///

@@ -25,7 +25,7 @@ extension PostgresStore {
         let leases = budgets.leases
         let now = leases.now()
         var updates = LedgerBatch.Split(b.updates)
-        let leased = leases.settle(&updates)
+        let leased = leases.settle(&updates, now: now)
         let plan = leases.plan(b.reservations, now: now, closing: b.closing)
         let budgetUpdates = !updates.isEmpty && budgets.inUse.load(ordering: .relaxed)
         var decision = PostgresBudgets.Decision(refusals: Array(repeating: nil, count: b.reservations.count), totals: [:])
