@@ -9,10 +9,10 @@ gateway — against the single gateway, and PostgreSQL transactions per proxied 
 commits, rate-limit sync rounds and settlements together, from pg_stat_database). On a machine with
 fewer cores than 3 gateways + PostgreSQL + wrk need, per-gateway figures measure CPU sharing, not
 the design: read the total.
-Cluster variants measured in the same rounds (VARIANTS, comma-separated, default all three):
-`leases` (the default config: busy totals spent from budget leases), `exact` (`budget_lease: off`:
-every reservation decided in the shared total, the design before leases) and `window` (leases and
-`commit_window: 2ms`).
+Cluster variants measured in the same rounds (VARIANTS, comma-separated, default both): `leases`
+(the default config: busy totals spent from budget leases) and `exact` (`budget_lease: off`: every
+reservation decided in the shared total, the design before leases). CONNECTIONS is the single
+gateway's load; the three share it unless PER_GATEWAY=1 gives each gateway that many.
 Not a test: it reports, it never fails a build.
 
     python3 bench/cluster.py          # ROUNDS, DURATION, CONNECTIONS as in bench/compare.py
@@ -59,12 +59,11 @@ def together(urls, connections):
 VARIANT_STORE = {
     "leases": "",
     "exact": ", budget_lease: off",
-    "window": ", commit_window: 2ms",
 }
 
 
 def main():
-    variants = [v for v in os.environ.get("VARIANTS", "leases,exact,window").split(",") if v]
+    variants = [v for v in os.environ.get("VARIANTS", "leases,exact").split(",") if v]
     with store_bench.postgres_and_upstream("tollgate-cluster-bench-") as (work, cluster, upstream_port, procs):
         single, single_port = gateway(work, "single", f"sqlite:{work}/tollgate.db", upstream_port)
         procs.append(single)
@@ -78,7 +77,7 @@ def main():
                 procs.append(p)
                 ports[v].append(port)
         path = "/api/address?q=10+Downing+St"
-        per_node = max(1, CONNECTIONS // 3)
+        per_node = CONNECTIONS if os.environ.get("PER_GATEWAY") else max(1, CONNECTIONS // 3)
         singles, clusters, tpr = [], {v: [] for v in variants}, {v: [] for v in variants}
         for _ in range(ROUNDS):
             singles.append(wrk_with(f"http://127.0.0.1:{single_port}{path}", CONNECTIONS))
@@ -91,8 +90,8 @@ def main():
                 clusters[v].append({"rps_total": round(total, 1), "rps_per_gateway": [r["rps"] for r in runs],
                                     "p99_ms": max(r["p99_ms"] or 0 for r in runs), "non2xx": sum(r["non2xx"] for r in runs)})
         best_single = max(singles, key=lambda r: r["rps"])
-        result = {"rounds": ROUNDS, "duration_s": DURATION, "connections": CONNECTIONS, "cores": os.cpu_count(),
-                  "single_sqlite": best_single}
+        result = {"rounds": ROUNDS, "duration_s": DURATION, "connections": CONNECTIONS, "connections_per_gateway": per_node,
+                  "cores": os.cpu_count(), "single_sqlite": best_single}
         for v in variants:
             best = max(clusters[v], key=lambda r: r["rps_total"])
             result[f"cluster_3_postgres_{v}"] = best

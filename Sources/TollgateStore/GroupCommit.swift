@@ -130,21 +130,16 @@ final class GroupCommit: Sendable {
     /// Writes one batch in one transaction; returns the answer to each of its reservations, in order.
     private let write: @Sendable (LedgerBatch) throws -> [Result<Int64, any Error>]
     private let failures = Atomic<Int>(0)
-    /// How long a commit waits after the first item that asks for it, so that more join it.
-    private let window: DispatchTimeInterval?
     /// Whether the once-a-second commit must run even with nothing batched.
     private let idle: @Sendable () -> Bool
 
-    /// `window`: a commit waits that long after the first reservation that asks for it (zero: it
-    /// starts at once, or as soon as the previous one ends) — fewer, larger transactions, for that
-    /// much latency on each priced call.
-    init(label: String, window: Duration = .zero, idle: @escaping @Sendable () -> Bool = { false },
+    /// `idle`: asked at each once-a-second commit with nothing batched; true runs it anyway (a
+    /// store with periodic work of its own, such as giving back budget leases).
+    init(label: String, idle: @escaping @Sendable () -> Bool = { false },
          write: @escaping @Sendable (LedgerBatch) throws -> [Result<Int64, any Error>]) {
         self.queue = DispatchQueue(label: label)
         self.write = write
         self.idle = idle
-        let micros = window.components.seconds * 1_000_000 + window.components.attoseconds / 1_000_000_000_000
-        self.window = micros > 0 ? .microseconds(Int(micros)) : nil
         scheduleCounterFlush()
     }
 
@@ -195,12 +190,7 @@ final class GroupCommit: Sendable {
             p.scheduled = true
             return true
         }
-        guard schedule else { return }
-        if let window {
-            queue.asyncAfter(deadline: .now() + window) { self.commit(includeCounters: false) }
-        } else {
-            queue.async { self.commit(includeCounters: false) }
-        }
+        if schedule { queue.async { self.commit(includeCounters: false) } }
     }
 
     /// Takes what is pending (only the at-once part unless `includeCounters`), writes it, then

@@ -121,10 +121,10 @@ enum SpendReader {
         return .memory
     }
 
-    /// `{ url, password, tls, ca_file, connections, query_timeout, sync_interval, budget_lease, commit_window }`.
+    /// `{ url, password, tls, ca_file, connections, query_timeout, sync_interval, budget_lease }`.
     private static func postgres(_ node: ConfigNode, secrets: [String: SecretReference], baseDirectory: String) -> StoreConfig {
         guard let keys = node.object(allowed: ["url", "password", "tls", "ca_file", "connections", "query_timeout",
-                                                         "sync_interval", "budget_lease", "commit_window"]) else { return .memory }
+                                                         "sync_interval", "budget_lease"]) else { return .memory }
         guard let urlNode = keys["url"], let text = urlNode.string() else { node.error("needs url: postgres://USER@HOST:PORT/DATABASE"); return .memory }
         guard var pg = postgresURL(text, node: urlNode) else { return .memory }
         if let p = keys["password"] { pg.passwordSecret = p.secretName(in: secrets) }
@@ -150,9 +150,6 @@ enum SpendReader {
             } else if let d = t.duration() {
                 if d != .zero && (d < .milliseconds(500) || d > .seconds(600)) { t.error("must be off, 0s, or from 500ms to 10m") } else { pg.budgetLease = d }
             }
-        }
-        if let t = keys["commit_window"], let d = t.duration() {
-            if d > .milliseconds(50) { t.error("must be at most 50ms") } else { pg.commitWindow = d }
         }
         return .postgres(pg)
     }

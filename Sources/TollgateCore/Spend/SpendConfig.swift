@@ -143,9 +143,6 @@ public struct PostgresStoreConfig: Sendable, Equatable {
     /// left (`budget_lease`, default 5 s; zero: no leases, every reservation is decided in the
     /// shared total). What a crash can strand is one lease per busy total for twice this, plus 2 s.
     public var budgetLease: Duration = .seconds(5)
-    /// How long a group commit waits for more reservations to join it (`commit_window`, default 0:
-    /// at once). Each priced call waits up to this much longer; the database sees fewer transactions.
-    public var commitWindow: Duration = .zero
 
     public init(host: String, port: Int = 5432, user: String, database: String, passwordSecret: String? = nil,
                 tls: TLS? = nil, caFile: String? = nil) {

@@ -47,7 +47,7 @@ public final class PostgresStore: DurableStore, GroupCommitted, SharedBudgets, S
         let gateway = UUID().uuidString
         self.budgets = budgets
         instanceID = gateway
-        commits = GroupCommit(label: "tollgate.postgres.writer", window: config.commitWindow,
+        commits = GroupCommit(label: "tollgate.postgres.writer",
                               // While it holds leases, the once-a-second commit runs even with nothing
                               // else to write: leases retire, and dead gateways' leases are reclaimed.
                               idle: { budgets.inUse.load(ordering: .relaxed) && budgets.leases.ttl > 0 }) { batch in
