@@ -1,6 +1,7 @@
 """HTTPS upstreams are verified against a CA made for the test; a TLS listener sends HSTS."""
 import datetime
 import http.client
+import socket
 import ssl
 
 import pytest
@@ -164,6 +165,29 @@ def test_redirect_listener_hsts_settings_and_tls_versions(gateways, standin, tmp
     with pytest.raises(ssl.SSLError):
         conn = http.client.HTTPSConnection("localhost", gw.port, context=weak, timeout=5)
         conn.request("GET", "/")
+
+
+def test_sessions_are_resumed_with_tickets_over_tls_1_2_and_1_3(gateways, standin, tmp_path, api_key):
+    """A client that offers the session of its previous connection resumes it (no full handshake):
+    session tickets, whose keys the TLS library makes and rotates itself."""
+    paths = make_ca_and_cert(tmp_path)
+    config = address_config(standin.port, root_extra=f"tls: {{ cert: {paths['cert']}, key: {paths['key']} }}")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    for version, name in ((ssl.TLSVersion.TLSv1_2, "TLSv1.2"), (ssl.TLSVersion.TLSv1_3, "TLSv1.3")):
+        ctx = ssl.create_default_context(cafile=str(paths["ca"]))
+        ctx.minimum_version = ctx.maximum_version = version
+        session, reused = None, []
+        for _ in range(3):
+            raw = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+                tls.sendall(b"GET /api/address?q=Main+Street HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := tls.recv(65536):
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 200") and tls.version() == name, answer[:80]
+                reused.append(tls.session_reused)
+                session = tls.session  # a TLS 1.3 ticket arrives after the handshake: taken once the answer is read
+        assert reused == [False, True, True], (name, reused)
 
 
 def test_a_renewed_certificate_is_picked_up_while_running(gateways, standin, tmp_path, api_key):
