@@ -11,7 +11,7 @@ func fuzzUpstreamResponse(_ bytes: UnsafeRawBufferPointer) {
     let input = Array(bytes.dropFirst())
     let split = input.isEmpty ? 0 : Int(first) % (input.count + 1)
     func run(_ pieces: [ArraySlice<UInt8>]) -> String {
-        var parser = UpstreamResponseParser(maxBodyBytes: 4096, requestWasHEAD: first & 1 == 1, allocator: ByteBufferAllocator())
+        var parser = UpstreamResponseParser(maxBodyBytes: 4096, requestWasHEAD: first & 1 == 1)
         do {
             for piece in pieces {
                 var buffer = ByteBuffer(bytes: piece)

@@ -397,7 +397,7 @@ public final class GatewayServer: @unchecked Sendable {
         state.access.stop()
         state.identity?.stop()
         state.accessLog.drain()
-        state.ledger.flush()
+        state.ledger.finish()
         try? await group.shutdownGracefully()
     }
 }

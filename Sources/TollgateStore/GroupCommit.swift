@@ -170,9 +170,10 @@ final class GroupCommit: Sendable {
         pending.withLock { add(&$0.batch) }
     }
 
-    /// Writes whatever is pending now, counters included.
-    func flush() {
-        queue.sync { self.commit(includeCounters: true) }
+    /// Writes whatever is pending now, counters included; `closing` also gives back what the store
+    /// holds for this gateway (``LedgerBatch/closing``).
+    func flush(closing: Bool = false) {
+        queue.sync { self.commit(includeCounters: true, closing: closing) }
     }
 
     /// Writes what is pending and stops the once-a-second commit.
@@ -290,6 +291,8 @@ extension GroupCommitted {
     }
 
     public func flush() { commits.flush() }
+
+    public func finish() { commits.flush(closing: true) }
 
     public var failedCommits: Int { commits.failedCommits }
 }

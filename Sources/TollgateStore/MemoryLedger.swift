@@ -82,6 +82,7 @@ public final class MemoryLedger: SpendLedger {
     }
 
     public func flush() {}
+    public func finish() {}
     public var failedCommits: Int { 0 }
 
     // Nothing outlives the process in memory: the policies' own tables are all there is.

@@ -86,6 +86,9 @@ public protocol SpendLedger: AnyObject, Sendable, UseJournal, VerificationJourna
     func recordAlert(budget: String, scope: String, periodStart: Int64, threshold: Int, at: Int64) throws -> Bool
     /// Writes whatever is still batched.
     func flush()
+    /// The gateway is stopping: writes whatever is still batched and gives back what the store
+    /// holds for this gateway alone (budget leases). The store stays usable.
+    func finish()
     /// Group commits that failed since start (the store down or refusing writes), for metrics.
     var failedCommits: Int { get }
 }

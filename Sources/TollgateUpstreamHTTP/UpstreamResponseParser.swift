@@ -39,16 +39,20 @@ package struct UpstreamResponseParser {
     private var state = State.head
     private var pending: ByteBuffer?
     private var status = 0
-    private var headers = UpstreamHeaders(block: ByteBuffer())
-    private var body: ByteBuffer
+    private var headers = UpstreamHeaders(block: Self.empty)
+    /// The body so far: the first read's bytes themselves (a slice, no copy: a body that arrives
+    /// in one read, the common case, costs no allocation), copied into a buffer of its own only
+    /// when a second read adds to it.
+    private var body = Self.empty
+    /// One empty buffer for every parser (an empty body, the headers before the head is read).
+    private static let empty = ByteBuffer()
     private var keepAlive = true
     /// True once any byte of a response arrived (a stale pooled connection fails before that).
     package private(set) var receivedAnything = false
 
-    package init(maxBodyBytes: Int, requestWasHEAD: Bool, allocator: ByteBufferAllocator) {
+    package init(maxBodyBytes: Int, requestWasHEAD: Bool) {
         self.maxBodyBytes = maxBodyBytes
         self.requestWasHEAD = requestWasHEAD
-        self.body = allocator.buffer(capacity: 0)
     }
 
     /// Consumes `bytes`; returns the response once it is complete.
@@ -120,7 +124,11 @@ package struct UpstreamResponseParser {
     private mutating func append(_ buffer: inout ByteBuffer, _ n: Int) throws(Failure) {
         guard body.readableBytes + n <= maxBodyBytes else { throw .bodyTooLarge }
         var slice = buffer.readSlice(length: n)!
-        body.writeBuffer(&slice)
+        if body.readableBytes == 0 {
+            body = slice
+        } else {
+            body.writeBuffer(&slice)
+        }
     }
 
     /// Reads one CRLF-terminated line (without the CRLF) from the pending bytes.

@@ -6,7 +6,7 @@ import Testing
 /// Framing cases of RFC 9112 §6 for upstream responses.
 @Suite struct UpstreamResponseParserTests {
     func parse(_ chunks: [String], head: Bool = false, max: Int = 1 << 20, eof: Bool = false) throws -> UpstreamResponse? {
-        var parser = UpstreamResponseParser(maxBodyBytes: max, requestWasHEAD: head, allocator: ByteBufferAllocator())
+        var parser = UpstreamResponseParser(maxBodyBytes: max, requestWasHEAD: head)
         for chunk in chunks {
             var buffer = ByteBuffer(string: chunk)
             if let response = try parser.feed(&buffer) { return response }
@@ -20,6 +20,17 @@ import Testing
         let r = try parse(["HTTP/1.1 200 OK\r\nContent-Le", "ngth: 5\r\n\r\nhel", "lo"])
         #expect(r?.status == 200 && body(r) == "hello" && r?.keepAlive == true)
         #expect(try parse(["HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel"]) == nil)
+    }
+
+    /// A body that arrives in one read is the read's bytes themselves; the reader reusing its
+    /// buffer afterwards (as NIO does) must not change the response it was handed.
+    @Test func aBodyInOneReadSurvivesTheReadBufferBeingReused() throws {
+        var parser = UpstreamResponseParser(maxBodyBytes: 1 << 20, requestWasHEAD: false)
+        var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        let r = try #require(try parser.feed(&buffer))
+        buffer.clear()
+        buffer.writeString(String(repeating: "X", count: 64))
+        #expect(body(r) == "hello")
     }
 
     @Test func chunkedWithExtensionsAndTrailers() throws {

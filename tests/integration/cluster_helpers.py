@@ -34,3 +34,8 @@ def fresh_database():
 def ledger_rows(url, where="TRUE"):
     database = url.rsplit("/", 1)[1]
     return int(cluster().psql(f"SELECT COUNT(*) FROM ledger WHERE {where}", database=database))
+
+
+def scalar(url, sql):
+    """One value from the test's database, as text."""
+    return cluster().psql(sql, database=url.rsplit("/", 1)[1]).strip()

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 
-from cluster_helpers import fresh_database, ledger_rows
+from cluster_helpers import fresh_database, ledger_rows, scalar
 from conftest import request
 from identity_helpers import create_key, identity_env, orders_config
 
@@ -83,6 +83,12 @@ def test_three_gateways_never_pass_the_cap_and_use_all_of_it(gateways, standin, 
     assert standin.stats()["calls"] == CAP_CALLS
     for gw in gws + [late]:
         assert api_key not in gw.output() and k["key"] not in gw.output()
+    # Gateways that stop give their leases back: nothing is left parked, the total is the ledger's.
+    for gw in gws + [late]:
+        gw.stop()
+    assert scalar(url, "SELECT COUNT(*) FROM budget_leases") == "0"
+    held = scalar(url, "SELECT SUM(COALESCE(cost_micros, reserved_micros)) FROM ledger WHERE state <> 'released'")
+    assert scalar(url, "SELECT SUM(micros) FROM budget_spend WHERE budget = 'daily@day'") == held == str(CAP_CALLS * 10_000)
 
 
 def test_a_gateway_killed_mid_load_does_not_let_the_others_overspend(gateways, standin, api_key):

@@ -30,8 +30,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         guard let channel else { return pool.completed(exchange, on: self, .failure(.closedBeforeResponse)) }
         let call = exchange.call
         uses += 1
-        parser = UpstreamResponseParser(maxBodyBytes: call.maxResponseBytes, requestWasHEAD: call.isHEAD,
-                                        allocator: channel.allocator)
+        parser = UpstreamResponseParser(maxBodyBytes: call.maxResponseBytes, requestWasHEAD: call.isHEAD)
         pending = (pool, exchange)
         // No promise: a failed write surfaces as errorCaught or channelInactive, which fail the exchange.
         channel.writeAndFlush(call.request, promise: nil)
