@@ -178,4 +178,30 @@ import TollgateCore
         #expect(try Self.held(a) == 7 * Self.unit + 3)
         #expect(try Self.spent(a) == Self.held(a))
     }
+
+    /// Once a cap is spent, a flood of reservations on it is refused from the last refusal for
+    /// ``PostgresBudgets/refusalMemory`` at a time, not with one budget call per commit; room
+    /// given back is found once that memory lapses.
+    @Test func aFloodOnASpentBudgetCostsOneBudgetCallPerRefusalMemory() throws {
+        guard let store = try TestStores.postgres() else { return }
+        defer { store.close() }
+        let cap = 10 * Self.unit
+        var ids: [Int64] = []
+        for i in 0..<10 { ids.append(try SharedBudgetTests.reserve(store, Self.entry("a\(i)", limit: cap)).get()) }
+        #expect(throws: BudgetRefused.self) { try SharedBudgetTests.reserve(store, Self.entry("full", limit: cap)).get() }
+        let before = store.budgets.calls.load(ordering: .relaxed)
+        let start = Date()
+        var refused = 0
+        for i in 0..<300 {
+            if case .failure(let e) = SharedBudgetTests.reserve(store, Self.entry("f\(i)", limit: cap)), e is BudgetRefused { refused += 1 }
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        let calls = store.budgets.calls.load(ordering: .relaxed) - before
+        #expect(refused == 300)
+        #expect(Double(calls) <= elapsed / PostgresBudgets.refusalMemory + 3, "\(calls) budget calls for 300 refusals in \(elapsed) s")
+        store.release(id: ids[0], status: nil, at: 11)
+        store.flush()
+        Thread.sleep(forTimeInterval: PostgresBudgets.refusalMemory * 1.5)
+        _ = try SharedBudgetTests.reserve(store, Self.entry("back", limit: cap)).get()
+    }
 }

@@ -83,6 +83,8 @@ import TollgateCore
         a.settle(id: first, costMicros: 20, status: 200, at: 11)
         a.settle(id: first, costMicros: 0, status: 200, at: 12)  // applied once only
         a.flush()
+        // b refused on this total a moment ago and answers from that refusal for refusalMemory.
+        Thread.sleep(forTimeInterval: PostgresBudgets.refusalMemory * 1.5)
         let five = try Self.reserve(b, Self.entry("5", micros: 30, [global, perClient("z")])).get()
         #expect(throws: BudgetRefused.self) { try Self.reserve(b, Self.entry("6", micros: 1, [global, perClient("w")])).get() }
         // Released: all of it comes back.

@@ -22,6 +22,8 @@ final class PostgresBudgets: Sendable {
     private struct State {
         /// Totals as of the last commit that touched them (``SharedBudgets/latestTotal(_:)``).
         var latest: [BudgetCharge.Window: Int64] = [:]
+        /// Windows a reservation was just refused on, with what they held and when (monotonic s).
+        var full: [BudgetCharge.Window: (spent: Int64, at: Double)] = [:]
         /// Per budget, the newest window start seen: older slots can go.
         var floors: [String: Int64] = [:]
         var prunedAt: Int64 = 0
@@ -40,6 +42,12 @@ final class PostgresBudgets: Sendable {
     let inUse = Atomic<Bool>(false)
     /// Bound on ``State/latest``: a cache, emptied when it grows past this.
     static let maxRemembered = 200_000
+    /// How long a refusal answers later reservations on the same window without the database: a
+    /// flood on a spent budget costs one budget call per this, not one per commit. Room that comes
+    /// back meanwhile (a settlement, a lease given back) is found after it.
+    static let refusalMemory: Double = 0.1
+    /// Budget calls made (``decide(_:plan:updates:gateway:_:)``), for tests and metrics.
+    let calls = Atomic<Int>(0)
     /// Slots this far before the newest window start are kept anyway (gateways' clocks disagree a little).
     static let pruneMargin: Int64 = 600
 
@@ -56,6 +64,24 @@ final class PostgresBudgets: Sendable {
     /// is shown (alerts, console) leaves it out.
     func latestTotal(_ window: BudgetCharge.Window) -> Int64? {
         state.withLock { $0.latest[window] }.map { $0 - leases.unused(in: window) }
+    }
+
+    /// The refusal a recent one already gives `charges` (a reservation of `amount`): the first
+    /// enforced charge whose window was refused within ``refusalMemory`` and still cannot fit it.
+    func knownRefusal(_ charges: [BudgetCharge], amount: Int64, now: Double) -> BudgetRefused? {
+        state.withLock { s in
+            for c in charges where c.enforced {
+                if let f = s.full[c.window], now - f.at < Self.refusalMemory, f.spent + amount > c.limit {
+                    return BudgetRefused(charge: c, spent: f.spent)
+                }
+            }
+            return nil
+        }
+    }
+
+    /// This gateway gives money back (settlements, releases): its remembered refusals may no longer hold.
+    func forgetRefusals() {
+        state.withLock { $0.full = [:] }
     }
 
     /// Remembers a committed decision's totals.
@@ -83,6 +109,7 @@ final class PostgresBudgets: Sendable {
     /// its WAL flush (see ``PostgresStore/write(_:budgets:gateway:_:)``).
     func decide(_ reservations: [LedgerEntry], plan: BudgetLeases.Plan, updates: LedgerBatch.Split, gateway: String,
                 _ s: PostgresConnections.Session) throws -> Decision {
+        calls.add(1, ordering: .relaxed)
         if reservations.contains(where: { !$0.charges.isEmpty }) { inUse.store(true, ordering: .relaxed) }
         var windows: [BudgetCharge.Window] = [], windowIndex: [BudgetCharge.Window: Int32] = [:]
         func index(_ w: BudgetCharge.Window) -> Int32 {
@@ -124,8 +151,11 @@ final class PostgresBudgets: Sendable {
             default: decision.totals[windows[Int(idx) - 1]] = total
             }
         }
+        let now = leases.now()
         state.withLock { st in
             for w in windows where (st.floors[w.budget] ?? .min) < w.start { st.floors[w.budget] = w.start }
+            if st.full.count > Self.maxRemembered { st.full = [:] }
+            for case let r? in decision.refusals { st.full[r.charge.window] = (r.spent, now) }
         }
         return decision
     }

@@ -26,7 +26,16 @@ extension PostgresStore {
         let now = leases.now()
         var updates = LedgerBatch.Split(b.updates)
         let leased = leases.settle(&updates, now: now)
-        let plan = leases.plan(b.reservations, now: now, closing: b.closing)
+        var plan = leases.plan(b.reservations, now: now, closing: b.closing)
+        // A window refused moments ago answers again without the database (a flood on a spent
+        // budget), unless this gateway is giving money back.
+        if !b.updates.isEmpty { budgets.forgetRefusals() }
+        var known: [Int: BudgetRefused] = [:]
+        for i in plan.exact.indices where !plan.exact[i].isEmpty {
+            guard let refused = budgets.knownRefusal(plan.exact[i], amount: plan.amounts[i], now: now) else { continue }
+            known[i] = refused
+            plan.exact[i] = []
+        }
         let budgetUpdates = !updates.isEmpty && budgets.inUse.load(ordering: .relaxed)
         var decision = PostgresBudgets.Decision(refusals: Array(repeating: nil, count: b.reservations.count), totals: [:])
         if plan.exact.contains(where: { !$0.isEmpty }) || !plan.requests.isEmpty || budgetUpdates {
@@ -38,8 +47,9 @@ extension PostgresStore {
                 throw error
             }
             budgets.committed(decision)
-            leases.decided(plan, refused: decision.refusals.indices.filter { decision.refusals[$0] != nil }, grants: decision.grants, now: now)
         }
+        for (i, refused) in known { decision.refusals[i] = refused }
+        leases.decided(plan, refused: decision.refusals.indices.filter { decision.refusals[$0] != nil }, grants: decision.grants, now: now)
         let accepted = b.reservations.indices.filter { decision.refusals[$0] == nil }
         let plain = budgetUpdates ? leased : leased.merged(with: updates)
         let returns = leases.returns()
