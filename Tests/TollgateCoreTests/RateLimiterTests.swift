@@ -188,4 +188,15 @@ import Testing
         _ = plain.acquire(key, now: 0)
         #expect(plain.takeUnsynced().isEmpty)
     }
+
+    /// `RateLimit` as one passing request's limits give it: rendered in order, seconds rounded up,
+    /// a sixth limit past the four kept inline included.
+    @Test func rateLimitStateRendersEveryLimitInOrder() {
+        var state = RateLimitState(policy: "p")
+        for i in 1...6 { state.append("l\(i)", remaining: 10 - i, resetNanos: Int64(i) * 1_000_000_000 - 1) }
+        #expect(state.value == (1...6).map { "\"l\($0)\";r=\(10 - $0);t=\($0)" }.joined(separator: ", "))
+        var pieces = ""
+        state.render { pieces += $0 }
+        #expect(pieces == state.value && state.entries.count == 6)
+    }
 }

@@ -22,8 +22,11 @@ public struct RequestView: Sendable {
     public var clientKey: ClientKey
     /// Monotonic time of the request, in nanoseconds; policies use it instead of reading a clock.
     public var now: Int64
-    /// Headers policies add to the response, whatever it turns out to be (e.g. `RateLimit`).
+    /// Headers policies add to the response, whatever it turns out to be (e.g. CORS).
     public var responseHeaders: [(String, String)] = []
+    /// The route's limits as they let this request through: `RateLimit-Policy` and `RateLimit` of
+    /// its response, whatever it turns out to be (unless the response carries its own).
+    public var rateLimit: RateLimitState?
     /// Resources held while the request is alive (throttle slots); released when it is dropped.
     public var holds: [Hold] = []
     /// Wall-clock time in Unix milliseconds (token ages, challenge expiry); the data plane passes the

@@ -13,6 +13,8 @@ struct Response {
     /// Headers of this answer (`Allow`, `Retry-After`, CORS, `RateLimit`, `Cache-Status`, passed
     /// upstream headers); the gateway's own headers are added when it is written.
     var headers: [(String, String)] = []
+    /// `RateLimit-Policy` and `RateLimit`, written after `headers` (a passing request's limits).
+    var rateLimit: RateLimitState?
     var body: ByteBuffer?
     /// A problem answer's document, rendered only when the response is written (into the loop's
     /// reused buffer: no string or buffer of its own); `body` is nil then.

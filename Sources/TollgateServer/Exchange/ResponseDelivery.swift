@@ -36,7 +36,11 @@ enum ResponseDelivery {
             }
         }
         if let route = req.route, route.rateLimits != nil, !response.hasHeader("RateLimit") {
-            response.headers += route.limitHeaders(view ?? limitView(req))
+            if let state = view?.rateLimit {
+                response.rateLimit = state
+            } else {
+                response.headers += route.limitHeaders(view ?? limitView(req))
+            }
         }
     }
 

@@ -47,6 +47,13 @@ enum ResponseEncoder {
             buffer.writeString(value)
             buffer.writeString("\r\n")
         }
+        if let limits = response.rateLimit {
+            buffer.writeString("RateLimit-Policy: ")
+            buffer.writeString(limits.policy)
+            buffer.writeString("\r\nRateLimit: ")
+            limits.render { buffer.writeString($0) }
+            buffer.writeString("\r\n")
+        }
         if !keepAlive { buffer.writeString("Connection: close\r\n") }
         buffer.writeString("\r\n")
         if var body = response.body { buffer.writeBuffer(&body) } else if let problemText { buffer.writeString(problemText) }

@@ -3,8 +3,9 @@ import Synchronization
 
 /// Applies a route's limits in order. Every limit must allow the request; if a later one refuses,
 /// the units already taken from earlier ones are given back, so a refused request costs nothing.
-/// Adds `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10) to every
-/// response of the route, and `Retry-After` to a 429.
+/// Gives every response of the route `RateLimit-Policy` and `RateLimit`
+/// (draft-ietf-httpapi-ratelimit-headers-10) — a passing request's as ``RequestView/rateLimit``,
+/// rendered when the response is written — and a 429 `Retry-After`.
 public struct RateLimitPolicy: Policy {
     public let kind = RouteConfig.PolicyKind.rateLimit
 
@@ -43,7 +44,7 @@ public struct RateLimitPolicy: Policy {
         if let closed = limits.first(where: { $0.config.onStoreError == .closed && $0.limiter.syncStale.load(ordering: .relaxed) }) {
             return .reject(Self.unshared(closed.config.name))
         }
-        var state = ""
+        var state = RateLimitState(policy: policyHeader)
         var delay: Int64 = 0
         for (i, bound) in limits.enumerated() {
             let config = bound.config
@@ -60,35 +61,31 @@ public struct RateLimitPolicy: Policy {
                     accepted = false
                 }
             }
-            if !state.isEmpty { state += ", " }
             guard accepted else {
                 if outcome.allowed, !config.skipSuccessful { bound.limiter.refund(key, weight: config.weight) }
                 for earlier in limits[..<i] where !earlier.config.skipSuccessful {
                     earlier.limiter.refund(earlier.key(request), weight: earlier.config.weight)
                 }
                 request.holds.removeAll()
-                Self.appendState(&state, config.name, remaining: 0, resetNanos: outcome.resetNanos)
-                return .reject(tooManyRequests(retryAfterNanos: max(outcome.retryAfterNanos, 1), state: state, limit: config.name))
+                state.append(config.name, remaining: 0, resetNanos: outcome.resetNanos)
+                return .reject(tooManyRequests(retryAfterNanos: max(outcome.retryAfterNanos, 1), state: state.value, limit: config.name))
             }
             delay = max(delay, outcome.delayNanos)
-            Self.appendState(&state, config.name, remaining: outcome.remaining, resetNanos: outcome.resetNanos)
+            state.append(config.name, remaining: outcome.remaining, resetNanos: outcome.resetNanos)
         }
-        request.responseHeaders.reserveCapacity(request.responseHeaders.count + 4)  // one allocation, room for CORS's
-        request.responseHeaders.append(("RateLimit-Policy", policyHeader))
-        request.responseHeaders.append(("RateLimit", state))
+        request.rateLimit = state
         return delay > 0 ? .delay(.nanoseconds(delay)) : .pass
     }
 
     /// `RateLimit-Policy` and `RateLimit` for a response this policy did not decide (an earlier
     /// policy refused first): the state of every bucket, nothing consumed.
     public func currentHeaders(_ request: RequestView) -> [(String, String)] {
-        var state = ""
+        var state = RateLimitState(policy: policyHeader)
         for bound in limits {
-            if !state.isEmpty { state += ", " }
             let (remaining, reset) = bound.limiter.peek(bound.key(request), now: request.now)
-            Self.appendState(&state, bound.config.name, remaining: remaining, resetNanos: reset)
+            state.append(bound.config.name, remaining: remaining, resetNanos: reset)
         }
-        return [("RateLimit-Policy", policyHeader), ("RateLimit", state)]
+        return [("RateLimit-Policy", policyHeader), ("RateLimit", state.value)]
     }
 
     /// `skip_successful` limits count a request only once its response shows it failed.
@@ -113,16 +110,6 @@ public struct RateLimitPolicy: Policy {
                        extensions: [JSONMember("limit", .string(limit)), JSONMember("retry_after", .number(String(seconds)))],
                        headers: [("Retry-After", String(seconds)), ("RateLimit-Policy", policyHeader),
                                  ("RateLimit", state)])
-    }
-
-    /// Appends `"name";r=REMAINING;t=SECONDS` (one member of the `RateLimit` field).
-    static func appendState(_ out: inout String, _ name: String, remaining: Int, resetNanos: Int64) {
-        out += "\""
-        out += name
-        out += "\";r="
-        out += String(remaining)
-        out += ";t="
-        out += String(max(0, (resetNanos + 999_999_999) / 1_000_000_000))
     }
 
     static func key(_ scope: LimitConfig.Scope, _ request: RequestView) -> BucketKey {
