@@ -44,6 +44,15 @@ import Testing
         }
     }
 
+    @Test func percentDecodingRefusesWhatIsNotEncodedUTF8() {
+        let d = { (s: String, plus: Bool) in PercentEncoding.decode(Substring(s), plusIsSpace: plus) }
+        #expect(d("Main+Street", true) == "Main Street" && d("Main+Street", false) == "Main+Street")
+        #expect(d("caf%C3%A9%20%2B", true) == "café +")
+        for bad in ["%", "%4", "%zz", "a%g1", "%ff", "%C3"] { #expect(d(bad, true) == nil, "\(bad)") }
+        let long = String(repeating: "ab%20", count: 2_000)  // past any stack buffer
+        #expect(d(long, false) == String(repeating: "ab ", count: 2_000))
+    }
+
     @Test func upstreamURLParsing() throws {
         let u = try UpstreamURL("https://api.example.com:8443/v2/places/{id}?v=2")
         #expect(u.isTLS && u.host == "api.example.com" && u.port == 8443)

@@ -1,26 +1,30 @@
 /// Percent-encoding for URL components (RFC 3986).
 public enum PercentEncoding {
     /// Decodes `%XX` escapes (and `+` as space when `plusIsSpace`). Nil when an escape is malformed
-    /// or the result is not valid UTF-8.
+    /// or the result is not valid UTF-8. The bytes are decoded in a temporary buffer (on the stack
+    /// for the short values requests carry), so a result short enough for Swift's inline strings
+    /// costs no allocation.
     public static func decode(_ s: Substring, plusIsSpace: Bool) -> String? {
         let utf8 = s.utf8
         if !utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && utf8.contains(UInt8(ascii: "+"))) {
             return String(s)
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(utf8.count)
-        var it = utf8.makeIterator()
-        while let b = it.next() {
-            if b == UInt8(ascii: "%") {
-                guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
-                bytes.append(h << 4 | l)
-            } else if plusIsSpace && b == UInt8(ascii: "+") {
-                bytes.append(0x20)
-            } else {
-                bytes.append(b)
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: utf8.count) { bytes -> String? in
+            var n = 0
+            var it = utf8.makeIterator()
+            while let b = it.next() {
+                if b == UInt8(ascii: "%") {
+                    guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
+                    bytes[n] = h << 4 | l
+                } else if plusIsSpace && b == UInt8(ascii: "+") {
+                    bytes[n] = 0x20
+                } else {
+                    bytes[n] = b
+                }
+                n += 1
             }
+            return String(validating: UnsafeBufferPointer(rebasing: bytes[..<n]), as: UTF8.self)
         }
-        return String(validating: bytes, as: UTF8.self)
     }
 
     /// Encodes everything but RFC 3986 unreserved characters, so the result is safe in a path segment
