@@ -58,6 +58,8 @@ final class ProxyExchange {
     /// Set while this exchange leads the fetch of a cache key.
     private var cacheKey: String?
     private var delayTimer: Scheduled<Void>?
+    /// When the upstream call went out (its latency is logged and measured).
+    private var upstreamSent = NIODeadline.distantPast
 
     init(request: InboundRequest, route: Route, loop: LoopContext, owner: ExchangeOwner) {
         self.request = request
@@ -301,10 +303,8 @@ final class ProxyExchange {
                                 retryable: template.method == "GET" || template.method == "HEAD",
                                 timeout: TimeAmount(upstream.timeout), connectTimeout: TimeAmount(upstream.connectTimeout),
                                 maxResponseBytes: upstream.maxResponseBytes)
-        let sent = NIODeadline.now()
-        loop.upstream.execute(call) { [self] result in
-            upstreamAnswered(result, micros: (NIODeadline.now() - sent).nanoseconds / 1000)
-        }
+        upstreamSent = NIODeadline.now()
+        loop.upstream.execute(call, answering: self)
     }
 
     /// Settles the spend and completes the cache whether or not the client is still there, then
@@ -427,6 +427,12 @@ final class ProxyExchange {
     var isDone: Bool {
         if case .done = state { return true }
         return false
+    }
+}
+
+extension ProxyExchange: UpstreamAnswerTaker {
+    func answered(_ result: Result<UpstreamResponse, UpstreamFailure>) {
+        upstreamAnswered(result, micros: (NIODeadline.now() - upstreamSent).nanoseconds / 1000)
     }
 }
 

@@ -21,11 +21,26 @@ enum OutgoingRequest {
     }
 }
 
+/// Waits for an upstream answer: a client's exchange, held by the pool while its call runs (no
+/// closure per call).
+protocol UpstreamAnswerTaker: AnyObject {
+    /// The call's answer; runs once, on the loop.
+    func answered(_ result: Result<UpstreamResponse, UpstreamFailure>)
+}
+
 /// Makes upstream calls for one event loop. ``UpstreamPool`` is the real one; a test can stand in
 /// a scripted one to drive an exchange through its states.
 protocol UpstreamCaller: AnyObject {
     /// Runs `call`; `completion` runs once, on the loop.
     func execute(_ call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void)
+    /// Runs `call`; `taker` is answered once, on the loop.
+    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker)
+}
+
+extension UpstreamCaller {
+    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker) {
+        execute(call) { taker.answered($0) }
+    }
 }
 
 extension UpstreamPool: UpstreamCaller {}

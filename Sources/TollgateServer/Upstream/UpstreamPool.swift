@@ -43,7 +43,15 @@ final class UpstreamPool: @unchecked Sendable {
     /// Runs one exchange under `call.timeout` (connect included); `completion` runs once, on this loop.
     /// A stale pooled connection is replaced by a fresh one once, for retryable calls.
     func execute(_ call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
-        let exchange = Exchange(call: call, deadline: .now() + call.timeout, pool: self, completion: completion)
+        start(Exchange(call: call, deadline: .now() + call.timeout, pool: self, answer: .closure(completion)))
+    }
+
+    /// As ``execute(_:completion:)``, answering `taker` (no closure allocated per call).
+    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker) {
+        start(Exchange(call: call, deadline: .now() + call.timeout, pool: self, answer: .taker(taker)))
+    }
+
+    private func start(_ exchange: Exchange) {
         exchange.slot = active.count
         active.append(exchange)
         if sweeper == nil {
@@ -269,7 +277,12 @@ final class UpstreamPool: @unchecked Sendable {
         let call: UpstreamCall
         let deadline: NIODeadline
         private unowned let pool: UpstreamPool
-        private let completion: (Result<UpstreamResponse, UpstreamFailure>) -> Void
+        /// Who hears the answer.
+        enum Answer {
+            case closure((Result<UpstreamResponse, UpstreamFailure>) -> Void)
+            case taker(any UpstreamAnswerTaker)
+        }
+        private let answer: Answer
         /// Index in the pool's `active` list, -1 once finished.
         var slot = -1
         var connection: UpstreamConnection?
@@ -280,12 +293,11 @@ final class UpstreamPool: @unchecked Sendable {
         var isWaiting = false
         private(set) var done = false
 
-        init(call: UpstreamCall, deadline: NIODeadline, pool: UpstreamPool,
-             completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void) {
+        init(call: UpstreamCall, deadline: NIODeadline, pool: UpstreamPool, answer: Answer) {
             self.call = call
             self.deadline = deadline
             self.pool = pool
-            self.completion = completion
+            self.answer = answer
         }
 
         func finish(_ result: Result<UpstreamResponse, UpstreamFailure>) {
@@ -297,7 +309,10 @@ final class UpstreamPool: @unchecked Sendable {
                 pool.lost(conn)
             }
             connection = nil
-            completion(result)
+            switch answer {
+            case .closure(let completion): completion(result)
+            case .taker(let taker): taker.answered(result)
+            }
         }
     }
 }
