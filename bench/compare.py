@@ -79,9 +79,9 @@ http {{
 """, work, "upstream")
 
 
-def nginx_proxy(work, name, port, upstream_port, access_log="access_log off;"):
+def nginx_proxy(work, name, port, upstream_port, access_log="access_log off;", tls=""):
     """nginx (1 worker) doing the bench route's work: a per-address limit that never triggers, the
-    `q` check, the key added, keep-alive to the upstream."""
+    `q` check, the key added, keep-alive to the upstream. `tls`: `ssl_*` directives, served over TLS."""
     return nginx(nginx_common(work, name) + f"""
 worker_processes 1;
 http {{
@@ -90,7 +90,8 @@ http {{
   limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;
   upstream paid {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{" ssl" if tls else ""};
+    {tls}
     location = /api/address {{
       limit_req zone=perip burst=1000000 nodelay;
       if ($arg_q = "") {{ return 422; }}

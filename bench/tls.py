@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare import (CONNECTIONS, DURATION, KEY, ROUNDS, TOLLGATE, free_port, nginx, nginx_common,  # noqa: E402
-                     report, static_upstream, stop_all, wait_port, wrk_with)
+from compare import (CONNECTIONS, DURATION, KEY, ROUNDS, TOLLGATE, free_port, nginx_proxy, report,  # noqa: E402
+                     static_upstream, stop_all, wait_port, wrk_with)
 
 ROUTE = "/api/address?q=Main+Street"
 CIPHERS = ":".join(["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
@@ -36,32 +36,13 @@ def certificate(work):
 
 
 def nginx_tls(work, port, upstream_port, cert, key):
-    return nginx(nginx_common(work, "tls") + f"""
-worker_processes 1;
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;
-  upstream paid {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
-  server {{
-    listen 127.0.0.1:{port} ssl;
+    return nginx_proxy(work, "tls", port, upstream_port, tls=f"""
     ssl_certificate {cert};
     ssl_certificate_key {key};
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_ciphers {CIPHERS};
     ssl_session_tickets on;
-    ssl_session_cache shared:SSL:10m;
-    location = /api/address {{
-      limit_req zone=perip burst=1000000 nodelay;
-      if ($arg_q = "") {{ return 422; }}
-      proxy_pass http://paid/v2/validate?q=$arg_q&format=json;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Api-Key "{KEY}";
-    }}
-  }}
-}}
-""", work, "tls")
+    ssl_session_cache shared:SSL:10m;""")
 
 
 def tollgate_tls(work, port, upstream_port, cert, key):

@@ -123,8 +123,6 @@ final class BudgetLeases: Sendable {
         }
     }
 
-    var isEmpty: Bool { state.withLock { $0.leases.isEmpty } }
-
     /// Whether a reclaim pass is due (once per `ttl`, at least a second apart).
     func reclaimDue(_ now: Double) -> Bool {
         state.withLock { s in
