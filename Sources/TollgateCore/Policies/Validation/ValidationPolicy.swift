@@ -25,11 +25,19 @@ public struct ValidationPolicy: Policy {
         if !bodyIndices.isEmpty, !request.body.isEmpty, let type = request.header("content-type"), !Self.isJSON(type) {
             return .reject(.unsupportedMediaType)
         }
-        var errors: [FieldError] = []
-        var values = [ParamValue?](repeating: nil, count: specs.count)
+        // The value found for each spec, on the stack (no allocation per request); only the
+        // validated params outlive it.
+        return withUnsafeTemporaryAllocation(of: ParamValue?.self, capacity: specs.count) { values in
+            values.initialize(repeating: nil)
+            defer { _ = values.deinitialize() }
+            return validate(&request, values)
+        }
+    }
 
-        validateQuery(request.query, into: &values, errors: &errors)
-        validateBody(request.body, into: &values, errors: &errors)
+    private func validate(_ request: inout RequestView, _ values: UnsafeMutableBufferPointer<ParamValue?>) -> Decision {
+        var errors: [FieldError] = []
+        validateQuery(request.query, into: values, errors: &errors)
+        validateBody(request.body, into: values, errors: &errors)
         for i in pathIndices {
             let spec = specs[i]
             guard let raw = request.pathParams.first(where: { $0.name == spec.name })?.value else { continue }
@@ -37,7 +45,7 @@ public struct ValidationPolicy: Policy {
                 errors.append(FieldError(field: spec.name, location: "path", rule: "encoding", detail: "is not valid percent-encoding", excerpt: nil))
                 continue
             }
-            record(ParamCheck.check(text: decoded, spec: spec), at: i, into: &values, errors: &errors)
+            record(ParamCheck.check(text: decoded, spec: spec), at: i, into: values, errors: &errors)
         }
         // When the query or body could not be read at all, "required" would only repeat that error.
         let unreadable = errors.contains { $0.field.isEmpty }
@@ -60,7 +68,7 @@ public struct ValidationPolicy: Policy {
     }
 
     /// Walks the raw query once, without splitting it into arrays; only values are decoded.
-    private func validateQuery(_ query: Substring, into values: inout [ParamValue?], errors: inout [FieldError]) {
+    private func validateQuery(_ query: Substring, into values: UnsafeMutableBufferPointer<ParamValue?>, errors: inout [FieldError]) {
         guard !query.isEmpty else { return }
         var seen = SeenSet(count: specs.count)
         var rest = query[...]
@@ -87,11 +95,11 @@ public struct ValidationPolicy: Policy {
                 continue
             }
             seen.insert(index)
-            record(ParamCheck.check(text: value, spec: specs[index]), at: index, into: &values, errors: &errors)
+            record(ParamCheck.check(text: value, spec: specs[index]), at: index, into: values, errors: &errors)
         }
     }
 
-    private func validateBody(_ body: [UInt8], into values: inout [ParamValue?], errors: inout [FieldError]) {
+    private func validateBody(_ body: [UInt8], into values: UnsafeMutableBufferPointer<ParamValue?>, errors: inout [FieldError]) {
         guard !body.isEmpty else { return }
         guard !bodyIndices.isEmpty else {
             errors.append(FieldError(field: "", location: "body", rule: "unexpected", detail: "this route takes no request body", excerpt: nil))
@@ -107,11 +115,11 @@ public struct ValidationPolicy: Policy {
                 continue
             }
             if case .null = member.value { continue }
-            record(ParamCheck.check(json: member.value, spec: specs[index]), at: index, into: &values, errors: &errors)
+            record(ParamCheck.check(json: member.value, spec: specs[index]), at: index, into: values, errors: &errors)
         }
     }
 
-    private func record(_ result: Result<ParamValue, FieldError>, at index: Int, into values: inout [ParamValue?], errors: inout [FieldError]) {
+    private func record(_ result: Result<ParamValue, FieldError>, at index: Int, into values: UnsafeMutableBufferPointer<ParamValue?>, errors: inout [FieldError]) {
         switch result {
         case .success(let v): values[index] = v
         case .failure(let e): errors.append(e)
