@@ -5,37 +5,21 @@ Reports each one's requests per second, each log's cost, and Tollgate/nginx with
 Reports; never fails.
     ROUNDS=3 DURATION=6 python3 bench/accesslog.py
 """
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare import (CONNECTIONS, DURATION, KEY, ROUNDS, THREADS, TOLLGATE, free_port, nginx_proxy,  # noqa: E402
-                     report, static_upstream, stop_all, wait_port, wrk)
+from compare import (CONNECTIONS, DURATION, ROUNDS, THREADS, free_port, nginx_proxy, report,  # noqa: E402
+                     static_upstream, stop_all, tollgate_proxy, wait_port, wrk)
 
 ROUTE = "/api/address?q=Main+Street"
 
 
 def tollgate(work, name, port, upstream_port, log):
-    config = work / f"{name}.yaml"
-    config.write_text(f"""
-listen: 127.0.0.1:{port}
-access_log: {"stdout" if log else "off"}
-{"workers: " + os.environ["TOLLGATE_WORKERS"] if os.environ.get("TOLLGATE_WORKERS") else ""}
-secrets: {{ KEY: env:BENCH_KEY }}
-routes:
-  - name: address
-    match: {{ method: GET, path: /api/address }}
-    upstream: {{ url: "http://127.0.0.1:{upstream_port}/v2/validate", auth: {{ header: X-Api-Key, secret: KEY }} }}
-    params: {{ q: {{ type: string, min_length: 1, max_length: 100, required: true }} }}
-    fixed: {{ format: json }}
-    limits: [{{ per: ip, rate: 1000000/s, burst: 1000000 }}]
-""")
     out = open(work / f"{name}.access.log", "w")
-    return subprocess.Popen([str(TOLLGATE), "serve", "--config", str(config)], env=dict(os.environ, BENCH_KEY=KEY),
-                            stdout=out, stderr=subprocess.DEVNULL)
+    return tollgate_proxy(work, name, port, upstream_port, root_extra=f"access_log: {'stdout' if log else 'off'}", stdout=out)
 
 
 def main():

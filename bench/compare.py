@@ -141,6 +141,30 @@ def peak_rss_kib(pids):
     return total
 
 
+def tollgate_proxy(work, name, port, upstream_port, root_extra="", stdout=subprocess.DEVNULL):
+    """Tollgate doing the bench route's work (the same as nginx_proxy's) in front of a static
+    upstream; `root_extra` adds top-level keys (`access_log`, `tls`); access log off unless given.
+    The route keeps nothing durable: `store: memory`, so gateways started together in one
+    directory do not share (and race to migrate) a SQLite file."""
+    config = work / f"{name}.yaml"
+    config.write_text(f"""
+listen: 127.0.0.1:{port}
+store: memory
+{root_extra if "access_log:" in root_extra else "access_log: off" + chr(10) + root_extra}
+{"workers: " + os.environ["TOLLGATE_WORKERS"] if os.environ.get("TOLLGATE_WORKERS") else ""}
+secrets: {{ KEY: env:BENCH_KEY }}
+routes:
+  - name: address
+    match: {{ method: GET, path: /api/address }}
+    upstream: {{ url: "http://127.0.0.1:{upstream_port}/v2/validate", auth: {{ header: X-Api-Key, secret: KEY }} }}
+    params: {{ q: {{ type: string, min_length: 1, max_length: 100, required: true }} }}
+    fixed: {{ format: json }}
+    limits: [{{ per: ip, rate: 1000000/s, burst: 1000000 }}]
+""")
+    return subprocess.Popen([str(TOLLGATE), "serve", "--config", str(config)], env=dict(os.environ, BENCH_KEY=KEY),
+                            stdout=stdout, stderr=subprocess.DEVNULL)
+
+
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 

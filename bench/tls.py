@@ -11,7 +11,6 @@ tickets on, in front of the same static upstream (plain HTTP, keep-alive), drive
 Reports each figure and Tollgate/nginx ratios. Reports; never fails.
     ROUNDS=3 DURATION=6 python3 bench/tls.py
 """
-import os
 import re
 import subprocess
 import sys
@@ -19,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare import (CONNECTIONS, DURATION, KEY, ROUNDS, TOLLGATE, free_port, nginx_proxy, report,  # noqa: E402
-                     static_upstream, stop_all, wait_port, wrk_with)
+from compare import (CONNECTIONS, DURATION, ROUNDS, TOLLGATE, free_port, nginx_proxy, report,  # noqa: E402
+                     static_upstream, stop_all, tollgate_proxy, wait_port, wrk_with)
 
 ROUTE = "/api/address?q=Main+Street"
 CIPHERS = ":".join(["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
@@ -46,23 +45,7 @@ def nginx_tls(work, port, upstream_port, cert, key):
 
 
 def tollgate_tls(work, port, upstream_port, cert, key):
-    config = work / "tollgate.yaml"
-    config.write_text(f"""
-listen: 127.0.0.1:{port}
-access_log: off
-{"workers: " + os.environ["TOLLGATE_WORKERS"] if os.environ.get("TOLLGATE_WORKERS") else ""}
-tls: {{ cert: {cert}, key: {key} }}
-secrets: {{ KEY: env:BENCH_KEY }}
-routes:
-  - name: address
-    match: {{ method: GET, path: /api/address }}
-    upstream: {{ url: "http://127.0.0.1:{upstream_port}/v2/validate", auth: {{ header: X-Api-Key, secret: KEY }} }}
-    params: {{ q: {{ type: string, min_length: 1, max_length: 100, required: true }} }}
-    fixed: {{ format: json }}
-    limits: [{{ per: ip, rate: 1000000/s, burst: 1000000 }}]
-""")
-    return subprocess.Popen([str(TOLLGATE), "serve", "--config", str(config)], env=dict(os.environ, BENCH_KEY=KEY),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return tollgate_proxy(work, "tollgate", port, upstream_port, root_extra=f"tls: {{ cert: {cert}, key: {key} }}")
 
 
 def wrk_close(url):

@@ -40,6 +40,23 @@ func loadErrors(_ yaml: String) -> [String] {
         #expect(loaded.config.secrets["API_KEY"] == .env("API_KEY"))
     }
 
+    /// `store.budget_lease`: a duration from 500ms to 10m, `0s` or `off` for none; 5 s by default.
+    @Test func budgetLeaseIsADurationOrOff() throws {
+        func lease(_ value: String?) throws -> Duration? {
+            let store = "store: { url: 'postgres://tollgate@127.0.0.1:5432/t'" + (value.map { ", budget_lease: \($0)" } ?? "") + " }"
+            guard case .postgres(let pg) = try ConfigLoader.load(yaml: configYAML(extraRoot: store), baseDirectory: "/tmp").config.store
+            else { return nil }
+            return pg.budgetLease
+        }
+        #expect(try lease(nil) == .seconds(5))
+        #expect(try lease("2s") == .seconds(2))
+        #expect(try lease("off") == .zero && lease("0s") == .zero)
+        for bad in ["100ms", "11m"] {
+            let errors = loadErrors(configYAML(extraRoot: "store: { url: 'postgres://tollgate@127.0.0.1:5432/t', budget_lease: \(bad) }"))
+            #expect(errors.contains { $0.contains("budget_lease") && $0.contains("500ms to 10m") }, "\(bad): \(errors)")
+        }
+    }
+
     @Test func reportsEveryErrorWithItsPath() {
         let yaml = configYAML(route: """
                 params:

@@ -58,6 +58,9 @@ extension PostgresStore {
             return decision.refusals.map { .failure($0!) }
         }
         let reclaim = b.includesCounters && budgets.inUse.load(ordering: .relaxed) && leases.reclaimDue(now)
+        // The once-a-second commit runs while leases may need it; with nothing batched, nothing to
+        // give back and no reclaim due, it opens no transaction.
+        if b.isEmpty && returns.isEmpty && !reclaim { return [] }
         let (ids, found): ([Int64?], Set<Int64>)
         do {
             (ids, found) = try s.transaction { s in
