@@ -38,11 +38,12 @@ ensure_test_tools() {
   command -v python3 >/dev/null || apt_install python3 python3-pip
   ensure_build_deps
   ensure_postgres
-  # Chromium and its driver for the real-browser test.
-  apt_install chromium chromium-driver
+  # Chromium and its driver for the real-browser tests; certutil puts the HTTPS test's CA in a
+  # throwaway NSS database Chromium trusts; curl and h2load speak HTTP/2 to the gateway.
+  apt_install chromium chromium-driver libnss3-tools nghttp2-client curl
   # mmdb_writer writes the geo tests' MaxMind databases.
   pip_install pytest:pytest cryptography:cryptography selenium:selenium detect_secrets:detect-secrets jwt:pyjwt \
-    schemathesis:schemathesis mmdb_writer:mmdb-writer netaddr:netaddr aiosmtpd:aiosmtpd
+    schemathesis:schemathesis mmdb_writer:mmdb-writer netaddr:netaddr aiosmtpd:aiosmtpd h2:h2
 }
 
 # PostgreSQL's server binaries for the private test cluster (scripts/pg_cluster.py). The package's
@@ -67,6 +68,6 @@ ensure_demo_tools() {
 
 ensure_bench_tools() {
   ensure_build_deps
-  apt_install nginx-light wrk
+  apt_install nginx-light wrk nghttp2-client
   pip_install jwt:pyjwt cryptography:cryptography
 }

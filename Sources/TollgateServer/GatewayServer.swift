@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import Synchronization
@@ -158,12 +159,11 @@ public final class GatewayServer: @unchecked Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in admission.release(capped) }
                 do {
-                    let sync = channel.pipeline.syncOperations
-                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls.context)) }
-                    let connection = ClientConnectionHandler(loop: loop, secureListener: tls != nil, peer: peer)
-                    try sync.addHandler(RequestBytesObserver(connection))
-                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try sync.addHandler(connection)
+                    if let tls {
+                        try ClientPipeline.secure(channel, context: tls.context, loop: loop, peer: peer)
+                    } else {
+                        try ClientPipeline.http1(channel, loop: loop, peer: peer, secure: false)
+                    }
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -201,6 +201,8 @@ public final class GatewayServer: @unchecked Sendable {
         _ = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         _ = [HTTPServerRequestPart.self, HTTPServerResponsePart.self] as [Any.Type]
         _ = NIOAny(HTTPServerRequestPart.end(nil))
+        _ = HTTP2FramePayloadToHTTP1ServerCodec()
+        _ = [HTTP2Frame.self, HTTP2Frame.FramePayload.self] as [Any.Type]
     }
 
     // MARK: Reload

@@ -42,6 +42,8 @@ final class GatewayState: Sendable {
     let geo: GeoDatabase?
     /// The `Strict-Transport-Security` line for secure requests (nil: off).
     let hstsLine: String?
+    /// The same value alone, for HTTP/2 responses.
+    let hstsValue: String?
     /// swift-metrics and its Prometheus registry (one per gateway, kept across reloads).
     let telemetry: Telemetry
     /// The two-step sign-up (nil without `verification`).
@@ -54,6 +56,7 @@ final class GatewayState: Sendable {
         self.secrets = secrets
         self.logger = logger
         self.hstsLine = ResponseEncoder.hstsLine(config)
+        self.hstsValue = ResponseEncoder.hstsValue(config)
         self.telemetry = old?.telemetry ?? Telemetry()
         self.watchedRoutes = Set(config.alerts.rules.compactMap(\.route))
         func same(_ names: [String]) -> Bool { old.map { o in names.allSatisfy { o.secrets[$0] == secrets[$0] } } ?? false }
@@ -213,7 +216,7 @@ final class LoopContext: @unchecked Sendable {
     var problemText = ""
     var requestIDs = RequestIDGenerator()
     /// Open client connections, so shutdown can ask each to finish and close.
-    var connections: [ObjectIdentifier: ClientConnectionHandler] = [:]
+    var connections: [ObjectIdentifier: any ClientConnection] = [:]
     /// Requests whose response has not been written yet.
     var inFlight = 0
     /// Responses by status class (index 1…5 for 1xx…5xx), read by the metrics endpoint.

@@ -29,6 +29,25 @@ func loadErrors(_ yaml: String) -> [String] {
 }
 
 @Suite struct ConfigLoaderTests {
+    @Test func http2IsOfferedOverTLSByDefaultAndCanBeLimitedOrSwitchedOff() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for name in ["cert.pem", "key.pem"] { try "pem".write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+        let tls = "tls: { cert: \(dir.path)/cert.pem, key: \(dir.path)/key.pem"
+        let on = try ConfigLoader.load(yaml: configYAML(extraRoot: tls + " }"), baseDirectory: "/tmp").config
+        #expect(on.tls?.http2 == HTTP2Limits(maxConcurrentStreams: 100, maxHeaderListSize: 16_384))
+        let off = try ConfigLoader.load(yaml: configYAML(extraRoot: tls + ", http2: false }"), baseDirectory: "/tmp").config
+        #expect(off.tls != nil && off.tls?.http2 == nil)
+        let limited = try ConfigLoader.load(yaml: configYAML(extraRoot: tls + ", http2: { max_concurrent_streams: 8, max_header_list_size: 8KiB } }"),
+                                            baseDirectory: "/tmp").config
+        #expect(limited.tls?.http2 == HTTP2Limits(maxConcurrentStreams: 8, maxHeaderListSize: 8192))
+        #expect(loadErrors(configYAML(extraRoot: tls + ", http2: { max_concurrent_streams: 0 } }")).count == 1)
+        #expect(loadErrors(configYAML(extraRoot: tls + ", http2: { max_concurrent_streams: 5000 } }")).count == 1)
+        #expect(loadErrors(configYAML(extraRoot: tls + ", http2: { max_header_list_size: 100 } }")).count == 1)
+        #expect(loadErrors(configYAML(extraRoot: tls + ", http2: { streams: 8 } }")).count == 1)
+        #expect(loadErrors(configYAML(extraRoot: tls + ", http2: maybe }")).count == 1)
+    }
+
     @Test func minimalConfigLoads() throws {
         let loaded = try ConfigLoader.load(yaml: configYAML(), baseDirectory: "/tmp")
         let route = try #require(loaded.config.routes.first)

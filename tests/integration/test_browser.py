@@ -3,7 +3,9 @@ token, solves a proof-of-work challenge and the lookup succeeds; the same call r
 requests (no cookie, reused token, foreign origin) is refused."""
 import base64
 import json
+import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,8 +33,8 @@ def demo_config(standin_port, gateway_port):
     return text + "\nstore: memory\n"
 
 
-@pytest.fixture
-def browser():
+def start_chromium(home=None):
+    """Headless Chromium; with `home`, its NSS database (the certificates it trusts) is that home's."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     assert chromium and driver_path, "chromium and chromium-driver must be installed (scripts/test installs them)"
@@ -40,7 +42,13 @@ def browser():
     options.binary_location = chromium
     for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,900"]:
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    env = dict(os.environ, HOME=str(home)) if home else None
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path, env=env))
+
+
+@pytest.fixture
+def browser():
+    driver = start_chromium()
     yield driver
     driver.quit()
 
@@ -94,4 +102,44 @@ def test_page_works_in_a_real_browser_and_replays_are_refused(standin, api_key, 
         assert r.status == 403 and r.json()["reason"] == "challenge-required"
         assert standin.stats()["authorized"] == 1
     finally:
+        gw.stop()
+
+
+def test_page_works_over_https_and_http2_in_a_real_browser(standin, api_key, tmp_path):
+    """The demo over TLS: Chromium trusts a CA this test makes (in a throwaway NSS database), ALPN
+    picks h2, and the page's calls — token, challenge, lookup — go over HTTP/2 streams."""
+    from test_tls import make_ca_and_cert
+    certs = make_ca_and_cert(tmp_path)
+    home = tmp_path / "home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-n", "tollgate-test-ca", "-t", "C,,", "-i", str(certs["ca"])],
+                   check=True)
+    gw = Gateway("", env={"ADDRESS_API_KEY": api_key, "PAGE_TOKEN_KEY": "t" * 32, "CHALLENGE_KEY": "c" * 32})
+    config = demo_config(standin.port, gw.port).replace("{{PORT}}", str(gw.port))
+    config = config.replace(f'origin: {{ allow: ["http://127.0.0.1:{gw.port}"] }}', f'origin: {{ allow: ["https://localhost:{gw.port}"] }}')
+    config += f"\ntls: {{ cert: {certs['cert']}, key: {certs['key']} }}\n"
+    gw.config.write_text(config)
+    for name in ["signup.html", "signup.js", "signup.css"]:
+        (gw.dir / name).write_text((EXAMPLE / name).read_text())
+    gw.start()
+    driver = start_chromium(home)
+    try:
+        driver.get(f"https://localhost:{gw.port}/")
+        assert driver.execute_script("return performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
+        driver.find_element(By.ID, "address").send_keys("10 Downing Street")
+        driver.find_element(By.ID, "check").click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "result").get_attribute("class") in ("ok", "warn", "error"))
+        result = driver.find_element(By.ID, "result")
+        assert result.get_attribute("class") == "ok", result.text
+        assert "10 DOWNING STREET, GB" in result.text
+        protocols = driver.execute_script(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/address')).map(e => e.nextHopProtocol)")
+        assert protocols and set(protocols) == {"h2"}, protocols
+        assert standin.stats()["authorized"] == 1
+        log = [l for l in gw.access_log() if l["path"] == "/api/address"]
+        assert sorted(l["status"] for l in log) == [200, 403]  # challenged, then solved
+    finally:
+        driver.quit()
         gw.stop()

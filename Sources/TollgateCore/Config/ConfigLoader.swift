@@ -54,14 +54,15 @@ public enum ConfigLoader {
         }
 
         var tls: TLSFiles?
-        if let node = keys["tls"], let tlsKeys = node.object(allowed: ["cert", "key", "hsts", "redirect_http"]) {
+        if let node = keys["tls"], let tlsKeys = node.object(allowed: ["cert", "key", "hsts", "redirect_http", "http2"]) {
             let cert = tlsKeys["cert"].flatMap { file($0, base: baseDirectory) }
             let key = tlsKeys["key"].flatMap { file($0, base: baseDirectory) }
             if tlsKeys["cert"] == nil { node.error("needs cert (a PEM certificate chain file)") }
             if tlsKeys["key"] == nil { node.error("needs key (a PEM private key file)") }
             let hsts: HSTS? = tlsKeys["hsts"].map { TLSReader.hsts($0) ?? nil } ?? .standard
             let redirect = tlsKeys["redirect_http"].flatMap { TLSReader.listener($0) }
-            if let cert, let key { tls = TLSFiles(certificate: cert, privateKey: key, hsts: hsts, redirectHTTP: redirect) }
+            let http2: HTTP2Limits? = tlsKeys["http2"].map { TLSReader.http2($0) ?? nil } ?? HTTP2Limits()
+            if let cert, let key { tls = TLSFiles(certificate: cert, privateKey: key, hsts: hsts, redirectHTTP: redirect, http2: http2) }
         }
 
         var trusted: [CIDR] = []

@@ -98,12 +98,30 @@ public struct TLSFiles: Sendable, Equatable {
     public var hsts: HSTS?
     /// A plain-HTTP listener that answers every request with a 308 to the same URL over HTTPS.
     public var redirectHTTP: HostPort?
+    /// HTTP/2 offered by ALPN beside HTTP/1.1, with these limits (nil: `http2: false`, HTTP/1.1 only).
+    public var http2: HTTP2Limits?
 
-    public init(certificate: String, privateKey: String, hsts: HSTS? = .standard, redirectHTTP: HostPort? = nil) {
+    public init(certificate: String, privateKey: String, hsts: HSTS? = .standard, redirectHTTP: HostPort? = nil,
+                http2: HTTP2Limits? = HTTP2Limits()) {
         self.certificate = certificate
         self.privateKey = privateKey
         self.hsts = hsts
         self.redirectHTTP = redirectHTTP
+        self.http2 = http2
+    }
+}
+
+/// `tls.http2`: what one HTTP/2 connection may hold. Streams over `maxConcurrentStreams` are
+/// refused (`REFUSED_STREAM`); a header block over `maxHeaderListSize` (decoded, RFC 9113 §6.5.2's
+/// accounting) ends the connection. The floods HTTP/2 allows (rapid reset, SETTINGS, PING,
+/// CONTINUATION) have fixed bounds; docs/configuration.md lists them.
+public struct HTTP2Limits: Sendable, Equatable {
+    public var maxConcurrentStreams: Int
+    public var maxHeaderListSize: Int
+
+    public init(maxConcurrentStreams: Int = 100, maxHeaderListSize: Int = 16 * 1024) {
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.maxHeaderListSize = maxHeaderListSize
     }
 }
 

@@ -1,4 +1,4 @@
-/// Reads the parts of `tls:` beyond the certificate files: `hsts` and `redirect_http`.
+/// Reads the parts of `tls:` beyond the certificate files: `hsts`, `redirect_http` and `http2`.
 enum TLSReader {
     /// `hsts: { max_age: 365d, include_subdomains: true, preload: false }`, or `hsts: false` (off).
     /// Returns `.some(nil)` for off, nil for an error.
@@ -26,5 +26,24 @@ enum TLSReader {
             return nil
         }
         return hp
+    }
+
+    /// `http2: true` (the defaults), `http2: false` (HTTP/1.1 only), or
+    /// `http2: { max_concurrent_streams: 100, max_header_list_size: 16KiB }`. Returns `.some(nil)`
+    /// for off, nil for an error.
+    static func http2(_ node: ConfigNode) -> HTTP2Limits?? {
+        if case .scalar = node.node {
+            guard let on = node.bool() else { return nil }
+            return on ? HTTP2Limits() : .some(nil)
+        }
+        guard let keys = node.object(allowed: ["max_concurrent_streams", "max_header_list_size"]) else { return nil }
+        var limits = HTTP2Limits()
+        if let node = keys["max_concurrent_streams"], let n = node.int(min: 1) {
+            if n > 1000 { node.error("must be at most 1000 (each stream can hold an upstream call)") } else { limits.maxConcurrentStreams = n }
+        }
+        if let node = keys["max_header_list_size"], let size = node.byteSize() {
+            if size < 1024 || size > 1 << 20 { node.error("must be between 1KiB and 1MiB") } else { limits.maxHeaderListSize = size }
+        }
+        return limits
     }
 }

@@ -1,26 +1,43 @@
 import NIOCore
+import NIOHTTP1
 import TollgateCore
 
 /// The one place a response leaves the gateway: it completes the response's headers, encodes it,
 /// writes its access-log line, counts it (status class, refusals by reason, shadowed refusals) and
 /// tells the route's policies how the request ended. Every request passes here exactly once.
 enum ResponseDelivery {
-    /// The bytes of `response` to `req`, after recording it. `view` is what the route's policies saw,
-    /// when they ran.
+    /// The bytes of `response` to `req` over HTTP/1.1, after recording it. `view` is what the
+    /// route's policies saw, when they ran.
     static func render(_ response: consuming Response, for req: InboundRequest, view: RequestView?, keepAlive: Bool,
                        loop: LoopContext, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var response = response
-        complete(&response, for: req, view: view)
-        if let problem = response.problem {
-            loop.problemText.removeAll(keepingCapacity: true)
-            problem.document.write(requestID: problem.requestID, into: &loop.problemText)
-        }
-        let problemText = response.problem == nil ? nil : loop.problemText
+        let (response, problemText) = settle(response, for: req, view: view, loop: loop)
         var buffer = allocator.buffer(capacity: 512 + (response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
         ResponseEncoder.write(response, problemText: problemText, requestID: req.requestID, keepAlive: keepAlive,
                               hsts: req.secure ? req.state.hstsLine : nil, into: &buffer)
-        record(response, for: req, view: view, loop: loop)
         return buffer
+    }
+
+    /// `response` to `req` as an HTTP/2 stream sends it (head, then body), after recording it.
+    static func parts(_ response: consuming Response, for req: InboundRequest, view: RequestView?, loop: LoopContext,
+                      allocator: ByteBufferAllocator) -> (head: HTTPResponseHead, body: ByteBuffer?) {
+        let (response, problemText) = settle(response, for: req, view: view, loop: loop)
+        let fields = ResponseEncoder.fields(response, problemText: problemText, requestID: req.requestID,
+                                            hsts: req.secure ? req.state.hstsValue : nil)
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: fields)
+        return (head, response.body ?? problemText.map { allocator.buffer(string: $0) })
+    }
+
+    /// Completes `response`, records it, and renders its problem document (into the loop's
+    /// reused string), once per request whatever the protocol.
+    private static func settle(_ response: consuming Response, for req: InboundRequest, view: RequestView?,
+                               loop: LoopContext) -> (Response, String?) {
+        var response = response
+        complete(&response, for: req, view: view)
+        record(response, for: req, view: view, loop: loop)
+        guard let problem = response.problem else { return (response, nil) }
+        loop.problemText.removeAll(keepingCapacity: true)
+        problem.document.write(requestID: problem.requestID, into: &loop.problemText)
+        return (response, loop.problemText)
     }
 
     /// Adds what every response of the route carries: headers policies added (CORS, `RateLimit`)

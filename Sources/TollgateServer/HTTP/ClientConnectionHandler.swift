@@ -20,7 +20,7 @@ import TollgateCore
 ///   `request_head_timeout`, and a body must keep arriving at `min_body_rate` after that grace
 ///   (``SlowSenderCheck``). The check is armed only when a read cycle ends with a head or body
 ///   still incomplete, so requests that arrive whole cost no timer.
-final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
+final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSenderOwner, ClientConnection {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -230,8 +230,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
             respondEarly(req, early)  // faulty framing: nothing after this head can be trusted
             return
         }
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > req.maxBody {
-            respondEarly(req, .problem(.bodyTooLarge, requestID: req.requestID, by: .stage(.bodyLimit), note: "content-length \(length)"))
+        if let tooLarge = RequestDispatch.bodyTooLarge(req) {
+            respondEarly(req, tooLarge)
             return
         }
         if req.early == nil, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
@@ -265,27 +265,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner {
     private func answer(_ req: InboundRequest) {
         if slowSender != nil { slowSender?.cancel(); slowSender = nil }
         loop.inFlight += 1
-        if let early = req.early {
+        switch RequestDispatch.answer(req, loop: loop, owner: self) {
+        case .now(let response):
             state = .answering(req, nil)
-            return deliver(early, for: req, view: nil)
-        }
-        if let builtin = req.builtin {
-            state = .answering(req, nil)
-            return deliver(builtin.answer(req, state: req.state), for: req, view: nil)
-        }
-        guard let route = req.route else {
-            state = .answering(req, nil)
-            return deliver(.problem(.internalError, requestID: req.requestID, by: .stage(.internal)), for: req, view: nil)
-        }
-        switch route.config.target {
-        case .file(_, let contentType):
-            state = .answering(req, nil)
-            var response = Response.served(200, contentType: contentType, body: req.state.files[route.name])
-            response.cacheControl = route.config.response.cacheControl
-            response.isPage = true
             deliver(response, for: req, view: nil)
-        case .upstream, .issueClientKey, .sendVerification:
-            let exchange = ProxyExchange(request: req, route: route, loop: loop, owner: self)
+        case .exchange(let exchange):
             state = .answering(req, exchange)
             exchange.start()
         }

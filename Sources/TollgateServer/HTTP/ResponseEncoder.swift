@@ -1,19 +1,31 @@
 import NIOCore
+import NIOHTTP1
 import TollgateCore
 
-/// Encodes a ``Response`` by hand into one buffer: status line, headers, the gateway's own headers,
-/// body. No `HTTPHeaders` values are built on the way.
+/// Encodes a ``Response``: by hand into one buffer for HTTP/1.1 (status line, headers, the
+/// gateway's own headers, body; no `HTTPHeaders` values built on the way), or as the header fields
+/// of an HTTP/2 response. Both forms carry the same fields, from the same constants.
 enum ResponseEncoder {
     /// Sent on every response.
-    static let securityHeaders = "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
+    static let securityFields = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")]
     /// For API and problem responses: nothing may load or frame them.
-    static let apiCSP = "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+    static let apiCSPValue = "default-src 'none'; frame-ancestors 'none'"
     /// For pages served by file routes: same-origin scripts, styles and calls only.
-    static let pageCSP = "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
-    /// The `Strict-Transport-Security` line of a config (nil: HSTS switched off with `tls.hsts: false`).
-    static func hstsLine(_ config: GatewayConfig) -> String? {
+    static let pageCSPValue = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+    static let securityHeaders = securityFields.map { "\($0.0): \($0.1)\r\n" }.joined()
+    static let apiCSP = "Content-Security-Policy: \(apiCSPValue)\r\n"
+    static let pageCSP = "Content-Security-Policy: \(pageCSPValue)\r\n"
+
+    /// The `Strict-Transport-Security` value of a config (nil: HSTS switched off with `tls.hsts: false`).
+    static func hstsValue(_ config: GatewayConfig) -> String? {
         let hsts = config.tls.map { $0.hsts } ?? HSTS.standard
-        return hsts.map { "Strict-Transport-Security: \($0.headerValue)\r\n" }
+        return hsts.map { $0.headerValue }
+    }
+
+    /// The `Strict-Transport-Security` line of a config, for HTTP/1.1.
+    static func hstsLine(_ config: GatewayConfig) -> String? {
+        hstsValue(config).map { "Strict-Transport-Security: \($0)\r\n" }
     }
 
     /// Writes `response` into `buffer`: status line, its headers, the gateway's own headers, body
@@ -57,6 +69,29 @@ enum ResponseEncoder {
         if !keepAlive { buffer.writeString("Connection: close\r\n") }
         buffer.writeString("\r\n")
         if var body = response.body { buffer.writeBuffer(&body) } else if let problemText { buffer.writeString(problemText) }
+    }
+
+    /// The header fields `write` sends, in the same order, without `Connection` (HTTP/2 has none:
+    /// RFC 9113 §8.2.2); `hsts` is the value to send (secure requests only). The body is the
+    /// response's, or `problemText`.
+    static func fields(_ response: Response, problemText: String? = nil, requestID: String, hsts: String?) -> HTTPHeaders {
+        var fields = HTTPHeaders()
+        fields.reserveCapacity(10 + response.headers.count)
+        if let type = response.contentType { fields.add(name: "Content-Type", value: type) }
+        fields.add(name: "Content-Length", value: String(response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
+        fields.add(name: "Cache-Control", value: response.cacheControl)
+        fields.add(name: "X-Request-ID", value: requestID)
+        for (name, value) in securityFields { fields.add(name: name, value: value) }
+        fields.add(name: "Content-Security-Policy", value: response.isPage ? pageCSPValue : apiCSPValue)
+        if let hsts { fields.add(name: "Strict-Transport-Security", value: hsts) }
+        for (name, value) in response.headers { fields.add(name: name, value: value) }
+        if let limits = response.rateLimit {
+            fields.add(name: "RateLimit-Policy", value: limits.policy)
+            var value = ""
+            limits.render { value += $0 }
+            fields.add(name: "RateLimit", value: value)
+        }
+        return fields
     }
 
     static func reasonPhrase(_ status: Int) -> String {

@@ -6,6 +6,14 @@ import TollgateCore
 /// `min_body_rate` bytes per second on average, after the same grace. One scheduled task while a
 /// head or body stays incomplete across read cycles; the connection cancels it when the head or the
 /// body completes. Bound to the connection's event loop.
+/// What a ``SlowSenderCheck`` watches: an HTTP/1.1 connection or an HTTP/2 stream.
+protocol SlowSenderOwner: AnyObject {
+    /// The body bytes of the request being received, so far.
+    var bodyBytesReceived: Int { get }
+    /// The verdict: the head or body did not arrive in time.
+    func tooSlow(_ stage: SlowSenderCheck.Stage)
+}
+
 final class SlowSenderCheck {
     enum Stage {
         case head(since: NIODeadline)
@@ -15,12 +23,12 @@ final class SlowSenderCheck {
     }
 
     let stage: Stage
-    private weak var owner: ClientConnectionHandler?
+    private weak var owner: (any SlowSenderOwner)?
     private var task: Scheduled<Void>?
     private let grace: TimeAmount
     private let rate: Int
 
-    init(stage: Stage, owner: ClientConnectionHandler, loop: any EventLoop, config: GatewayConfig) {
+    init(stage: Stage, owner: any SlowSenderOwner, loop: any EventLoop, config: GatewayConfig) {
         self.stage = stage
         self.owner = owner
         self.grace = TimeAmount(config.requestHeadTimeout)

@@ -59,6 +59,8 @@ final class ServerTLS: Sendable {
                                                                      privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
         configuration.cipherSuites = tls12Ciphers
+        // ALPN: h2 first when HTTP/2 is on; a client that names no protocol gets HTTP/1.1.
+        configuration.applicationProtocols = files.http2 == nil ? ["http/1.1"] : ["h2", "http/1.1"]
         return try NIOSSLContext(configuration: configuration)
     }
 

@@ -1,0 +1,94 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOSSL
+import NIOTLS
+import TollgateCore
+
+/// The handlers of a client connection, by protocol. Over TLS the protocol is what ALPN chose:
+/// `h2` when `tls.http2` offers it, else HTTP/1.1 (also when the client names none).
+enum ClientPipeline {
+    /// TLS, then the protocol ALPN chooses. The handshake and the choice must be done within
+    /// `request_head_timeout`, or the connection is closed (no protocol handler is there yet to
+    /// time it out).
+    static func secure(_ channel: any Channel, context tls: NIOSSLContext, loop: LoopContext, peer: Peer) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(NIOSSLServerHandler(context: tls))
+        let deadline = channel.eventLoop.scheduleTask(in: TimeAmount(loop.state.config.requestHeadTimeout)) {
+            channel.close(promise: nil)
+        }
+        try sync.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
+            deadline.cancel()
+            return channel.eventLoop.makeCompletedFuture {
+                switch result {
+                case .negotiated("h2"):
+                    try http2(channel, loop: loop, peer: peer)
+                case .negotiated("http/1.1"), .fallback:
+                    try http1(channel, loop: loop, peer: peer, secure: true)
+                case .negotiated:
+                    throw NIOHTTP2Errors.invalidALPNToken()
+                }
+            }
+        })
+    }
+
+    /// HTTP/1.1: NIO's request decoder, then ``ClientConnectionHandler``.
+    static func http1(_ channel: any Channel, loop: LoopContext, peer: Peer, secure: Bool) throws {
+        let sync = channel.pipeline.syncOperations
+        let connection = ClientConnectionHandler(loop: loop, secureListener: secure, peer: peer)
+        try sync.addHandler(RequestBytesObserver(connection))
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try sync.addHandler(connection)
+    }
+
+    /// HTTP/2: `NIOHTTP2Handler` with the config's limits and the bounds on HTTP/2's floods, the
+    /// connection manager (idle timeout, graceful GOAWAY), ``HTTP2Connection``; each stream gets
+    /// the HTTP/1 codec and an ``HTTP2StreamHandler``.
+    static func http2(_ channel: any Channel, loop: LoopContext, peer: Peer) throws {
+        let config = loop.state.config
+        let limits = config.tls?.http2 ?? HTTP2Limits()
+        let connection = HTTP2Connection(loop: loop, peer: peer)
+        let manager = NIOHTTP2ServerConnectionManagementHandler(eventLoop: channel.eventLoop, configuration: .init(
+            maxIdleTime: TimeAmount(config.idleTimeout), maxAge: nil, maxGraceTime: TimeAmount(config.shutdownGrace), keepalive: nil))
+        let bound = NIOLoopBound(connection, eventLoop: channel.eventLoop)
+        let handler = NIOHTTP2Handler(mode: .server, eventLoop: channel.eventLoop, connectionConfiguration: connectionConfiguration(limits),
+                                      streamConfiguration: streamConfiguration, streamDelegate: manager.http2StreamDelegate) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let sync = stream.pipeline.syncOperations
+                try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try sync.addHandler(HTTP2StreamHandler(connection: bound.value))
+            }
+        }
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(handler)
+        try sync.addHandler(manager)
+        try sync.addHandler(connection)
+        // The manager starts its idle timer on channelActive, which passed before ALPN chose h2.
+        try sync.context(handler: handler).fireChannelActive()
+    }
+
+    /// What the gateway announces (SETTINGS) and enforces on every HTTP/2 connection.
+    static func connectionConfiguration(_ limits: HTTP2Limits) -> NIOHTTP2Handler.ConnectionConfiguration {
+        var c = NIOHTTP2Handler.ConnectionConfiguration()
+        c.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderListSize),
+        ]
+        // CONTINUATION floods: a header block in more than 5 CONTINUATION frames ends the connection.
+        c.maximumSequentialContinuationFrames = 5
+        // SETTINGS/PING floods whose answers the client does not read: 1 000 queued answers at most.
+        c.maximumBufferedControlFrames = 1_000
+        // PING, SETTINGS, PRIORITY floods: 200 in 30 s (NIO's default), then GOAWAY.
+        c.controlFrameRateLimit.maximumCount = 200
+        c.controlFrameRateLimit.windowLength = .seconds(30)
+        return c
+    }
+
+    /// Rapid reset (CVE-2023-44487): a client resetting over 200 streams in 30 s gets GOAWAY.
+    static let streamConfiguration: NIOHTTP2Handler.StreamConfiguration = {
+        var s = NIOHTTP2Handler.StreamConfiguration()
+        s.streamResetFrameRateLimit.maximumCount = 200
+        s.streamResetFrameRateLimit.windowLength = .seconds(30)
+        return s
+    }()
+}

@@ -1,0 +1,248 @@
+"""HTTP/2 on the TLS listener (ALPN): each stream takes the HTTP/1.1 request's path — route, policies,
+budget, upstream — and the floods HTTP/2 allows end the connection without reaching the upstream
+more than the limits allow. The client is raw frames (h2_helpers), so attacks are sent as written."""
+import json
+import signal
+import ssl
+import subprocess
+import time
+
+import pytest
+from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame, SettingsFrame
+
+from access_helpers import eventually
+from h2_helpers import ENHANCE_YOUR_CALM, H2, PROTOCOL_ERROR, h2_tls_config
+from test_tls import https_get, make_ca_and_cert
+
+PATH = "/api/address?q=Main+Street"
+POST_ROUTE = """
+  - name: post
+    match: {{ method: POST, path: /api/post }}
+    upstream: {{ url: "http://127.0.0.1:{port}/v2/validate", auth: {{ header: X-Api-Key, secret: ADDRESS_API_KEY }} }}
+    params: {{ q: {{ in: body, type: string }} }}
+    max_body: 1KiB
+"""
+
+
+@pytest.fixture
+def certs(tmp_path):
+    return make_ca_and_cert(tmp_path)
+
+
+def start(gateways, standin, certs, api_key, **kw):
+    return gateways(h2_tls_config(standin.port, certs, **kw), env={"ADDRESS_API_KEY": api_key})
+
+
+def still_serves(gw, certs, standin):
+    """A new connection, HTTP/2 and HTTP/1.1, is served after whatever the test did."""
+    c = H2(gw.port, certs["ca"])
+    try:
+        assert c.get(PATH).status == 200
+    finally:
+        c.close()
+    r, *_ = https_get(gw.port, certs["ca"])
+    assert r.status == 200
+
+
+def test_streams_take_the_http1_path_headers_problems_and_log(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key)
+    c = H2(gw.port, certs["ca"])
+    ok = c.get(PATH, headers=[("x-request-id", "h2-request-0001")])
+    assert ok.status == 200 and json.loads(ok.body)["formatted"] == "MAIN STREET, US"
+    assert ok.header("x-request-id") == "h2-request-0001"
+    assert ok.header("strict-transport-security") == "max-age=31536000; includeSubDomains"
+    bad = c.get("/api/address?q=x")
+    assert bad.status == 422 and bad.header("content-type") == "application/problem+json"
+    assert json.loads(bad.body)["request_id"] == bad.header("x-request-id")
+    assert c.get("/nowhere").status == 404
+    c.close()
+    # The same fields as over HTTP/1.1, but no Connection header (RFC 9113 §8.2.2).
+    r, *_ = https_get(gw.port, certs["ca"])
+    h1 = {k.lower() for k, _ in r.getheaders()} - {"x-request-id"}
+    h2 = {k for k, _ in ok.headers if not k.startswith(":")} - {"x-request-id"}
+    assert h1 == h2 and "connection" not in h2
+    assert standin.stats()["authorized"] == 2
+    assert standin.last()["headers"][0] == ["Host", f"127.0.0.1:{standin.port}"]  # :authority is not forwarded
+    statuses = lambda: sorted(l["status"] for l in gw.access_log() if l["path"] == "/api/address")
+    assert eventually(lambda: statuses() == [200, 200, 422], within=5), statuses()
+    assert api_key not in gw.output()
+
+
+def test_concurrent_streams_share_the_clients_rate_limit(gateways, standin, certs, api_key):
+    config = h2_tls_config(standin.port, certs).replace(
+        "    response:\n      fields: [formatted, postcode, valid]",
+        "    response:\n      fields: [formatted, postcode, valid]\n    limits:\n      - { per: ip, rate: 5/min }")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    c = H2(gw.port, certs["ca"])
+    answers = c.wait(*[c.request("GET", PATH) for _ in range(12)])
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [200] * 5 + [429] * 7, statuses
+    assert standin.stats()["calls"] == 5
+    assert all(a.header("ratelimit-policy") for a in answers)
+    c.close()
+
+
+def test_http1_clients_and_http2_off(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key, http2="false")
+    ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    import socket
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", gw.port)), server_hostname="localhost") as s:
+        assert s.selected_alpn_protocol() == "http/1.1"
+    r, *_ = https_get(gw.port, certs["ca"])  # no ALPN at all
+    assert r.status == 200
+    out = subprocess.run(["curl", "-s", "--http2", "--cacert", str(certs["ca"]), "-o", "/dev/null", "-w", "%{http_version}",
+                          f"https://localhost:{gw.port}{PATH}"], capture_output=True, text=True)
+    assert out.stdout == "1.1"
+
+
+def test_curl_speaks_http2(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key)
+    out = subprocess.run(["curl", "-s", "--http2", "--cacert", str(certs["ca"]), "-w", "\n%{http_version} %{http_code}",
+                          f"https://localhost:{gw.port}{PATH}"], capture_output=True, text=True)
+    assert out.stdout.endswith("\n2 200"), out.stdout
+
+
+def test_streams_over_the_limit_end_the_connection(gateways, standin, certs, api_key):
+    """SETTINGS_MAX_CONCURRENT_STREAMS is announced; a client that opens more at once breaks it:
+    GOAWAY PROTOCOL_ERROR (NIO's choice of the two RFC 9113 §5.1.2 allows), and nothing more is
+    called upstream."""
+    gw = start(gateways, standin, certs, api_key, http2="{ max_concurrent_streams: 4 }")
+    c = H2(gw.port, certs["ca"])
+    c.pump(lambda: 3 in c.server_settings, timeout=5)
+    assert c.server_settings[3] == 4  # SETTINGS_MAX_CONCURRENT_STREAMS
+    assert [a.status for a in c.wait(*[c.request("GET", PATH) for _ in range(4)])] == [200] * 4  # 4 at once
+    standin.mode("slow", delay_ms=1000)
+    for _ in range(6):
+        c.request("GET", PATH)
+    assert c.wait_closed(timeout=10) and c.goaway == PROTOCOL_ERROR
+    time.sleep(1.2)
+    assert standin.stats()["calls"] <= 8
+    still_serves(gw, certs, standin)
+
+
+def test_body_over_limit_resets_only_its_stream(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key, extra_route=POST_ROUTE.format(port=standin.port))
+    c = H2(gw.port, certs["ca"])
+    big = c.request("POST", "/api/post", headers=[("content-type", "application/json")], body=b"a" * 600, end=False)
+    c.data(big, b"a" * 600, end=False)
+    (a,) = c.wait(big)
+    assert a.status == 413 and a.header("content-type") == "application/problem+json"
+    declared = c.request("POST", "/api/post", headers=[("content-type", "application/json"), ("content-length", "5000")], end=False)
+    assert c.wait(declared)[0].status == 413
+    ok = c.request("POST", "/api/post", headers=[("content-type", "application/json")], body=b'{"q": "Main Street"}')
+    assert c.wait(ok)[0].status == 200 and c.goaway is None  # the connection goes on
+    assert standin.stats()["calls"] == 1
+    c.close()
+
+
+def test_rapid_reset_ends_the_connection(gateways, standin, certs, api_key):
+    """CVE-2023-44487: streams opened and reset at once. Each reset stream is a request begun, so the
+    count is bounded (200 in 30 s), then GOAWAY ENHANCE_YOUR_CALM."""
+    gw = start(gateways, standin, certs, api_key)
+    standin.mode("slow", delay_ms=200)
+    c = H2(gw.port, certs["ca"])
+    try:
+        for _ in range(400):
+            sid = c.request("GET", PATH)
+            c.frame(RstStreamFrame(sid, error_code=0x8))
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+        pass
+    assert c.wait_closed(timeout=10)
+    assert c.goaway == ENHANCE_YOUR_CALM
+    time.sleep(0.5)
+    assert standin.stats()["calls"] <= 210
+    still_serves(gw, certs, standin)
+
+
+@pytest.mark.parametrize("flood", ["settings", "ping"])
+def test_control_frame_floods_end_the_connection(gateways, standin, certs, api_key, flood):
+    gw = start(gateways, standin, certs, api_key)
+    c = H2(gw.port, certs["ca"])
+    frame = SettingsFrame(0, settings={4: 65535}) if flood == "settings" else PingFrame(0, opaque_data=b"12345678")
+    try:
+        c.send(frame.serialize() * 1000)
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+        pass
+    assert c.wait_closed(timeout=10)
+    assert c.goaway == ENHANCE_YOUR_CALM
+    still_serves(gw, certs, standin)
+
+
+def test_continuation_flood_ends_the_connection(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key)
+    c = H2(gw.port, certs["ca"])
+    c.frame(HeadersFrame(1, c.header_block("GET", PATH)))  # no END_HEADERS
+    try:
+        for _ in range(100):
+            c.frame(ContinuationFrame(1, c.encoder.encode([("x-pad", "a" * 100)])))
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+        pass
+    assert c.wait_closed(timeout=10)
+    assert c.goaway is not None
+    assert standin.stats()["calls"] == 0
+    still_serves(gw, certs, standin)
+
+
+def test_header_lists_over_the_limit_and_hpack_bombs_end_the_connection(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key, http2="{ max_header_list_size: 4KiB }")
+    c = H2(gw.port, certs["ca"])
+    assert c.get(PATH, headers=[("x-small", "a" * 100)]).status == 200
+    c.pump(lambda: 6 in c.server_settings, timeout=5)
+    assert c.server_settings[6] == 4096  # SETTINGS_MAX_HEADER_LIST_SIZE
+    c.request("GET", PATH, headers=[("x-big", "a" * 8000)])
+    assert c.wait_closed(timeout=10) and c.goaway is not None
+    # An HPACK bomb: a 3 KB field in the dynamic table, then referenced 50 times in 50 bytes.
+    c = H2(gw.port, certs["ca"])
+    c.get(PATH, headers=[("x-bomb", "b" * 3000)])  # indexed now
+    block = c.header_block("GET", PATH, [("x-bomb", "b" * 3000)] * 50)
+    assert len(block) < 200
+    c.frame(HeadersFrame(c.next_id, block, flags=["END_HEADERS", "END_STREAM"]))
+    assert c.wait_closed(timeout=10) and c.goaway is not None
+    assert standin.stats()["calls"] == 2
+    still_serves(gw, certs, standin)
+
+
+def test_idle_connections_close_and_shutdown_answers_open_streams(gateways, standin, certs, api_key):
+    config = h2_tls_config(standin.port, certs).replace("shutdown_grace: 5s", "shutdown_grace: 5s\nidle_timeout: 500ms")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    idle = H2(gw.port, certs["ca"])
+    assert idle.get(PATH).status == 200
+    assert idle.wait_closed(timeout=5) and idle.goaway == 0  # GOAWAY NO_ERROR, then closed
+    standin.mode("slow", delay_ms=1500)
+    c = H2(gw.port, certs["ca"])
+    sid = c.request("GET", PATH)
+    time.sleep(0.3)
+    gw.proc.send_signal(signal.SIGTERM)
+    (a,) = c.wait(sid, timeout=10)
+    assert a.status == 200  # answered during the drain
+    assert c.wait_closed(timeout=10) and c.goaway == 0
+    assert gw.proc.wait(10) == 0
+
+
+def test_a_slow_body_times_out_its_stream_only(gateways, standin, certs, api_key):
+    config = h2_tls_config(standin.port, certs, extra_route=POST_ROUTE.format(port=standin.port)).replace(
+        "shutdown_grace: 5s", "shutdown_grace: 5s\nrequest_head_timeout: 1s\nmin_body_rate: 1KiB")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    c = H2(gw.port, certs["ca"])
+    slow = c.request("POST", "/api/post", headers=[("content-type", "application/json")], body=b'{"q": ', end=False)
+    started = time.time()
+    (a,) = c.wait(slow, timeout=10)
+    assert a.status == 408 and 0.9 < time.time() - started < 5
+    ok = c.request("POST", "/api/post", headers=[("content-type", "application/json")], body=b'{"q": "Main Street"}')
+    assert c.wait(ok)[0].status == 200 and c.goaway is None
+    assert standin.stats()["calls"] == 1
+
+
+def test_a_stalled_tls_handshake_is_closed(gateways, standin, certs, api_key):
+    """Before ALPN has chosen a protocol no request handler exists to time the client out: the
+    handshake has `request_head_timeout` to finish."""
+    import socket
+    config = h2_tls_config(standin.port, certs).replace("shutdown_grace: 5s", "shutdown_grace: 5s\nrequest_head_timeout: 1s")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    s.sendall(b"\x16\x03\x01")  # the start of a ClientHello, never finished
+    started = time.time()
+    assert s.recv(100) == b"" and 0.9 < time.time() - started < 4
+    s.close()
+    still_serves(gw, certs, standin)
