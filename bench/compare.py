@@ -79,9 +79,10 @@ http {{
 """, work, "upstream")
 
 
-def nginx_proxy(work, name, port, upstream_port, access_log="access_log off;", tls=""):
+def nginx_proxy(work, name, port, upstream_port, access_log="access_log off;", tls="", http2=False):
     """nginx (1 worker) doing the bench route's work: a per-address limit that never triggers, the
-    `q` check, the key added, keep-alive to the upstream. `tls`: `ssl_*` directives, served over TLS."""
+    `q` check, the key added, keep-alive to the upstream. `tls`: `ssl_*` directives, served over TLS;
+    `http2`: HTTP/2 offered there too (nginx 1.22's `listen … http2`)."""
     return nginx(nginx_common(work, name) + f"""
 worker_processes 1;
 http {{
@@ -90,7 +91,8 @@ http {{
   limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;
   upstream paid {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
   server {{
-    listen 127.0.0.1:{port}{" ssl" if tls else ""};
+    listen 127.0.0.1:{port}{" ssl" if tls else ""}{" http2" if http2 else ""};
+    {"http2_max_concurrent_streams 100;" if http2 else ""}
     {tls}
     location = /api/address {{
       limit_req zone=perip burst=1000000 nodelay;

@@ -41,9 +41,9 @@ enum ClientPipeline {
         try sync.addHandler(connection)
     }
 
-    /// HTTP/2: `NIOHTTP2Handler` with the config's limits and the bounds on HTTP/2's floods, the
-    /// connection manager (idle timeout, graceful GOAWAY), ``HTTP2Connection``; each stream gets
-    /// the HTTP/1 codec and an ``HTTP2StreamHandler``.
+    /// HTTP/2: ``FlushCoalescer``, `NIOHTTP2Handler` with the config's limits and the bounds on
+    /// HTTP/2's floods, the connection manager (idle timeout, graceful GOAWAY), ``HTTP2Connection``;
+    /// each stream gets the HTTP/1 codec and an ``HTTP2StreamHandler``.
     static func http2(_ channel: any Channel, loop: LoopContext, peer: Peer) throws {
         let config = loop.state.config
         let limits = config.tls?.http2 ?? HTTP2Limits()
@@ -60,6 +60,7 @@ enum ClientPipeline {
             }
         }
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescer())
         try sync.addHandler(handler)
         try sync.addHandler(manager)
         try sync.addHandler(connection)
