@@ -38,15 +38,15 @@ public enum PercentEncoding {
     }
 
     /// Appends `s` encoded as ``encode(_:)`` does, without a string of its own.
-    public static func append(_ s: String, to out: inout String) {
-        if s.utf8.allSatisfy(isUnreserved) { return out += s }
+    public static func append<Sink: TextSink>(_ s: String, to out: inout Sink) {
+        if s.utf8.allSatisfy(isUnreserved) { return out.append(s) }
         for b in s.utf8 {
             if isUnreserved(b) {
-                out.unicodeScalars.append(Unicode.Scalar(b))
+                out.appendASCII(b)
             } else {
-                out.unicodeScalars.append("%")
-                out.unicodeScalars.append(Unicode.Scalar(hexDigits[Int(b >> 4)]))
-                out.unicodeScalars.append(Unicode.Scalar(hexDigits[Int(b & 0xF)]))
+                out.appendASCII(UInt8(ascii: "%"))
+                out.appendASCII(hexDigits[Int(b >> 4)])
+                out.appendASCII(hexDigits[Int(b & 0xF)])
             }
         }
     }

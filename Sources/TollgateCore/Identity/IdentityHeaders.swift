@@ -45,17 +45,17 @@ public struct IdentityHeaders: Sendable {
         ([String(time), requestID] + values.map { "\($0.0.lowercased()):\($0.1)" }).joined(separator: "\n")
     }
 
-    func render(_ caller: Caller, requestID: String, now: Int64, into head: inout String) {
+    func render<Sink: TextSink>(_ caller: Caller, requestID: String, now: Int64, into head: inout Sink) {
         let values = Self.values(caller)
         for (name, value) in values {
-            head += name
-            head += ": "
-            head += value
-            head += "\r\n"
+            head.append(name)
+            head.append(": ")
+            head.append(value)
+            head.append("\r\n")
         }
         if let key {
             let mac = HMAC<SHA256>.authenticationCode(for: Data(Self.signedText(values, requestID: requestID, time: now).utf8), using: key)
-            head += "X-Tollgate-Identity-Signature: t=\(now),v1=\(Hex.encode(mac))\r\n"
+            head.append("X-Tollgate-Identity-Signature: t=\(now),v1=\(Hex.encode(mac))\r\n")
         }
     }
 }

@@ -44,9 +44,21 @@ public struct UpstreamRequestTemplate: Sendable {
         constantQuery = query.joined(separator: "&")
     }
 
-    /// The request head (request line and headers, ending with the blank line) and body. The
-    /// query is written straight into the head: one string grows per request, not one per parameter.
+    /// Room for a head with a few short parameters, so a buffer made this size is not grown while
+    /// the head is written (a longer one grows it once).
+    public var typicalHeadBytes: Int { constantHeaders.utf8.count + pathTemplate.utf8.count + constantQuery.utf8.count + 352 }
+
+    /// The request head (request line and headers, ending with the blank line) and body, as a
+    /// string (tests; the data plane renders into its buffer with ``render(_:requestID:into:)``).
     public func render(_ request: RequestView, requestID: String) -> (head: String, body: [UInt8]) {
+        var head = ""
+        let body = render(request, requestID: requestID, into: &head)
+        return (head, body)
+    }
+
+    /// Writes the request head into `head` — the query straight into it, no string per parameter —
+    /// and returns the body, which follows the head.
+    public func render<Sink: TextSink>(_ request: RequestView, requestID: String, into head: inout Sink) -> [UInt8] {
         var path = pathTemplate
         var bodyMembers: [JSONMember] = []
         var queryBytes = constantQuery.utf8.count
@@ -60,48 +72,47 @@ public struct UpstreamRequestTemplate: Sendable {
             }
         }
 
-        var head = ""
-        head.reserveCapacity(constantHeaders.utf8.count + path.utf8.count + queryBytes + 96)
-        head += method
-        head += " "
-        head += path
-        var separator = "?"
+        head.reserve(constantHeaders.utf8.count + path.utf8.count + queryBytes + 96)
+        head.append(method)
+        head.appendASCII(UInt8(ascii: " "))
+        head.append(path)
+        var separator = UInt8(ascii: "?")
         for param in request.params where param.location != .body && !placeholders.contains(param.name) {
-            head += separator
-            separator = "&"
+            head.appendASCII(separator)
+            separator = UInt8(ascii: "&")
             PercentEncoding.append(param.name, to: &head)
-            head += "="
+            head.appendASCII(UInt8(ascii: "="))
             PercentEncoding.append(param.value.text, to: &head)
         }
         if !constantQuery.isEmpty {
-            head += separator
-            head += constantQuery
+            head.appendASCII(separator)
+            head.append(constantQuery)
         }
-        head += " HTTP/1.1\r\n"
-        head += constantHeaders
-        head += "X-Request-ID: "
-        head += requestID
-        head += "\r\n"
+        head.append(" HTTP/1.1\r\n")
+        head.append(constantHeaders)
+        head.append("X-Request-ID: ")
+        head.append(requestID)
+        head.append("\r\n")
         if let identityHeaders, let caller = request.caller {
             identityHeaders.render(caller, requestID: requestID, now: request.wallMillis / 1000, into: &head)
         }
         for name in forwardHeaders {
             for (n, v) in request.headers.all(name) {
-                head += n
-                head += ": "
-                head += v
-                head += "\r\n"
+                head.append(n)
+                head.append(": ")
+                head.append(v)
+                head.append("\r\n")
             }
         }
         var body: [UInt8] = []
         if sendsBody {
             body = Array(JSONValue.object(bodyMembers + fixedBody).serialized.utf8)
-            head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+            head.append("Content-Type: application/json\r\nContent-Length: \(body.count)\r\n")
         } else if method == "POST" || method == "PUT" || method == "PATCH" {
-            head += "Content-Length: 0\r\n"
+            head.append("Content-Length: 0\r\n")
         }
-        head += "\r\n"
-        return (head, body)
+        head.append("\r\n")
+        return body
     }
 }
 

@@ -294,10 +294,8 @@ final class ProxyExchange {
             return done()
         }
         state = .upstream
-        let (head, body) = template.render(view, requestID: request.requestID)
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(head.utf8.count + body.count)
-        buffer.writeString(head)
+        var buffer = ByteBufferAllocator().buffer(capacity: template.typicalHeadBytes)
+        let body = template.render(view, requestID: request.requestID, into: &buffer)
         buffer.writeBytes(body)
         let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: template.method == "HEAD",
                                 retryable: template.method == "GET" || template.method == "HEAD",

@@ -1,0 +1,19 @@
+/// Where rendered protocol text goes: a `String` (tests, config-time rendering) or, in the data
+/// plane, the outgoing `ByteBuffer` itself, so a request head is written once, straight into the
+/// bytes that are sent, with no `String` of its own. TollgateCore has no NIO: the server makes
+/// `ByteBuffer` conform.
+public protocol TextSink {
+    mutating func append(_ text: String)
+    mutating func append(_ text: Substring)
+    /// One byte of ASCII (`byte` < 0x80).
+    mutating func appendASCII(_ byte: UInt8)
+    /// Room for `bytes` more, so the appends that follow do not grow the storage piece by piece.
+    mutating func reserve(_ bytes: Int)
+}
+
+extension String: TextSink {
+    public mutating func append(_ text: String) { self += text }
+    public mutating func append(_ text: Substring) { self += text }
+    public mutating func appendASCII(_ byte: UInt8) { unicodeScalars.append(Unicode.Scalar(byte)) }
+    public mutating func reserve(_ bytes: Int) { reserveCapacity(utf8.count + bytes) }
+}
