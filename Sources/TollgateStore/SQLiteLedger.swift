@@ -13,7 +13,8 @@ public final class SQLiteLedger: SpendLedger, GroupCommitted, @unchecked Sendabl
     let pool: DatabasePool
     let commits: GroupCommit
 
-    /// Opens (creating and migrating) the database at `path`.
+    /// Opens (creating and migrating) the database at `path`; another process opening the same
+    /// file meanwhile waits for this one's migration (``SQLiteOpenLock``).
     public init(path: String) throws {
         self.path = path
         var config = Configuration()
@@ -21,8 +22,11 @@ public final class SQLiteLedger: SpendLedger, GroupCommitted, @unchecked Sendabl
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
         config.busyMode = .timeout(5)
-        let pool = try DatabasePool(path: path, configuration: config)
-        try Self.migrator.migrate(pool)
+        let pool = try SQLiteOpenLock.holding(path) {
+            let pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+            return pool
+        }
         self.pool = pool
         commits = GroupCommit(label: "tollgate.ledger.writer") { batch in
             try pool.write { db in try Self.write(batch, db) }.map { .success($0) }
