@@ -201,7 +201,6 @@ public final class GatewayServer: @unchecked Sendable {
         _ = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         _ = [HTTPServerRequestPart.self, HTTPServerResponsePart.self] as [Any.Type]
         _ = NIOAny(HTTPServerRequestPart.end(nil))
-        _ = HTTP2FramePayloadToHTTP1ServerCodec()
         _ = [HTTP2Frame.self, HTTP2Frame.FramePayload.self] as [Any.Type]
     }
 

@@ -4,7 +4,8 @@ import Testing
 import TollgateCore
 @testable import TollgateServer
 
-/// HTTP/1.1 bytes and HTTP/2 fields of one response carry the same fields, in the same order.
+/// HTTP/1.1 bytes and HTTP/2 fields of one response carry the same fields, in the same order
+/// (lowercase over HTTP/2, after `:status`, without `Connection`).
 @Suite struct ResponseEncoderTests {
     /// The header lines of an HTTP/1.1 rendering, as (name, value) pairs.
     private func h1Fields(_ response: Response, problemText: String?, keepAlive: Bool, hsts: String?) -> [(String, String)] {
@@ -31,16 +32,18 @@ import TollgateCore
         return [(limited, nil), (page, nil), (problem, "{\"status\":405}")]
     }
 
-    @Test func http2FieldsAreTheHTTP1HeadersWithoutConnection() {
+    @Test func http2FieldsAreTheHTTP1HeadersLowercaseWithoutConnection() {
         for (response, problemText) in responses() {
             for hsts in [nil, "max-age=60"] as [String?] {
                 let h1 = h1Fields(response, problemText: problemText, keepAlive: false,
                                   hsts: hsts.map { "Strict-Transport-Security: \($0)\r\n" })
-                let h2 = ResponseEncoder.fields(response, problemText: problemText, requestID: "req-1", hsts: hsts).map { ($0.name, $0.value) }
-                #expect(h1.filter { $0.0 != "Connection" }.map { "\($0.0): \($0.1)" } == h2.map { "\($0.0): \($0.1)" })
+                let h2 = HTTP2Fields.response(response, problemText: problemText, requestID: "req-1", hsts: hsts).map { ($0.name, $0.value) }
+                #expect(h2.first.map { "\($0.0): \($0.1)" } == ":status: \(response.status)")
+                #expect(h1.filter { $0.0 != "Connection" }.map { "\($0.0.lowercased()): \($0.1)" } == h2.dropFirst().map { "\($0.0): \($0.1)" })
                 #expect(h1.contains { $0 == ("Connection", "close") })
-                #expect(!h2.contains { $0.0.lowercased() == "connection" })
-                #expect(h2.contains { $0.0 == "X-Content-Type-Options" && $0.1 == "nosniff" })
+                #expect(!h2.contains { $0.0 == "connection" })
+                #expect(h2.allSatisfy { $0.0 == $0.0.lowercased() })
+                #expect(h2.contains { $0.0 == "x-content-type-options" && $0.1 == "nosniff" })
             }
         }
     }

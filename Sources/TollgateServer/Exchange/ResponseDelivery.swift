@@ -1,5 +1,5 @@
 import NIOCore
-import NIOHTTP1
+import NIOHPACK
 import TollgateCore
 
 /// The one place a response leaves the gateway: it completes the response's headers, encodes it,
@@ -17,14 +17,13 @@ enum ResponseDelivery {
         return buffer
     }
 
-    /// `response` to `req` as an HTTP/2 stream sends it (head, then body), after recording it.
+    /// `response` to `req` as an HTTP/2 stream sends it (HPACK fields, then body), after recording it.
     static func parts(_ response: consuming Response, for req: InboundRequest, view: RequestView?, loop: LoopContext,
-                      allocator: ByteBufferAllocator) -> (head: HTTPResponseHead, body: ByteBuffer?) {
+                      allocator: ByteBufferAllocator) -> (fields: HPACKHeaders, body: ByteBuffer?) {
         let (response, problemText) = settle(response, for: req, view: view, loop: loop)
-        let fields = ResponseEncoder.fields(response, problemText: problemText, requestID: req.requestID,
-                                            hsts: req.secure ? req.state.hstsValue : nil)
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: fields)
-        return (head, response.body ?? problemText.map { allocator.buffer(string: $0) })
+        let fields = HTTP2Fields.response(response, problemText: problemText, requestID: req.requestID,
+                                          hsts: req.secure ? req.state.hstsValue : nil)
+        return (fields, response.body ?? problemText.map { allocator.buffer(string: $0) })
     }
 
     /// Completes `response`, records it, and renders its problem document (into the loop's

@@ -1,10 +1,9 @@
 import NIOCore
-import NIOHTTP1
 import TollgateCore
 
-/// Encodes a ``Response``: by hand into one buffer for HTTP/1.1 (status line, headers, the
-/// gateway's own headers, body; no `HTTPHeaders` values built on the way), or as the header fields
-/// of an HTTP/2 response. Both forms carry the same fields, from the same constants.
+/// Encodes a ``Response`` for HTTP/1.1, by hand into one buffer: status line, headers, the
+/// gateway's own headers, body; no `HTTPHeaders` values built on the way. HTTP/2 responses carry
+/// the same fields from the same constants (``HTTP2Fields``).
 enum ResponseEncoder {
     /// Sent on every response.
     static let securityFields = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")]
@@ -69,29 +68,6 @@ enum ResponseEncoder {
         if !keepAlive { buffer.writeString("Connection: close\r\n") }
         buffer.writeString("\r\n")
         if var body = response.body { buffer.writeBuffer(&body) } else if let problemText { buffer.writeString(problemText) }
-    }
-
-    /// The header fields `write` sends, in the same order, without `Connection` (HTTP/2 has none:
-    /// RFC 9113 §8.2.2); `hsts` is the value to send (secure requests only). The body is the
-    /// response's, or `problemText`.
-    static func fields(_ response: Response, problemText: String? = nil, requestID: String, hsts: String?) -> HTTPHeaders {
-        var fields = HTTPHeaders()
-        fields.reserveCapacity(10 + response.headers.count)
-        if let type = response.contentType { fields.add(name: "Content-Type", value: type) }
-        fields.add(name: "Content-Length", value: String(response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
-        fields.add(name: "Cache-Control", value: response.cacheControl)
-        fields.add(name: "X-Request-ID", value: requestID)
-        for (name, value) in securityFields { fields.add(name: name, value: value) }
-        fields.add(name: "Content-Security-Policy", value: response.isPage ? pageCSPValue : apiCSPValue)
-        if let hsts { fields.add(name: "Strict-Transport-Security", value: hsts) }
-        for (name, value) in response.headers { fields.add(name: name, value: value) }
-        if let limits = response.rateLimit {
-            fields.add(name: "RateLimit-Policy", value: limits.policy)
-            var value = ""
-            limits.render { value += $0 }
-            fields.add(name: "RateLimit", value: value)
-        }
-        return fields
     }
 
     static func reasonPhrase(_ status: Int) -> String {

@@ -43,7 +43,7 @@ enum ClientPipeline {
 
     /// HTTP/2: ``FlushCoalescer``, `NIOHTTP2Handler` with the config's limits and the bounds on
     /// HTTP/2's floods, the connection manager (idle timeout, graceful GOAWAY), ``HTTP2Connection``;
-    /// each stream gets the HTTP/1 codec and an ``HTTP2StreamHandler``.
+    /// each stream gets an ``HTTP2StreamHandler``.
     static func http2(_ channel: any Channel, loop: LoopContext, peer: Peer) throws {
         let config = loop.state.config
         let limits = config.tls?.http2 ?? HTTP2Limits()
@@ -54,9 +54,7 @@ enum ClientPipeline {
         let handler = NIOHTTP2Handler(mode: .server, eventLoop: channel.eventLoop, connectionConfiguration: connectionConfiguration(limits),
                                       streamConfiguration: streamConfiguration, streamDelegate: manager.http2StreamDelegate) { stream in
             stream.eventLoop.makeCompletedFuture {
-                let sync = stream.pipeline.syncOperations
-                try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try sync.addHandler(HTTP2StreamHandler(connection: bound.value))
+                try stream.pipeline.syncOperations.addHandler(HTTP2StreamHandler(connection: bound.value))
             }
         }
         let sync = channel.pipeline.syncOperations

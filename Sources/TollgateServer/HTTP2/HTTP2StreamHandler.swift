@@ -1,11 +1,14 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 import TollgateCore
 
-/// Serves one HTTP/2 stream: one request, one response. The stream's frames arrive as HTTP/1
-/// parts (`HTTP2FramePayloadToHTTP1ServerCodec`), so a request takes exactly the path an HTTP/1.1
-/// request takes: ``RequestIntake``, ``RequestDispatch`` (route, policies, budget, upstream), and
-/// ``ResponseDelivery`` (one log line, one count).
+/// Serves one HTTP/2 stream: one request, one response. Its HEADERS become the `HTTPRequestHead`
+/// the gateway reads (``HTTP2Fields``), so a request takes exactly the path an HTTP/1.1 request
+/// takes: ``RequestIntake``, ``RequestDispatch`` (route, policies, budget, upstream), and
+/// ``ResponseDelivery`` (one log line, one count). The answer leaves as one HEADERS frame and at
+/// most one DATA frame, the last of them ending the stream.
 ///
 /// Invariants:
 /// - Exactly one response per stream, unless the client resets the stream first; then an exchange
@@ -16,8 +19,8 @@ import TollgateCore
 /// - Answers that end the connection on HTTP/1.1 (a framing fault, a ban, a run of refusals) end
 ///   the HTTP/2 connection gracefully after this answer (GOAWAY).
 final class HTTP2StreamHandler: ChannelInboundHandler, ExchangeOwner, SlowSenderOwner {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
 
     private enum State {
         case idle
@@ -62,16 +65,23 @@ final class HTTP2StreamHandler: ChannelInboundHandler, ExchangeOwner, SlowSender
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (unwrapInboundIn(data), state) {
-        case (.head(let head), .idle):
-            begin(head)
-        case (.body(let bytes), .receiving(let req)):
-            receiveBody(bytes, for: req)
-        case (.end, .receiving(let req)):
-            answer(req)
+        let endStream: Bool
+        switch unwrapInboundIn(data) {
+        case .headers(let headers):
+            endStream = headers.endStream
+            if case .idle = state {
+                guard let head = HTTP2Fields.requestHead(headers.headers) else { return context.close(promise: nil) }
+                begin(head)
+            }  // else trailers: nothing in them is used
+        case .data(let data):
+            endStream = data.endStream
+            if case .receiving(let req) = state, case .byteBuffer(let bytes) = data.data, bytes.readableBytes > 0 {
+                receiveBody(bytes, for: req)
+            }
         default:
-            break  // the rest of a request already answered
+            return
         }
+        if endStream, case .receiving(let req) = state { answer(req) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -167,12 +177,16 @@ final class HTTP2StreamHandler: ChannelInboundHandler, ExchangeOwner, SlowSender
         let refusedEnough = connection.refusals.closes(after: loop.state.config.closeAfterRefusals)
         if refusedEnough { loop.closedAfterRefusals += 1 }
         let endsConnection = refusedEnough || response.closeConnection
-        let (head, body) = ResponseDelivery.parts(response, for: req, view: view, loop: loop, allocator: context.channel.allocator)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body, body.readableBytes > 0, req.head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let (fields, body) = ResponseDelivery.parts(response, for: req, view: view, loop: loop, allocator: context.channel.allocator)
+        let sendsBody = body.map { $0.readableBytes > 0 } == true && req.head.method != .HEAD
+        let headers = wrapOutboundOut(.headers(.init(headers: fields, endStream: !sendsBody)))
+        let written: EventLoopFuture<Void>
+        if sendsBody, let body {
+            context.write(headers, promise: nil)
+            written = context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(body), endStream: true))))
+        } else {
+            written = context.writeAndFlush(headers)
         }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if answeredEarly {
             // The client may still be sending: reset the stream once the answer is out.
             let channel = context.channel
