@@ -41,6 +41,7 @@ class H2:
         self.answers = {}
         self.server_settings = {}
         self.goaway = None
+        self.goaways = []
         self.closed = False
         self.send(PREFACE + SettingsFrame(0).serialize())
 
@@ -116,7 +117,10 @@ class H2:
             if "ACK" not in frame.flags:
                 self.frame(PingFrame(0, opaque_data=frame.opaque_data, flags=["ACK"]))
         elif isinstance(frame, GoAwayFrame):
-            self.goaway = frame.error_code
+            # The first GOAWAY says why; after a graceful one (NO_ERROR, then a PING), NIO may send
+            # a second once our PING answer reaches a connection it already counts as closed.
+            self.goaways.append(frame.error_code)
+            self.goaway = self.goaways[0]
         elif isinstance(frame, HeadersFrame):
             a = self.answers.setdefault(frame.stream_id, Answer())
             a.headers += [(k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v)

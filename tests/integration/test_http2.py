@@ -166,6 +166,7 @@ def test_control_frame_floods_end_the_connection(gateways, standin, certs, api_k
         pass
     assert c.wait_closed(timeout=10)
     assert c.goaway == ENHANCE_YOUR_CALM
+    assert eventually(lambda: "HTTP/2 connection ended by a protocol error" in gw.output(), within=5)
     still_serves(gw, certs, standin)
 
 
@@ -246,3 +247,24 @@ def test_a_stalled_tls_handshake_is_closed(gateways, standin, certs, api_key):
     assert s.recv(100) == b"" and 0.9 < time.time() - started < 4
     s.close()
     still_serves(gw, certs, standin)
+
+
+def test_a_run_of_refusals_or_a_denied_address_ends_the_connection(gateways, standin, certs, api_key):
+    """What closes an HTTP/1.1 connection after its answer ends an HTTP/2 connection gracefully:
+    the refusal run is the connection's (streams cannot restart it), then GOAWAY NO_ERROR."""
+    config = h2_tls_config(standin.port, certs, root_extra="close_after_refusals: 3\ndelay_after_refusals: 0").replace(
+        "    response:\n      fields: [formatted, postcode, valid]",
+        "    response:\n      fields: [formatted, postcode, valid]\n    limits:\n      - { per: ip, rate: 1/min }")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    c = H2(gw.port, certs["ca"])
+    assert c.get(PATH).status == 200
+    assert [c.get(PATH).status for _ in range(3)] == [429, 429, 429]
+    assert c.wait_closed(timeout=10) and c.goaway == 0
+    assert standin.stats()["calls"] == 1
+    denied = gateways(h2_tls_config(standin.port, certs, root_extra="addresses: { deny: [127.0.0.1/32] }"),
+                      env={"ADDRESS_API_KEY": api_key})
+    c = H2(denied.port, certs["ca"])
+    a = c.get(PATH)
+    assert a.status == 403 and json.loads(a.body)["type"].endswith(":address-denied")
+    assert c.wait_closed(timeout=10) and c.goaway == 0
+    assert standin.stats()["calls"] == 1

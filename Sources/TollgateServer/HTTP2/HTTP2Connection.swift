@@ -44,15 +44,28 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     /// A connection error (a flood bound, a framing or HPACK fault): `NIOHTTP2Handler` has sent
     /// GOAWAY with the error's code; the connection closes. Stream errors reset only their stream
     /// and do not reach this handler.
+    /// Logged at `info` with the error's kind (the client's address, no request data), except the
+    /// one a graceful close (shutdown, idle, a refusal run) ends with: once the gateway's GOAWAY was
+    /// sent and no stream is open, NIO treats the client's answer to the close's PING as I/O on a
+    /// closed connection.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !(error is NIOHTTP2Errors.IOOnClosedConnection) {
+            loop.state.logger.info("HTTP/2 connection ended by a protocol error", metadata: [
+                "client": "\(peer.address)", "error": "\(type(of: error))"])
+        }
         context.close(promise: nil)
     }
 
-    /// Sends GOAWAY; the streams already open are answered, then the connection closes.
+    /// Sends GOAWAY; the streams already open are answered, then the connection closes. Done on
+    /// the loop's next turn: asked for from inside a stream's answer, the GOAWAY would otherwise
+    /// overtake that answer's frames still on their way through the multiplexer.
     func closeGracefully() {
         guard !closing, let context else { return }
         closing = true
-        context.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        let pipeline = context.pipeline
+        context.eventLoop.assumeIsolated().execute {
+            pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
     }
 
     func drain() { closeGracefully() }
