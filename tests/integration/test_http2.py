@@ -268,3 +268,18 @@ def test_a_run_of_refusals_or_a_denied_address_ends_the_connection(gateways, sta
     assert a.status == 403 and json.loads(a.body)["type"].endswith(":address-denied")
     assert c.wait_closed(timeout=10) and c.goaway == 0
     assert standin.stats()["calls"] == 1
+
+
+def test_malformed_header_blocks_reset_their_stream_only(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key)
+    c = H2(gw.port, certs["ca"])
+    for bad in ([("connection", "keep-alive")], [("transfer-encoding", "chunked")], [("X-Upper", "1")]):
+        sid = c.next_id
+        c.next_id += 2
+        block = c.encoder.encode([(":method", "GET"), (":scheme", "https"), (":authority", "localhost"), (":path", PATH)] + bad)
+        c.frame(HeadersFrame(sid, block, flags=["END_HEADERS", "END_STREAM"]))
+        c.answers[sid] = __import__("h2_helpers").Answer()
+        (a,) = c.wait(sid)
+        assert a.reset is not None and a.status is None, bad
+    assert c.get(PATH).status == 200 and c.goaway is None
+    assert standin.stats()["calls"] == 1
