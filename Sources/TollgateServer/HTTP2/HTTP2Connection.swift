@@ -41,19 +41,40 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
         context.fireChannelInactive()
     }
 
-    /// A connection error (a flood bound, a framing or HPACK fault): `NIOHTTP2Handler` has sent
-    /// GOAWAY with the error's code; the connection closes. Stream errors reset only their stream
-    /// and do not reach this handler.
-    /// Logged at `info` with the error's kind (the client's address, no request data), except the
-    /// one a graceful close (shutdown, idle, a refusal run) ends with: once the gateway's GOAWAY was
-    /// sent and no stream is open, NIO treats the client's answer to the close's PING as I/O on a
-    /// closed connection.
+    /// An error `NIOHTTP2Handler` reports. A connection error (a flood bound, a framing or HPACK
+    /// fault; GOAWAY already sent) or a transport error closes the connection; a stream error
+    /// (``endsConnection(_:)`` false: that stream was reset) does not. Connection errors are logged
+    /// at `info` with their kind and the client's address, no request data — except the one a
+    /// graceful close (shutdown, idle, a refusal run) ends with: once the gateway's GOAWAY was sent
+    /// and no stream is open, NIO counts the client's answer to the close's PING as I/O on a closed
+    /// connection. Transport errors (a reset socket, TLS) close without a line, as on HTTP/1.1.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if !(error is NIOHTTP2Errors.IOOnClosedConnection) {
+        guard Self.endsConnection(error) else { return }  // that stream was reset; too many in a row escalate
+        if error is any NIOHTTP2Error, !(error is NIOHTTP2Errors.IOOnClosedConnection) {
             loop.state.logger.info("HTTP/2 connection ended by a protocol error", metadata: [
                 "client": "\(peer.address)", "error": "\(type(of: error))"])
         }
         context.close(promise: nil)
+    }
+
+    /// Whether `error`, as `NIOHTTP2Handler` reports it, was a connection error (GOAWAY sent) rather
+    /// than a stream error (that stream reset, reported the same way, unwrapped): a malformed header
+    /// block or a `content-length` that does not match the DATA. More than 200 stream errors in
+    /// 30 s become a connection error (`ExcessiveStreamErrors`).
+    static func endsConnection(_ error: any Error) -> Bool {
+        switch error {
+        case is NIOHTTP2Errors.StreamError, is NIOHTTP2Errors.ForbiddenHeaderField, is NIOHTTP2Errors.MissingPseudoHeader,
+             is NIOHTTP2Errors.DuplicatePseudoHeader, is NIOHTTP2Errors.PseudoHeaderAfterRegularHeader,
+             is NIOHTTP2Errors.UnknownPseudoHeader, is NIOHTTP2Errors.UnsupportedPseudoHeader, is NIOHTTP2Errors.InvalidPseudoHeaders,
+             is NIOHTTP2Errors.MissingHostHeader, is NIOHTTP2Errors.DuplicateHostHeader, is NIOHTTP2Errors.EmptyPathHeader,
+             is NIOHTTP2Errors.InvalidPseudoHeaderValue, is NIOHTTP2Errors.TrailersWithoutEndStream,
+             is NIOHTTP2Errors.InvalidHTTP2HeaderFieldName, is NIOHTTP2Errors.InvalidHTTP2HeaderFieldValue,
+             is NIOHTTP2Errors.ContentLengthViolated, is NIOHTTP2Errors.ContentLengthHeadersMismatch,
+             is NIOHTTP2Errors.ContentLengthHeaderNegative, is NIOHTTP2Errors.ContentLengthHeaderMalformedValue:
+            false
+        default:
+            true
+        }
     }
 
     /// Sends GOAWAY; the streams already open are answered, then the connection closes. Done on

@@ -7,10 +7,13 @@ import TollgateCore
 /// (names already lowercase, as RFC 9113 §8.2.1 requires; the codec lowercased each name per
 /// response and sent the end of the stream as one more, empty, DATA frame).
 enum HTTP2Fields {
+    /// Fields RFC 9113 §8.2.2 forbids in HTTP/2: a request carrying one is malformed.
+    private static let connectionSpecific: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
+
     /// The request head of a stream's first HEADERS frame: method, target (`:path`), version 2.0,
-    /// and its regular fields, with `host` from `:authority` when the client sent no `host`. Nil
-    /// when a pseudo-field is missing (`NIOHTTP2Handler` has already refused malformed blocks;
-    /// this is belt and braces).
+    /// and its regular fields, with `host` from `:authority` when the client sent no `host`. Nil —
+    /// the stream is reset — when a pseudo-field is missing or a connection-specific field is there
+    /// (`NIOHTTP2Handler` refuses most malformed blocks; it lets `transfer-encoding` through).
     static func requestHead(_ block: HPACKHeaders) -> HTTPRequestHead? {
         var method: String?
         var path: String?
@@ -28,6 +31,7 @@ enum HTTP2Fields {
                 }
             } else {
                 if name == "host" { host = true }
+                if connectionSpecific.contains(name) { return nil }
                 fields.append((name, value))
             }
         }
