@@ -14,6 +14,8 @@ final class InboundRequest {
     let client: ResolvedClient
     var keepAlive: Bool
     let secure: Bool
+    /// Arrived as an HTTP/2 stream.
+    var overHTTP2 = false
     var path: Substring = ""
     var query: Substring = ""
     var route: Route?

@@ -109,6 +109,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, ExchangeOwner, SlowSender
     private func begin(_ head: HTTPRequestHead) {
         let req = RequestIntake.begin(head, peer: connection.peer, secureListener: true, loop: loop)
         req.keepAlive = false
+        req.overHTTP2 = true
         if let early = req.early, early.closeConnection { return respondEarly(req, early) }
         if let tooLarge = RequestDispatch.bodyTooLarge(req) { return respondEarly(req, tooLarge) }
         state = .receiving(req)

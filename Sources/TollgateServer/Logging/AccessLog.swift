@@ -8,6 +8,8 @@ struct AccessRecord {
     var requestID: String
     var route: String?
     var method: String
+    /// Came over an HTTP/2 stream (the line says `"protocol":"h2"`; HTTP/1.1 lines say nothing).
+    var http2 = false
     var path: String
     var status: Int
     var latencyMicros: Int64
@@ -81,6 +83,7 @@ final class AccessLog: Sendable {
         if let route = r.route { JSONValue.writeString(route, into: &line) } else { line += "null" }
         line += ",\"method\":"
         JSONValue.writeString(r.method, into: &line)
+        if r.http2 { line += ",\"protocol\":\"h2\"" }
         line += ",\"path\":"
         JSONValue.writeString(String(r.path.prefix(200)), into: &line)
         line += ",\"status\":"
