@@ -74,21 +74,21 @@ extension SQLiteLedger {
     static func write(_ confirmations: [VerificationConfirmation], _ requests: [VerificationRequest], _ db: Database) throws {
         let now = Int64(Date().timeIntervalSince1970)
         for c in confirmations {
-            try db.execute(sql: """
+            try db.executeCached("""
                 INSERT OR IGNORE INTO verification_confirmations
                     (nonce, link_expires_ms, session_tag, address_hash, domain, verified_until_ms, confirmed_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [c.nonce, c.linkExpiresMillis, c.sessionTag, c.email.addressHash, c.email.domain,
+                """, [c.nonce, c.linkExpiresMillis, c.sessionTag, c.email.addressHash, c.email.domain,
                                  c.email.untilMillis, now])
         }
         for r in requests {
-            try db.execute(sql: """
+            try db.executeCached("""
                 INSERT INTO verification_requests (address_hash, domain, session_tag, requested_at) VALUES (?, ?, ?, ?)
-                """, arguments: [r.addressHash, r.domain, r.sessionTag, r.at])
+                """, [r.addressHash, r.domain, r.sessionTag, r.at])
         }
         if !requests.isEmpty {
-            try db.execute(sql: "DELETE FROM verification_confirmations WHERE link_expires_ms < ? AND verified_until_ms < ?",
-                           arguments: [now * 1000, now * 1000])
+            try db.executeCached("DELETE FROM verification_confirmations WHERE link_expires_ms < ? AND verified_until_ms < ?",
+                           [now * 1000, now * 1000])
         }
     }
 }

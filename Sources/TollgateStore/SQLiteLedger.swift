@@ -174,54 +174,62 @@ public final class SQLiteLedger: SpendLedger, GroupCommitted, @unchecked Sendabl
     static func write(_ batch: LedgerBatch, _ db: Database) throws -> [Int64] {
         var ids: [Int64] = []
         for entry in batch.reservations {
-            try db.execute(sql: """
+            try db.executeCached("""
                 INSERT INTO ledger (request_id, route, client, session, api_key, subject, email, email_domain,
                                     reserved_micros, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [entry.requestID, entry.route, entry.client, entry.session, entry.keyID, entry.subject,
+                """, [entry.requestID, entry.route, entry.client, entry.session, entry.keyID, entry.subject,
                                  entry.email, entry.emailDomain, entry.reservedMicros, entry.createdAt])
             ids.append(db.lastInsertedRowID)
         }
         for update in batch.updates {
             switch update {
             case .settle(let id, let cost, let status, let at):
-                try db.execute(sql: """
+                try db.executeCached("""
                     UPDATE ledger SET state = 'settled', cost_micros = ?, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
-                    """, arguments: [cost, status, at, id])
+                    """, [cost, status, at, id])
             case .release(let id, let status, let at):
-                try db.execute(sql: """
+                try db.executeCached("""
                     UPDATE ledger SET state = 'released', cost_micros = 0, status = ?, settled_at = ? WHERE id = ? AND state = 'reserved'
-                    """, arguments: [status, at, id])
+                    """, [status, at, id])
             }
         }
         for (nonce, entry) in batch.tokenUses {
-            try db.execute(sql: """
+            try db.executeCached("""
                 INSERT INTO token_uses (nonce, uses, expires_ms) VALUES (?, ?, ?)
                 ON CONFLICT (nonce) DO UPDATE SET uses = max(uses, excluded.uses)
-                """, arguments: [nonce, entry.uses, entry.expires])
+                """, [nonce, entry.uses, entry.expires])
         }
         try write(batch.confirmations, batch.verificationRequests, db)
         for (challenge, expires) in batch.solved {
-            try db.execute(sql: "INSERT OR IGNORE INTO solved_challenges (challenge, expires_s) VALUES (?, ?)", arguments: [challenge, expires])
+            try db.executeCached("INSERT OR IGNORE INTO solved_challenges (challenge, expires_s) VALUES (?, ?)", [challenge, expires])
         }
         if batch.includesCounters {
             let now = Int64(Date().timeIntervalSince1970)
-            try db.execute(sql: "DELETE FROM token_uses WHERE expires_ms < ?", arguments: [now * 1000])
-            try db.execute(sql: "DELETE FROM solved_challenges WHERE expires_s < ?", arguments: [now])
+            try db.executeCached("DELETE FROM token_uses WHERE expires_ms < ?", [now * 1000])
+            try db.executeCached("DELETE FROM solved_challenges WHERE expires_s < ?", [now])
         }
         for (key, value) in batch.counters {
-            try db.execute(sql: """
+            try db.executeCached("""
                 INSERT INTO usage_counters (day, route, event, count, saved_micros) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (day, route, event) DO UPDATE SET count = count + excluded.count,
                     saved_micros = saved_micros + excluded.saved_micros
-                """, arguments: [key.day, key.route, key.event.rawValue, value.count, value.saved])
+                """, [key.day, key.route, key.event.rawValue, value.count, value.saved])
         }
         for (key, count) in batch.refusals {
-            try db.execute(sql: """
+            try db.executeCached("""
                 INSERT INTO refusals (day, route, client, reason, count) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (day, route, client, reason) DO UPDATE SET count = count + excluded.count
-                """, arguments: [key.day, key.route, key.client, key.reason, count])
+                """, [key.day, key.route, key.client, key.reason, count])
         }
         return ids
+    }
+}
+
+extension Database {
+    /// Runs `sql` through this connection's statement cache: compiled once per connection, not
+    /// once per row (the writer runs the same few statements for every row of every batch).
+    func executeCached(_ sql: String, _ arguments: StatementArguments) throws {
+        try cachedStatement(sql: sql).execute(arguments: arguments)
     }
 }
