@@ -284,3 +284,29 @@ def test_malformed_header_blocks_reset_their_stream_only(gateways, standin, cert
     ok = c.get(PATH)
     assert ok.status == 200 and c.goaway is None, (ok.__dict__, c.closed, c.goaways)
     assert standin.stats()["calls"] == 1
+
+
+def test_a_reload_switches_http2_for_new_connections(gateways, standin, certs, api_key):
+    import socket
+    from test_reload import reloaded
+
+    def negotiated(port):
+        ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost") as s:
+            return s.selected_alpn_protocol()
+
+    gw = start(gateways, standin, certs, api_key)
+    kept = H2(gw.port, certs["ca"])
+    assert negotiated(gw.port) == "h2"
+    gw.config.write_text(gw.config.read_text().replace("http2: true", "http2: false"))
+    gw.proc.send_signal(signal.SIGHUP)
+    assert reloaded(gw, 1)
+    assert negotiated(gw.port) == "http/1.1"
+    assert kept.get(PATH).status == 200  # a connection already open keeps HTTP/2
+    gw.config.write_text(gw.config.read_text().replace("http2: false", "http2: { max_concurrent_streams: 7 }"))
+    gw.proc.send_signal(signal.SIGHUP)
+    assert reloaded(gw, 2)
+    c = H2(gw.port, certs["ca"])
+    c.pump(lambda: 3 in c.server_settings, timeout=5)
+    assert c.server_settings[3] == 7
