@@ -303,13 +303,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     /// nothing more is read or answered on this connection.
     private func deliver(_ response: Response, for req: InboundRequest, view: RequestView?) {
         guard let context, case .answering(let current, _) = state, current === req else { return }
-        refusals.record(response)
-        // Fields read one by one: passing the whole config would copy it, retaining every field.
-        guard let delay = refusals.delay(after: loop.state.config.delayAfterRefusals, by: loop.state.config.refusalDelay,
-                                         trustedProxy: peer.isTrustedProxy) else {
+        guard let delay = refusals.answerDelay(for: response, trustedProxy: peer.isTrustedProxy, loop: loop) else {
             return write(response, for: req, view: view)
         }
-        loop.refusalsDelayed += 1
         context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
             self?.write(response, for: req, view: view)
         }

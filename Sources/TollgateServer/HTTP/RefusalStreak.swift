@@ -35,6 +35,18 @@ struct RefusalStreak {
         return TimeAmount(delay)
     }
 
+    /// Counts `response` in the run and says how long its answer must wait, if at all, under the
+    /// loop's config; a delayed answer is counted (`tollgate_refusals_delayed_total`). What both
+    /// protocols' connections call for every answer.
+    mutating func answerDelay(for response: Response, trustedProxy: Bool, loop: LoopContext) -> TimeAmount? {
+        record(response)
+        // Fields read one by one: copying the whole config would retain every field.
+        guard let delay = delay(after: loop.state.config.delayAfterRefusals, by: loop.state.config.refusalDelay,
+                                trustedProxy: trustedProxy) else { return nil }
+        loop.refusalsDelayed += 1
+        return delay
+    }
+
     /// Whether the connection closes after the answer just recorded (`after`: `close_after_refusals`).
     func closes(after: Int) -> Bool {
         after > 0 && count >= after

@@ -159,13 +159,9 @@ final class HTTP2StreamHandler: ChannelInboundHandler, ExchangeOwner, SlowSender
     /// if it earned one.
     private func deliver(_ response: Response, for req: InboundRequest, view: RequestView?) {
         guard let context, case .answering(let current, _) = state, current === req else { return }
-        connection.refusals.record(response)
-        let config = loop.state.config
-        guard let delay = connection.refusals.delay(after: config.delayAfterRefusals, by: config.refusalDelay,
-                                                    trustedProxy: connection.peer.isTrustedProxy) else {
+        guard let delay = connection.refusals.answerDelay(for: response, trustedProxy: connection.peer.isTrustedProxy, loop: loop) else {
             return write(response, for: req, view: view)
         }
-        loop.refusalsDelayed += 1
         context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
             self?.write(response, for: req, view: view)
         }
