@@ -174,8 +174,10 @@ def wrk(url):
     return wrk_with(url, CONNECTIONS)
 
 
-def wrk_with(url, connections):
-    out = subprocess.run(["wrk", f"-t{min(THREADS, connections)}", f"-c{connections}", f"-d{DURATION}s", "--latency", url],
+def wrk_with(url, connections, core=None):
+    """wrk's result on `url`; `core`: run it pinned to that CPU (taskset)."""
+    pinned = ["taskset", "-c", str(core)] if core is not None else []
+    out = subprocess.run(pinned + ["wrk", f"-t{min(THREADS, connections)}", f"-c{connections}", f"-d{DURATION}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}

@@ -214,6 +214,8 @@ final class LoopContext: @unchecked Sendable {
     /// Where this loop renders a problem document before it is copied into the response (its
     /// capacity is kept, so a refusal allocates no string for it).
     var problemText = ""
+    /// The buffers this loop's HTTP/1.1 responses are rendered into, reused once written.
+    let responseBuffers = BufferShelf(maxSpares: 2)
     var requestIDs = RequestIDGenerator()
     /// Open client connections, so shutdown can ask each to finish and close.
     var connections: [ObjectIdentifier: any ClientConnection] = [:]

@@ -102,6 +102,20 @@ final class ReadCounter: ChannelOutboundHandler {
         #expect(c.channel.isActive)
     }
 
+    /// Responses are rendered into the loop's reused buffers: one still waiting to be written (an
+    /// embedded channel keeps every write until it is read) is never written over by the next.
+    @Test func pipelinedResponsesEachKeepTheirOwnBytes() throws {
+        let c = try Connection()
+        try c.send(get + "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" + get)
+        var bodies: [String] = []
+        while let buffer = try c.channel.readOutbound(as: ByteBuffer.self) { bodies.append(String(buffer: buffer)) }
+        #expect(bodies.count == 3)
+        #expect(bodies[0].hasPrefix("HTTP/1.1 200 ") && bodies[0].hasSuffix("<p>hi</p>"))
+        #expect(bodies[1].hasPrefix("HTTP/1.1 404 ") && bodies[1].contains("not-found"))
+        #expect(bodies[2].hasPrefix("HTTP/1.1 200 ") && bodies[2].hasSuffix("<p>hi</p>"))
+        #expect(c.loop.responseBuffers.count <= 2)
+    }
+
     @Test func requestsBehindAnUpstreamCallWaitForItsAnswer() throws {
         let c = try Connection()
         try c.send(lookup + get)

@@ -212,7 +212,7 @@ final class ProxyExchange {
             return done()
         }
         state = .upstream
-        var buffer = ByteBufferAllocator().buffer(capacity: template.typicalHeadBytes)
+        var buffer = loop.pool.requestBuffers.take(capacity: template.typicalHeadBytes, allocator: ByteBufferAllocator())
         let body = template.render(view, requestID: request.requestID, into: &buffer)
         buffer.writeBytes(body)
         let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: template.method == "HEAD",

@@ -7,11 +7,13 @@ import TollgateCore
 /// tells the route's policies how the request ended. Every request passes here exactly once.
 enum ResponseDelivery {
     /// The bytes of `response` to `req` over HTTP/1.1, after recording it. `view` is what the
-    /// route's policies saw, when they ran.
+    /// route's policies saw, when they ran. The buffer comes from the loop's
+    /// ``LoopContext/responseBuffers``: the caller gives it back once it is written.
     static func render(_ response: consuming Response, for req: InboundRequest, view: RequestView?, keepAlive: Bool,
                        loop: LoopContext, allocator: ByteBufferAllocator) -> ByteBuffer {
         let (response, problemText) = settle(response, for: req, view: view, loop: loop)
-        var buffer = allocator.buffer(capacity: 512 + (response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
+        var buffer = loop.responseBuffers.take(capacity: 512 + (response.body?.readableBytes ?? problemText?.utf8.count ?? 0),
+                                               allocator: allocator)
         ResponseEncoder.write(response, problemText: problemText, requestID: req.requestID, keepAlive: keepAlive,
                               hsts: req.secure ? req.state.hstsLine : nil, into: &buffer)
         return buffer

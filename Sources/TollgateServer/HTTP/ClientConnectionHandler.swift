@@ -329,6 +329,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
             return
         }
         context.writeAndFlush(NIOAny(buffer), promise: nil)
+        loop.responseBuffers.give(buffer)
         processQueued()
         if case .idle = state {
             armIdleTimer()

@@ -70,8 +70,9 @@ enum UpstreamFailure: Error {
 /// One request to send upstream.
 struct UpstreamCall {
     let endpoint: UpstreamEndpoint
-    /// The encoded request: head and body.
-    let request: ByteBuffer
+    /// The encoded request: head and body. Handed back to the pool's
+    /// ``UpstreamPool/requestBuffers`` when the call ends.
+    var request: ByteBuffer
     let isHEAD: Bool
     /// Safe to send again on a fresh connection when a pooled one turns out to be stale.
     let retryable: Bool

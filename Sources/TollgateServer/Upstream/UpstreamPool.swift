@@ -32,6 +32,9 @@ final class UpstreamPool: @unchecked Sendable {
     private var active: [Exchange] = []
     private var sweeper: RepeatedTask?
     static let sweepInterval = TimeAmount.milliseconds(20)
+    /// The buffers upstream requests are rendered into: each call's comes back here when the call
+    /// ends (it may be sent twice until then: a stale pooled connection is retried).
+    let requestBuffers = BufferShelf(maxSpares: 128)
 
     init(eventLoop: EventLoop, maxIdlePerEndpoint: Int = 128, maxConnections: Int = 256, maxWaiting: Int = 1024) {
         self.eventLoop = eventLoop
@@ -274,7 +277,7 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// One client request's trip upstream, possibly over two connections (one retry).
     final class Exchange {
-        let call: UpstreamCall
+        private(set) var call: UpstreamCall
         let deadline: NIODeadline
         private unowned let pool: UpstreamPool
         /// Who hears the answer.
@@ -293,6 +296,9 @@ final class UpstreamPool: @unchecked Sendable {
         var isWaiting = false
         private(set) var done = false
 
+        /// What a finished call holds instead of its request (shared, never written).
+        private static let noRequest = ByteBufferAllocator().buffer(capacity: 0)
+
         init(call: UpstreamCall, deadline: NIODeadline, pool: UpstreamPool, answer: Answer) {
             self.call = call
             self.deadline = deadline
@@ -309,6 +315,10 @@ final class UpstreamPool: @unchecked Sendable {
                 pool.lost(conn)
             }
             connection = nil
+            // The request's bytes are not needed any more: the buffer goes back to the shelf, and
+            // the call lets go of it so that the next request rendered can reuse its memory.
+            pool.requestBuffers.give(call.request)
+            call.request = Self.noRequest
             switch answer {
             case .closure(let completion): completion(result)
             case .taker(let taker): taker.answered(result)
