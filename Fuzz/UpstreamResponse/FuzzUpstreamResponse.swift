@@ -4,7 +4,8 @@ import TollgateUpstreamHTTP
 
 /// The upstream response framing parser (RFC 9112 §6) on arbitrary bytes, fed in two pieces split
 /// where the first byte says: never a crash, never a body over its bound, and the same status and
-/// body whatever the split. (Whether the connection may be reused can differ: bytes after a complete
+/// body whatever the split, and the `Content-Type` noted while parsing is the one a search of the
+/// head finds. (Whether the connection may be reused can differ: bytes after a complete
 /// response make it unusable only when they arrive with it; later ones are caught by the connection.)
 func fuzzUpstreamResponse(_ bytes: UnsafeRawBufferPointer) {
     guard let first = bytes.first else { return }
@@ -17,10 +18,12 @@ func fuzzUpstreamResponse(_ bytes: UnsafeRawBufferPointer) {
                 var buffer = ByteBuffer(bytes: piece)
                 if let response = try parser.feed(&buffer) {
                     if response.body.readableBytes > 4096 { FuzzSupport.fail("body over its bound") }
+                    if response.headers.contentType != response.headers.first("content-type") { FuzzSupport.fail("content-type") }
                     return "\(response.status) \(response.body.readableBytes)"
                 }
             }
             let response = try parser.finish()
+            if response.headers.contentType != response.headers.first("content-type") { FuzzSupport.fail("content-type") }
             return "\(response.status) \(response.body.readableBytes)"
         } catch {
             return "error"

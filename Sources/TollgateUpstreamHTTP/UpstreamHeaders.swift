@@ -6,19 +6,46 @@ import NIOCore
 package struct UpstreamHeaders {
     /// Status line and fields, as received (already validated by ``HeadFields``).
     package let block: ByteBuffer
+    /// Where the first `Content-Type` value is in `block` (offsets from its reader index), noted
+    /// while the head was validated: every relayed response asks for it.
+    let contentTypeRange: Range<Int>?
+
+    /// `contentTypeRange` as the parser found it.
+    init(block: ByteBuffer, contentTypeRange: Range<Int>?) {
+        self.block = block
+        self.contentTypeRange = contentTypeRange
+    }
+
+    /// A head not from the parser (tests): the `Content-Type` value is looked for here.
+    init(block: ByteBuffer) {
+        var range: Range<Int>?
+        block.withUnsafeReadableBytes { p in
+            var fields = HeadFields()
+            range = (try? fields.parse(p)) != nil ? fields.contentType : nil
+        }
+        self.init(block: block, contentTypeRange: range)
+    }
 
     /// Values so common that a literal is handed out instead of a new string.
     private static let common = ["application/json", "application/json; charset=utf-8"]
+
+    /// The value of the first `Content-Type` field, without another pass over the head.
+    package var contentType: String? {
+        guard let range = contentTypeRange else { return nil }
+        return block.withUnsafeReadableBytes { Self.string(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
 
     /// The value of the first field named `lowercasedName`.
     package func first(_ lowercasedName: String) -> String? {
         var found: String?
         forEach { name, value in
-            if found == nil, HeadFields.equalsLowercased(name, lowercasedName) {
-                found = Self.common.first { $0.utf8.elementsEqual(value) } ?? String(decoding: value, as: UTF8.self)
-            }
+            if found == nil, HeadFields.equalsLowercased(name, lowercasedName) { found = Self.string(value) }
         }
         return found
+    }
+
+    private static func string(_ value: UnsafeRawBufferPointer) -> String {
+        common.first { $0.utf8.elementsEqual(value) } ?? String(decoding: value, as: UTF8.self)
     }
 
     /// Every field named `lowercasedName`, with its name as sent.
@@ -55,6 +82,8 @@ struct HeadFields {
     var transferEncoding = false
     var chunkedLast = false
     var chunkedEarlier = false
+    /// The first `Content-Type` value, as offsets into the parsed head.
+    var contentType: Range<Int>?
 
     typealias Failure = UpstreamResponseParser.Failure
 
@@ -104,6 +133,9 @@ struct HeadFields {
                     chunkedLast = Self.equalsLowercased(coding, "chunked")
                     transferEncoding = true
                 }
+            case 12 where contentType == nil && Self.equalsLowercased(name, "content-type"):
+                let start = value.baseAddress.map { $0 - p.baseAddress! } ?? 0
+                contentType = start..<(start + value.count)
             case 10 where Self.equalsLowercased(name, "connection"):
                 for item in CommaItems(value) where !item.isEmpty && Self.equalsLowercased(Self.trim(item), "close") {
                     connectionClose = true

@@ -163,7 +163,7 @@ package struct UpstreamResponseParser {
             return nil // interim response: the real one follows
         }
         status = code
-        headers = UpstreamHeaders(block: head)
+        headers = UpstreamHeaders(block: head, contentTypeRange: fields.contentType)
         keepAlive = fields.http11 && !fields.connectionClose
 
         if requestWasHEAD || code == 204 || code == 304 {

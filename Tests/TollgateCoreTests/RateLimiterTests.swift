@@ -189,14 +189,33 @@ import Testing
         #expect(plain.takeUnsynced().isEmpty)
     }
 
+    /// Decimal digits written by any sink, without a string per number.
+    @Test func sinksWriteDecimals() {
+        for n: Int64 in [0, 7, 10, 99, 100, 1_234_567, -1, -40, .max, .min] {
+            var s = ""
+            s.appendDecimal(n)
+            var bytes: [UInt8] = []
+            bytes.appendDecimal(n)
+            #expect(s == String(n) && String(decoding: bytes, as: UTF8.self) == String(n))
+        }
+    }
+
     /// `RateLimit` as one passing request's limits give it: rendered in order, seconds rounded up,
     /// a sixth limit past the four kept inline included.
     @Test func rateLimitStateRendersEveryLimitInOrder() {
         var state = RateLimitState(policy: "p")
         for i in 1...6 { state.append("l\(i)", remaining: 10 - i, resetNanos: Int64(i) * 1_000_000_000 - 1) }
         #expect(state.value == (1...6).map { "\"l\($0)\";r=\(10 - $0);t=\($0)" }.joined(separator: ", "))
-        var pieces = ""
-        state.render { pieces += $0 }
-        #expect(pieces == state.value && state.entries.count == 6)
+        var bytes: [UInt8] = []
+        state.render(into: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == state.value && state.entries.count == 6)
     }
+}
+
+/// Bytes as a sink: checks what the protocol's default methods write.
+extension Array: TextSink where Element == UInt8 {
+    public mutating func append(_ text: String) { append(contentsOf: text.utf8) }
+    public mutating func append(_ text: Substring) { append(contentsOf: text.utf8) }
+    public mutating func appendASCII(_ byte: UInt8) { append(byte) }
+    public mutating func reserve(_ bytes: Int) { reserveCapacity(count + bytes) }
 }

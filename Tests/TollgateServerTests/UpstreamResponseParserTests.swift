@@ -33,6 +33,24 @@ import Testing
         #expect(body(r) == "hello")
     }
 
+    /// The `Content-Type` the parser notes while validating is the one a search of the head finds:
+    /// the first such field, any case, trimmed, across reads.
+    @Test func contentTypeNotedWhileParsingIsTheFirstField() throws {
+        let heads: [([String], String?)] = [
+            (["HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"], "application/json"),
+            (["HTTP/1.1 200 OK\r\ncontent-TYPE:\t text/plain ; q=1 \r\nContent-Type: b/c\r\nContent-Length: 0\r\n\r\n"], "text/plain ; q=1"),
+            (["HTTP/1.1 200 OK\r\nX-Content-Type: no\r\nContent-Length: 0\r\n\r\n"], nil),
+            (["HTTP/1.1 200 OK\r\nContent-Ty", "pe: image/png\r\nContent-Length: 0\r\n\r\n"], "image/png"),
+            (["HTTP/1.1 200 OK\r\nContent-Type:\r\nContent-Length: 0\r\n\r\n"], ""),
+        ]
+        for (chunks, expected) in heads {
+            let r = try #require(try parse(chunks))
+            #expect(r.headers.contentType == expected, "\(chunks)")
+            #expect(r.headers.first("content-type") == expected, "\(chunks)")
+            #expect(UpstreamHeaders(block: r.headers.block).contentType == expected)
+        }
+    }
+
     @Test func chunkedWithExtensionsAndTrailers() throws {
         let r = try parse(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n", "2\r\nde\r\n0\r\nT: 1\r\n\r\n"])
         #expect(body(r) == "abcde" && r?.keepAlive == true)

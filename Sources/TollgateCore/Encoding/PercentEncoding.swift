@@ -5,25 +5,38 @@ public enum PercentEncoding {
     /// for the short values requests carry), so a result short enough for Swift's inline strings
     /// costs no allocation.
     public static func decode(_ s: Substring, plusIsSpace: Bool) -> String? {
-        let utf8 = s.utf8
-        if !utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && utf8.contains(UInt8(ascii: "+"))) {
-            return String(s)
+        // Over the contiguous UTF-8 bytes of a native string (always, for what the data plane
+        // decodes): a loop over a buffer, not Substring's generic iterator.
+        if let decoded = s.utf8.withContiguousStorageIfAvailable({ decode(bytes: $0, of: s, plusIsSpace: plusIsSpace) }) {
+            return decoded
         }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: utf8.count) { bytes -> String? in
+        var copy = String(s)
+        return copy.withUTF8 { decode(bytes: $0, of: s, plusIsSpace: plusIsSpace) }
+    }
+
+    private static func decode(bytes: UnsafeBufferPointer<UInt8>, of s: Substring, plusIsSpace: Bool) -> String? {
+        var escaped = false
+        for b in bytes where b == UInt8(ascii: "%") || (plusIsSpace && b == UInt8(ascii: "+")) {
+            escaped = true
+            break
+        }
+        if !escaped { return String(s) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { out -> String? in
             var n = 0
-            var it = utf8.makeIterator()
-            while let b = it.next() {
+            var i = 0
+            while i < bytes.count {
+                let b = bytes[i]
                 if b == UInt8(ascii: "%") {
-                    guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
-                    bytes[n] = h << 4 | l
-                } else if plusIsSpace && b == UInt8(ascii: "+") {
-                    bytes[n] = 0x20
+                    guard i + 2 < bytes.count, let h = hexValue(bytes[i + 1]), let l = hexValue(bytes[i + 2]) else { return nil }
+                    out[n] = h << 4 | l
+                    i += 3
                 } else {
-                    bytes[n] = b
+                    out[n] = plusIsSpace && b == UInt8(ascii: "+") ? 0x20 : b
+                    i += 1
                 }
                 n += 1
             }
-            return String(validating: UnsafeBufferPointer(rebasing: bytes[..<n]), as: UTF8.self)
+            return String(validating: UnsafeBufferPointer(rebasing: out[..<n]), as: UTF8.self)
         }
     }
 
@@ -39,14 +52,22 @@ public enum PercentEncoding {
 
     /// Appends `s` encoded as ``encode(_:)`` does, without a string of its own.
     public static func append<Sink: TextSink>(_ s: String, to out: inout Sink) {
-        if s.utf8.allSatisfy(isUnreserved) { return out.append(s) }
-        for b in s.utf8 {
-            if isUnreserved(b) {
-                out.appendASCII(b)
-            } else {
-                out.appendASCII(UInt8(ascii: "%"))
-                out.appendASCII(hexDigits[Int(b >> 4)])
-                out.appendASCII(hexDigits[Int(b & 0xF)])
+        var utf8 = s  // withUTF8 is mutating (it may make a bridged string contiguous); `s` stays readable
+        utf8.withUTF8 { bytes in
+            var plain = true
+            for b in bytes where !isUnreserved(b) {
+                plain = false
+                break
+            }
+            if plain { return out.append(s) }
+            for b in bytes {
+                if isUnreserved(b) {
+                    out.appendASCII(b)
+                } else {
+                    out.appendASCII(UInt8(ascii: "%"))
+                    out.appendASCII(hexDigits[Int(b >> 4)])
+                    out.appendASCII(hexDigits[Int(b & 0xF)])
+                }
             }
         }
     }

@@ -9,6 +9,22 @@ public protocol TextSink {
     mutating func appendASCII(_ byte: UInt8)
     /// Room for `bytes` more, so the appends that follow do not grow the storage piece by piece.
     mutating func reserve(_ bytes: Int)
+    /// `value` in decimal ASCII (a leading `-` when negative), without a `String` for it.
+    mutating func appendDecimal(_ value: Int64)
+}
+
+extension TextSink {
+    public mutating func appendDecimal(_ value: Int64) {
+        if value < 0 { appendASCII(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var divisor: UInt64 = 1
+        while magnitude / divisor >= 10 { divisor *= 10 }
+        while divisor > 0 {
+            appendASCII(UInt8(truncatingIfNeeded: magnitude / divisor) + 0x30)
+            magnitude %= divisor
+            divisor /= 10
+        }
+    }
 }
 
 extension String: TextSink {

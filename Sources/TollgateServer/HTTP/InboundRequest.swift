@@ -138,7 +138,7 @@ enum RequestIntake {
                 req.route = route
                 req.pathParams = pathParams
                 req.maxBody = route.config.maxBodyBytes
-                if let refusal = AccessCheck.route(route.config, req, loop: loop) {
+                if let refusal = AccessCheck.route(route, req, loop: loop) {
                     req.early = refusal
                     return req
                 }

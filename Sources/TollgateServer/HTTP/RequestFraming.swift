@@ -57,27 +57,33 @@ enum RequestFraming {
     /// `uri-host [ ":" port ]` (RFC 3986): a reg-name or IPv4 address, or an IP literal in
     /// brackets, then optional digits. Empty is allowed (an authority without a host).
     static func isValidHost(_ value: String) -> Bool {
-        var host = Substring(value)
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return false }
-            let literal = host[host.index(after: host.startIndex)..<close]
-            guard !literal.isEmpty, literal.utf8.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else {
-                return false
-            }
-            host = host[host.index(after: close)...]
-            return host.isEmpty || isPort(host)
-        }
-        if let colon = host.lastIndex(of: ":") {
-            guard isPort(host[colon...]) else { return false }
-            host = host[..<colon]
-        }
-        return host.utf8.allSatisfy(isRegNameByte)
+        var value = value
+        return value.withUTF8(isValidHost(bytes:))
     }
 
-    private static func isPort(_ s: Substring) -> Bool {
-        guard s.first == ":" else { return false }
-        let digits = s.dropFirst()
-        return digits.count <= 5 && digits.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    /// ``isValidHost(_:)`` over the value's bytes (it runs on every request: no `Character` walks).
+    private static func isValidHost(bytes b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var end = b.count
+        if b.first == UInt8(ascii: "[") {
+            guard let close = b.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return false }
+            for i in 1..<close where !(isHexDigit(b[i]) || b[i] == UInt8(ascii: ":") || b[i] == UInt8(ascii: ".")) {
+                return false
+            }
+            return close + 1 == b.count || isPort(b, from: close + 1)
+        }
+        if let colon = b.lastIndex(of: UInt8(ascii: ":")) {
+            guard isPort(b, from: colon) else { return false }
+            end = colon
+        }
+        for i in 0..<end where !isRegNameByte(b[i]) { return false }
+        return true
+    }
+
+    /// `":" *5DIGIT` from `start` to the end.
+    private static func isPort(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> Bool {
+        guard start < b.count, b[start] == UInt8(ascii: ":"), b.count - start - 1 <= 5 else { return false }
+        for i in (start + 1)..<b.count where !(b[i] >= 0x30 && b[i] <= 0x39) { return false }
+        return true
     }
 
     private static func isHexDigit(_ b: UInt8) -> Bool {

@@ -12,9 +12,14 @@ enum ResponseEncoder {
     /// For pages served by file routes: same-origin scripts, styles and calls only.
     static let pageCSPValue = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
-    static let securityHeaders = securityFields.map { "\($0.0): \($0.1)\r\n" }.joined()
-    static let apiCSP = "Content-Security-Policy: \(apiCSPValue)\r\n"
-    static let pageCSP = "Content-Security-Policy: \(pageCSPValue)\r\n"
+    /// The end of the `X-Request-ID` line, the security fields and the CSP line, in one piece each
+    /// for API and page responses: one copy per response instead of five.
+    static let securityAndAPICSP = "\r\n" + securityFields.map { "\($0.0): \($0.1)\r\n" }.joined()
+        + "Content-Security-Policy: \(apiCSPValue)\r\n"
+    static let securityAndPageCSP = "\r\n" + securityFields.map { "\($0.0): \($0.1)\r\n" }.joined()
+        + "Content-Security-Policy: \(pageCSPValue)\r\n"
+    /// `HTTP/1.1 <status> <reason>\r\n` for every status the gateway can send, made once.
+    static let statusLines = (0..<600).map { "HTTP/1.1 \($0) \(reasonPhrase($0))\r\n" }
 
     /// The `Strict-Transport-Security` value of a config (nil: HSTS switched off with `tls.hsts: false`).
     static func hstsValue(_ config: GatewayConfig) -> String? {
@@ -32,25 +37,23 @@ enum ResponseEncoder {
     /// line to send (secure requests only).
     static func write(_ response: Response, problemText: String? = nil, requestID: String, keepAlive: Bool, hsts: String?,
                       into buffer: inout ByteBuffer) {
-        buffer.writeString("HTTP/1.1 ")
-        buffer.writeString(String(response.status))
-        buffer.writeString(" ")
-        buffer.writeString(reasonPhrase(response.status))
-        buffer.writeString("\r\n")
-        if let type = response.contentType {
-            buffer.writeString("Content-Type: ")
-            buffer.writeString(type)
-            buffer.writeString("\r\n")
+        if statusLines.indices.contains(response.status) {
+            buffer.writeString(statusLines[response.status])
+        } else {
+            buffer.writeString("HTTP/1.1 \(response.status) \(reasonPhrase(response.status))\r\n")
         }
-        buffer.writeString("Content-Length: ")
-        buffer.writeString(String(response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
-        buffer.writeString("\r\nCache-Control: ")
+        if let type = response.contentType {
+            buffer.writeStaticString("Content-Type: ")
+            buffer.writeString(type)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("Content-Length: ")
+        buffer.appendDecimal(Int64(response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
+        buffer.writeStaticString("\r\nCache-Control: ")
         buffer.writeString(response.cacheControl)
-        buffer.writeString("\r\nX-Request-ID: ")
+        buffer.writeStaticString("\r\nX-Request-ID: ")
         buffer.writeString(requestID)
-        buffer.writeString("\r\n")
-        buffer.writeString(securityHeaders)
-        buffer.writeString(response.isPage ? pageCSP : apiCSP)
+        buffer.writeString(response.isPage ? securityAndPageCSP : securityAndAPICSP)
         if let hsts { buffer.writeString(hsts) }
         for (name, value) in response.headers {
             buffer.writeString(name)
@@ -59,14 +62,13 @@ enum ResponseEncoder {
             buffer.writeString("\r\n")
         }
         if let limits = response.rateLimit {
-            buffer.writeString("RateLimit-Policy: ")
+            buffer.writeStaticString("RateLimit-Policy: ")
             buffer.writeString(limits.policy)
-            buffer.writeString("\r\nRateLimit: ")
-            limits.render { buffer.writeString($0) }
-            buffer.writeString("\r\n")
+            buffer.writeStaticString("\r\nRateLimit: ")
+            limits.render(into: &buffer)
+            buffer.writeStaticString("\r\n")
         }
-        if !keepAlive { buffer.writeString("Connection: close\r\n") }
-        buffer.writeString("\r\n")
+        buffer.writeStaticString(keepAlive ? "\r\n" : "Connection: close\r\n\r\n")
         if var body = response.body { buffer.writeBuffer(&body) } else if let problemText { buffer.writeString(problemText) }
     }
 

@@ -60,9 +60,7 @@ enum HTTP2Fields {
         for (name, value) in response.headers { fields.add(name: name.lowercased(), value: value) }
         if let limits = response.rateLimit {
             fields.add(name: "ratelimit-policy", value: limits.policy)
-            var value = ""
-            limits.render { value += $0 }
-            fields.add(name: "ratelimit", value: value)
+            fields.add(name: "ratelimit", value: limits.value)
         }
         return fields
     }

@@ -45,7 +45,7 @@ enum UpstreamOutcome {
             return .refuse(.upstreamFailed, note: "upstream answered \(status)")
         }
         var body = response.body
-        var contentType = response.headers.first("content-type")
+        var contentType = response.headers.contentType
         if let projection, body.readableBytes > 0 {
             guard let projected = projection.project(body.readableBytesView) else {
                 return .refuse(.upstreamFailed, note: "upstream body is not JSON; cannot project fields")

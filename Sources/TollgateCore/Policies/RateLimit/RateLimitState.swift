@@ -36,30 +36,30 @@ public struct RateLimitState: Sendable {
 
     public var entries: [Entry] { [inline.0, inline.1, inline.2, inline.3].compactMap { $0 } + more }
 
-    /// Hands the `RateLimit` field's value to `write` piece by piece (names as they are, numbers
-    /// as short strings, which Swift keeps inline): nothing is allocated.
-    public func render(_ write: (String) -> Void) {
-        func one(_ e: Entry?, first: Bool) {
+    /// Writes the `RateLimit` field's value into `sink` (the response buffer, in the data plane):
+    /// names as they are, numbers as digits; nothing is allocated.
+    public func render<Sink: TextSink>(into sink: inout Sink) {
+        func one(_ e: Entry?, first: Bool, _ sink: inout Sink) {
             guard let e else { return }
-            if !first { write(", ") }
-            write("\"")
-            write(e.name)
-            write("\";r=")
-            write(String(e.remaining))
-            write(";t=")
-            write(String(e.resetSeconds))
+            if !first { sink.append(", ") }
+            sink.appendASCII(UInt8(ascii: "\""))
+            sink.append(e.name)
+            sink.append("\";r=")
+            sink.appendDecimal(Int64(e.remaining))
+            sink.append(";t=")
+            sink.appendDecimal(e.resetSeconds)
         }
-        one(inline.0, first: true)
-        one(inline.1, first: false)
-        one(inline.2, first: false)
-        one(inline.3, first: false)
-        for e in more { one(e, first: false) }
+        one(inline.0, first: true, &sink)
+        one(inline.1, first: false, &sink)
+        one(inline.2, first: false, &sink)
+        one(inline.3, first: false, &sink)
+        for e in more { one(e, first: false, &sink) }
     }
 
-    /// The `RateLimit` field's value as one string (a refusal's headers, tests).
+    /// The `RateLimit` field's value as one string (HTTP/2 fields, a refusal's headers, tests).
     public var value: String {
         var out = ""
-        render { out += $0 }
+        render(into: &out)
         return out
     }
 }
