@@ -258,7 +258,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         response.closeConnection = true
         state = .answering(req, nil)
         loop.inFlight += 1
-        deliver(response, for: req, view: nil)
+        deliver(response, for: req)
     }
 
     /// The request is complete: answer it.
@@ -268,7 +268,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         switch RequestDispatch.answer(req, loop: loop, owner: self) {
         case .now(let response):
             state = .answering(req, nil)
-            deliver(response, for: req, view: nil)
+            deliver(response, for: req)
         case .exchange(let exchange):
             state = .answering(req, exchange)
             exchange.start()
@@ -277,7 +277,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
 
     func exchange(_ exchange: ProxyExchange, answered response: Response) {
         guard case .answering(let req, let current) = state, current === exchange else { return }
-        deliver(response, for: req, view: exchange.view)
+        deliver(response, for: req)
     }
 
     /// Unparseable input: a 400 (431 for oversized headers), then the connection closes.
@@ -301,24 +301,24 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     /// Counts `response` in the connection's run of refusals and writes it — after the run's delay,
     /// if it earned one (``RefusalStreak``); the request stays the one being answered meanwhile, so
     /// nothing more is read or answered on this connection.
-    private func deliver(_ response: Response, for req: InboundRequest, view: RequestView?) {
+    private func deliver(_ response: Response, for req: InboundRequest) {
         guard let context, case .answering(let current, _) = state, current === req else { return }
         guard let delay = refusals.answerDelay(for: response, trustedProxy: peer.isTrustedProxy, loop: loop) else {
-            return write(response, for: req, view: view)
+            return write(response, for: req)
         }
         context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            self?.write(response, for: req, view: view)
+            self?.write(response, for: req)
         }
     }
 
     /// Writes `response` to `req`, then moves on to the next pipelined request (or closes).
-    private func write(_ response: Response, for req: InboundRequest, view: RequestView?) {
-        guard let context, case .answering(let current, _) = state, current === req else { return }
+    private func write(_ response: Response, for req: InboundRequest) {
+        guard let context, case .answering(let current, let exchange) = state, current === req else { return }
         loop.inFlight -= 1
         let refusedEnough = refusals.closes(after: loop.state.config.closeAfterRefusals)
         if refusedEnough { loop.closedAfterRefusals += 1 }
         let keepAlive = req.keepAlive && !response.closeConnection && !loop.draining && !refusedEnough
-        let buffer = ResponseDelivery.render(response, for: req, view: view, keepAlive: keepAlive, loop: loop,
+        let buffer = ResponseDelivery.render(response, for: req, from: exchange, keepAlive: keepAlive, loop: loop,
                                              allocator: context.channel.allocator)
         state = .idle
         // Shutting down: the next pipelined request, if the client already sent one, still gets an

@@ -131,7 +131,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, ExchangeOwner, SlowSender
         answeredEarly = true
         state = .answering(req, nil)
         loop.inFlight += 1
-        deliver(response, for: req, view: nil)
+        deliver(response, for: req)
     }
 
     private func answer(_ req: InboundRequest) {
@@ -141,7 +141,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, ExchangeOwner, SlowSender
         switch RequestDispatch.answer(req, loop: loop, owner: self) {
         case .now(let response):
             state = .answering(req, nil)
-            deliver(response, for: req, view: nil)
+            deliver(response, for: req)
         case .exchange(let exchange):
             state = .answering(req, exchange)
             exchange.start()
@@ -150,31 +150,31 @@ final class HTTP2StreamHandler: ChannelInboundHandler, ExchangeOwner, SlowSender
 
     func exchange(_ exchange: ProxyExchange, answered response: Response) {
         guard case .answering(let req, let current) = state, current === exchange else { return }
-        deliver(response, for: req, view: exchange.view)
+        deliver(response, for: req)
     }
 
     // MARK: Writing
 
     /// Counts `response` in the connection's run of refusals and writes it, after the run's delay
     /// if it earned one.
-    private func deliver(_ response: Response, for req: InboundRequest, view: RequestView?) {
+    private func deliver(_ response: Response, for req: InboundRequest) {
         guard let context, case .answering(let current, _) = state, current === req else { return }
         guard let delay = connection.refusals.answerDelay(for: response, trustedProxy: connection.peer.isTrustedProxy, loop: loop) else {
-            return write(response, for: req, view: view)
+            return write(response, for: req)
         }
         context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            self?.write(response, for: req, view: view)
+            self?.write(response, for: req)
         }
     }
 
-    private func write(_ response: Response, for req: InboundRequest, view: RequestView?) {
-        guard let context, case .answering(let current, _) = state, current === req else { return }
+    private func write(_ response: Response, for req: InboundRequest) {
+        guard let context, case .answering(let current, let exchange) = state, current === req else { return }
         loop.inFlight -= 1
         state = .done
         let refusedEnough = connection.refusals.closes(after: loop.state.config.closeAfterRefusals)
         if refusedEnough { loop.closedAfterRefusals += 1 }
         let endsConnection = refusedEnough || response.closeConnection
-        let (fields, body) = ResponseDelivery.parts(response, for: req, view: view, loop: loop, allocator: context.channel.allocator)
+        let (fields, body) = ResponseDelivery.parts(response, for: req, from: exchange, loop: loop, allocator: context.channel.allocator)
         let sendsBody = body.map { $0.readableBytes > 0 } == true && req.head.method != .HEAD
         let headers = wrapOutboundOut(.headers(.init(headers: fields, endStream: !sendsBody)))
         let written: EventLoopFuture<Void>
