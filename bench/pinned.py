@@ -10,6 +10,7 @@ take from their core. Needs 2 cores. Reports; never fails.
     python3 bench/pinned.py                      # ROUNDS=3 DURATION=8, 16 connections
     TOLLGATE_BIN=/tmp/old/tollgate python3 bench/pinned.py
     BEFORE_BIN=/tmp/old/tollgate python3 bench/pinned.py   # also that binary, in the same rounds
+    ACCESS_LOG=1 python3 bench/pinned.py   # also both with their access log on: what a logged line costs
 """
 import os
 import subprocess
@@ -20,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import compare  # noqa: E402
+
+TOLLGATE = compare.TOLLGATE  # the binary under test (BEFORE_BIN may swap compare's for a moment)
 
 os.environ.setdefault("DURATION", "8")
 compare.DURATION = DURATION = int(os.environ["DURATION"])
@@ -77,30 +80,45 @@ def main():
     if os.cpu_count() < 2:
         sys.exit("bench/pinned.py needs 2 cores")
     work = Path(tempfile.mkdtemp(prefix="tollgate-pinned-"))
-    up_port, ng_port, tg_port = free_port(), free_port(), free_port()
-    procs = []
+    up_port = free_port()
+    procs = [keyed_upstream(work, up_port)]
+    proxies = {}  # name -> (process, port, is nginx)
     try:
-        procs.append(keyed_upstream(work, up_port))
-        procs.append(nginx_proxy(work, "proxy", ng_port, up_port))
+        def start_nginx(name, access_log="access_log off;"):
+            port = free_port()
+            proxies[name] = (nginx_proxy(work, name, port, up_port, access_log=access_log), port, True)
+            procs.append(proxies[name][0])
+
+        def start_tollgate(name, binary=None, log=False):
+            port = free_port()
+            if binary:
+                compare.TOLLGATE = Path(binary)
+            out = open(work / f"{name}.access.log", "w") if log else subprocess.DEVNULL
+            proxies[name] = (tollgate_proxy(work, name, port, up_port, root_extra="access_log: stdout" if log else "",
+                                            stdout=out), port, False)
+            procs.append(proxies[name][0])
+
         os.environ["TOLLGATE_WORKERS"] = "1"
-        procs.append(tollgate_proxy(work, "tollgate", tg_port, up_port))
-        before_port = free_port() if os.environ.get("BEFORE_BIN") else None
-        if before_port:
-            compare.TOLLGATE = Path(os.environ["BEFORE_BIN"])
-            procs.append(compare.tollgate_proxy(work, "before", before_port, up_port))
-        for port in (up_port, ng_port, tg_port) + ((before_port,) if before_port else ()):
+        start_nginx("nginx")
+        start_tollgate("tollgate")
+        if os.environ.get("BEFORE_BIN"):
+            start_tollgate("tollgate_before", binary=os.environ["BEFORE_BIN"])
+        if os.environ.get("ACCESS_LOG"):
+            start_nginx("nginx_log", access_log=f"access_log {work}/nginx_log.access.log combined buffer=64k;")
+            start_tollgate("tollgate_log", binary=str(TOLLGATE), log=True)
+            if os.environ.get("BEFORE_BIN"):
+                start_tollgate("tollgate_before_log", binary=os.environ["BEFORE_BIN"], log=True)
+        for port in [up_port] + [port for _, port, _ in proxies.values()]:
             wait_port(port)
         time.sleep(0.5)
-        up_workers = worker_pids(procs[0].pid)
-        ng_workers = worker_pids(procs[1].pid)
-        for pid in [procs[0].pid] + up_workers:
+        for pid in [procs[0].pid] + worker_pids(procs[0].pid):
             pin(pid, 1)
-        for pid in [procs[1].pid] + ng_workers + [p.pid for p in procs[2:]]:
-            pin(pid, 0)
-        targets = {"nginx": (ng_workers[0], f"http://127.0.0.1:{ng_port}/api/address?q=Main+Street"),
-                   "tollgate": (procs[2].pid, f"http://127.0.0.1:{tg_port}/api/address?q=Main+Street")}
-        if before_port:
-            targets["tollgate_before"] = (procs[3].pid, f"http://127.0.0.1:{before_port}/api/address?q=Main+Street")
+        targets = {}
+        for name, (proc, port, is_nginx) in proxies.items():
+            pids = [proc.pid] + (worker_pids(proc.pid) if is_nginx else [])
+            for pid in pids:
+                pin(pid, 0)
+            targets[name] = (pids[-1], f"http://127.0.0.1:{port}/api/address?q=Main+Street")
         for _, url in targets.values():  # warm-up
             subprocess.run(["wrk", "-t1", "-c8", "-d2s", url], capture_output=True)
         rounds = {name: [] for name in targets}
@@ -109,11 +127,18 @@ def main():
                 rounds[name].append(measure(pid, url))
         best = {name: min(r["cpu_us_per_request"] for r in runs) for name, runs in rounds.items()}
         best_user = {name: min(r["user_us"] for r in runs) for name, runs in rounds.items()}
-        report("pinned", {
+        result = {
             "connections": CONNECTIONS, "duration_s": DURATION, "rounds": rounds,
             "best_cpu_us_per_request": best, "best_user_us_per_request": best_user,
             "ratio_cpu_tollgate_over_nginx": round(best["tollgate"] / best["nginx"], 2),
-        })
+        }
+        if "tollgate_log" in best:
+            # What each access log adds to the CPU of a request, best round against best round.
+            result["log_cost_us"] = {"tollgate": round(best["tollgate_log"] - best["tollgate"], 2),
+                                     "nginx": round(best["nginx_log"] - best["nginx"], 2)}
+            result["log_cost_share"] = {"tollgate": round(best["tollgate_log"] / best["tollgate"] - 1, 3),
+                                        "nginx": round(best["nginx_log"] / best["nginx"] - 1, 3)}
+        report("pinned", result)
     finally:
         stop_all(procs)
 

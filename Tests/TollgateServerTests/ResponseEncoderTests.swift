@@ -47,4 +47,13 @@ import TollgateCore
             }
         }
     }
+
+    /// Numbers written into a response buffer as digits read back as the numbers.
+    @Test func buffersWriteDecimals() {
+        for n: Int64 in [0, 5, 10, 99, 100, 65_535, 1_234_567, -1, -40, .max, .min] {
+            var buffer = ByteBuffer(string: "x")
+            buffer.appendDecimal(n)
+            #expect(String(buffer: buffer) == "x" + String(n))
+        }
+    }
 }

@@ -14,6 +14,7 @@ public protocol TextSink {
 }
 
 extension TextSink {
+    @inlinable
     public mutating func appendDecimal(_ value: Int64) {
         if value < 0 { appendASCII(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
