@@ -63,6 +63,26 @@ events {{ worker_connections 4096; }}
 """
 
 
+def keyed_upstream(work, port):
+    """nginx (1 worker) answering `/v2/validate` with BODY when the `X-Api-Key` is right, 401
+    otherwise: the upstream of the proxied scenarios, so a proxy that failed to add the key shows."""
+    return nginx(nginx_common(work, "upstream") + f"""
+worker_processes 1;
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location /v2/validate {{
+      if ($http_x_api_key != "{KEY}") {{ return 401; }}
+      default_type application/json;
+      return 200 '{BODY}';
+    }}
+  }}
+}}
+""", work, "upstream")
+
+
 def static_upstream(work, port):
     """nginx (1 worker) answering every `/v2/validate` with BODY, whatever the key: the upstream of
     the scenarios that measure something other than key injection (bench/auth.py, bench/store.py)."""
@@ -196,22 +216,7 @@ def main():
     upstream_port, nginx_port, tollgate_port = free_port(), free_port(), free_port()
     procs = []
     try:
-        up = nginx(nginx_common(work, "upstream") + f"""
-worker_processes 1;
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{upstream_port};
-    location /v2/validate {{
-      if ($http_x_api_key != "{KEY}") {{ return 401; }}
-      default_type application/json;
-      return 200 '{BODY}';
-    }}
-  }}
-}}
-""", work, "upstream")
-        procs.append(up)
+        procs.append(keyed_upstream(work, upstream_port))
         proxy = nginx_proxy(work, "proxy", nginx_port, upstream_port)
         procs.append(proxy)
         config = work / "tollgate.yaml"

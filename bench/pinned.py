@@ -26,13 +26,12 @@ TOLLGATE = compare.TOLLGATE  # the binary under test (BEFORE_BIN may swap compar
 
 os.environ.setdefault("DURATION", "8")
 compare.DURATION = DURATION = int(os.environ["DURATION"])
-from compare import (KEY, free_port, nginx, nginx_common, nginx_proxy, report, stop_all, tollgate_proxy,  # noqa: E402
+from compare import (free_port, keyed_upstream, nginx_proxy, report, stop_all, tollgate_proxy,  # noqa: E402
                      wait_port, worker_pids, wrk_with)
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "16"))
 TICKS = os.sysconf("SC_CLK_TCK")
-BODY = '{"formatted":"10 DOWNING STREET, GB","postcode":"SW1A 2AA","valid":true,"provider_account":"acct_1"}'
 
 
 def cpu_seconds(pid):
@@ -43,25 +42,6 @@ def cpu_seconds(pid):
 
 def pin(pid, core):
     subprocess.run(["taskset", "-a", "-p", "-c", str(core), str(pid)], check=True, capture_output=True)
-
-
-def keyed_upstream(work, port):
-    """The upstream of compare.py: 401 unless the key is right."""
-    return nginx(nginx_common(work, "upstream") + f"""
-worker_processes 1;
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{port};
-    location /v2/validate {{
-      if ($http_x_api_key != "{KEY}") {{ return 401; }}
-      default_type application/json;
-      return 200 '{BODY}';
-    }}
-  }}
-}}
-""", work, "upstream")
 
 
 def measure(pid, url):

@@ -52,8 +52,8 @@ public enum PercentEncoding {
 
     /// Appends `s` encoded as ``encode(_:)`` does, without a string of its own.
     public static func append<Sink: TextSink>(_ s: String, to out: inout Sink) {
-        var utf8 = s  // withUTF8 is mutating (it may make a bridged string contiguous); `s` stays readable
-        utf8.withUTF8 { bytes in
+        var contiguous = s  // withUTF8 is mutating (it may make a bridged string contiguous); `s` stays readable
+        contiguous.withUTF8 { bytes in
             var plain = true
             for b in bytes where !isUnreserved(b) {
                 plain = false
