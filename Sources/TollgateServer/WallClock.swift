@@ -20,3 +20,10 @@ extension NIODeadline {
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }
+
+extension TimeAmount {
+    /// A config duration as NIO's time amount (timers, deadlines).
+    init(_ duration: Duration) {
+        self = .nanoseconds(duration.nanoseconds)
+    }
+}

@@ -161,10 +161,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         case (.body, .receiving(let current)):
             req = current
         case (.head, .idle):
-            let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
-            req = InboundRequest(head: head, state: loop.state, requestID: loop.requestIDs.next(),
-                                 client: peer.client(head.headers, identity: loop.state.config.clientIdentity),
-                                 keepAlive: false, secure: secureListener)
+            req = unparsedRequest()
         default:
             return
         }
@@ -287,13 +284,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         if case .receiving(let current) = state {
             req = current
         } else {
-            let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
-            req = InboundRequest(head: head, state: loop.state, requestID: loop.requestIDs.next(),
-                                 client: peer.client(head.headers, identity: loop.state.config.clientIdentity),
-                                 keepAlive: false, secure: secureListener)
+            req = unparsedRequest()
         }
         let problem: Problem = parseError == .headerOverflow ? .headersTooLarge : .badRequest
         respondEarly(req, .problem(problem, requestID: req.requestID, by: .stage(.http), note: "parse error: \(parseError)"))
+    }
+
+    /// What a 400/408/431 answers when no head could be read: method `-`, no target, a new id.
+    private func unparsedRequest() -> InboundRequest {
+        let head = HTTPRequestHead(version: .http1_1, method: .RAW(value: "-"), uri: "")
+        return InboundRequest(head: head, state: loop.state, requestID: loop.requestIDs.next(),
+                              client: peer.client(head.headers, identity: loop.state.config.clientIdentity),
+                              keepAlive: false, secure: secureListener)
     }
 
     // MARK: Writing
@@ -414,11 +416,5 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         }
         state = .closing
         context?.close(promise: nil)
-    }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        self = .nanoseconds(duration.nanoseconds)
     }
 }

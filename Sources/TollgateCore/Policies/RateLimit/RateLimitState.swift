@@ -13,10 +13,10 @@ public struct RateLimitState: Sendable {
 
     /// `RateLimit-Policy`'s value.
     public let policy: String
-    private var inline: (Entry?, Entry?, Entry?, Entry?) = (nil, nil, nil, nil)
-    private var count = 0
+    @usableFromInline var inline: (Entry?, Entry?, Entry?, Entry?) = (nil, nil, nil, nil)
+    @usableFromInline var count = 0
     /// Entries past the fourth (a route with more than four limits).
-    private var more: [Entry] = []
+    @usableFromInline var more: [Entry] = []
 
     public init(policy: String) {
         self.policy = policy
@@ -37,7 +37,9 @@ public struct RateLimitState: Sendable {
     public var entries: [Entry] { [inline.0, inline.1, inline.2, inline.3].compactMap { $0 } + more }
 
     /// Writes the `RateLimit` field's value into `sink` (the response buffer, in the data plane):
-    /// names as they are, numbers as digits; nothing is allocated.
+    /// names as they are, numbers as digits; nothing is allocated. Inlinable, so the data plane's
+    /// `ByteBuffer` rendering is specialized rather than a protocol call per piece.
+    @inlinable
     public func render<Sink: TextSink>(into sink: inout Sink) {
         func one(_ e: Entry?, first: Bool, _ sink: inout Sink) {
             guard let e else { return }
