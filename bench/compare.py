@@ -63,9 +63,8 @@ events {{ worker_connections 4096; }}
 """
 
 
-def keyed_upstream(work, port):
-    """nginx (1 worker) answering `/v2/validate` with BODY when the `X-Api-Key` is right, 401
-    otherwise: the upstream of the proxied scenarios, so a proxy that failed to add the key shows."""
+def upstream(work, port, location_body):
+    """nginx (1 worker) answering `/v2/validate` on `port` as `location_body` says."""
     return nginx(nginx_common(work, "upstream") + f"""
 worker_processes 1;
 http {{
@@ -73,30 +72,22 @@ http {{
   keepalive_requests 1000000;
   server {{
     listen 127.0.0.1:{port};
-    location /v2/validate {{
-      if ($http_x_api_key != "{KEY}") {{ return 401; }}
-      default_type application/json;
-      return 200 '{BODY}';
-    }}
+    location /v2/validate {{ {location_body} }}
   }}
 }}
 """, work, "upstream")
+
+
+def keyed_upstream(work, port):
+    """BODY when the `X-Api-Key` is right, 401 otherwise: the upstream of the proxied scenarios, so a
+    proxy that failed to add the key shows."""
+    return upstream(work, port, f"""if ($http_x_api_key != "{KEY}") {{ return 401; }} default_type application/json; return 200 '{BODY}';""")
 
 
 def static_upstream(work, port):
-    """nginx (1 worker) answering every `/v2/validate` with BODY, whatever the key: the upstream of
-    the scenarios that measure something other than key injection (bench/auth.py, bench/store.py)."""
-    return nginx(nginx_common(work, "upstream") + f"""
-worker_processes 1;
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{port};
-    location /v2/validate {{ default_type application/json; return 200 '{BODY}'; }}
-  }}
-}}
-""", work, "upstream")
+    """BODY whatever the key: the upstream of the scenarios that measure something other than key
+    injection (bench/auth.py, bench/store.py)."""
+    return upstream(work, port, f"default_type application/json; return 200 '{BODY}';")
 
 
 def nginx_proxy(work, name, port, upstream_port, access_log="access_log off;", tls="", http2=False):
