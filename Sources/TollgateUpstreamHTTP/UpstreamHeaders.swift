@@ -16,7 +16,8 @@ package struct UpstreamHeaders {
         self.contentTypeRange = contentTypeRange
     }
 
-    /// A head not from the parser (tests): the `Content-Type` value is looked for here.
+    /// A head not handed over by the parser (its empty start value, tests): the `Content-Type`
+    /// value is looked for here.
     init(block: ByteBuffer) {
         var range: Range<Int>?
         block.withUnsafeReadableBytes { p in

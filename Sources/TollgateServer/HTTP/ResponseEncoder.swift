@@ -14,10 +14,9 @@ enum ResponseEncoder {
 
     /// The end of the `X-Request-ID` line, the security fields and the CSP line, in one piece each
     /// for API and page responses: one copy per response instead of five.
-    static let securityAndAPICSP = "\r\n" + securityFields.map { "\($0.0): \($0.1)\r\n" }.joined()
-        + "Content-Security-Policy: \(apiCSPValue)\r\n"
-    static let securityAndPageCSP = "\r\n" + securityFields.map { "\($0.0): \($0.1)\r\n" }.joined()
-        + "Content-Security-Policy: \(pageCSPValue)\r\n"
+    static let securityAndAPICSP = "\r\n" + securityLines + "Content-Security-Policy: \(apiCSPValue)\r\n"
+    static let securityAndPageCSP = "\r\n" + securityLines + "Content-Security-Policy: \(pageCSPValue)\r\n"
+    private static let securityLines = securityFields.map { "\($0.0): \($0.1)\r\n" }.joined()
     /// `HTTP/1.1 <status> <reason>\r\n` for every status the gateway can send, made once.
     static let statusLines = (0..<600).map { "HTTP/1.1 \($0) \(reasonPhrase($0))\r\n" }
 
