@@ -57,6 +57,11 @@ let package = Package(
         // fuzz target builds without the rest of the data plane.
         .target(name: "TollgateUpstreamHTTP", dependencies: [.product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: hotPathSettings),
+        // RFC 9112 framing of client requests: the decoder in front of every HTTP/1.1 connection,
+        // alone (with the byte helpers it shares with the upstream parser) for its fuzz target.
+        .target(name: "TollgateRequestHTTP", dependencies: [
+            "TollgateUpstreamHTTP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        ], swiftSettings: hotPathSettings),
         // SMTP reply framing: the mail client's parser of untrusted bytes, alone for its fuzz target.
         .target(name: "TollgateMailWire", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // libmaxminddb (Debian's libmaxminddb-dev) for country lookups: the reader MaxMind maintains,
@@ -67,7 +72,7 @@ let package = Package(
         .target(
             name: "TollgateServer",
             dependencies: [
-                "TollgateCore", "TollgateStore", "TollgateUpstreamHTTP", "TollgateMailWire", "CMaxMindDB",
+                "TollgateCore", "TollgateStore", "TollgateUpstreamHTTP", "TollgateRequestHTTP", "TollgateMailWire", "CMaxMindDB",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -139,11 +144,15 @@ let package = Package(
         .executableTarget(name: "fuzz-upstream-response", dependencies: [
             "FuzzSupport", "TollgateUpstreamHTTP", .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Fuzz/UpstreamResponse"),
+        .executableTarget(name: "fuzz-request", dependencies: [
+            "FuzzSupport", "TollgateRequestHTTP", .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+        ], path: "Fuzz/Request"),
         // Micro-benchmarks (bench/micro): table costs when full. Not part of the product.
         .executableTarget(name: "tollgate-microbench", dependencies: ["TollgateCore"], path: "bench/micro"),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TollgateServerTests", dependencies: [
-            "TollgateServer", "TollgateCore", "TollgateUpstreamHTTP", "TollgateMailWire",
+            "TollgateServer", "TollgateCore", "TollgateUpstreamHTTP", "TollgateRequestHTTP", "TollgateMailWire",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),

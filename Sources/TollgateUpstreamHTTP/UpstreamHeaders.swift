@@ -75,8 +75,9 @@ package struct UpstreamHeaders {
     }
 }
 
-/// Validates a response head and extracts what framing needs, working on bytes.
-struct HeadFields {
+/// Validates a response head and extracts what framing needs, working on bytes. Its byte helpers
+/// (`equalsLowercased`, `trim`, `CommaItems`) serve the request decoder too.
+package struct HeadFields {
     var http11 = true
     var connectionClose = false
     var contentLength: Int?
@@ -148,10 +149,10 @@ struct HeadFields {
         return code
     }
 
-    static let http1Prefix: [UInt8] = Array("HTTP/1.".utf8)
+    package static let http1Prefix: [UInt8] = Array("HTTP/1.".utf8)
 
     /// ASCII case-insensitive comparison with an already lower-cased name.
-    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercased: String) -> Bool {
+    package static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercased: String) -> Bool {
         var it = lowercased.utf8.makeIterator()
         for b in bytes {
             guard let l = it.next() else { return false }
@@ -162,7 +163,7 @@ struct HeadFields {
     }
 
     /// Without leading and trailing spaces and tabs.
-    static func trim(_ p: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    package static func trim(_ p: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var start = p.startIndex
         var end = p.endIndex
         while start < end, p[start] == 0x20 || p[start] == 0x09 { start += 1 }
@@ -172,17 +173,17 @@ struct HeadFields {
 
     /// The comma-separated items of a field value, empty ones included, as views of its bytes
     /// (`split` would build an array per header).
-    struct CommaItems: Sequence, IteratorProtocol {
+    package struct CommaItems: Sequence, IteratorProtocol {
         private let p: UnsafeRawBufferPointer
         private var start: Int
         private var finished = false
 
-        init(_ p: UnsafeRawBufferPointer) {
+        package init(_ p: UnsafeRawBufferPointer) {
             self.p = p
             start = p.startIndex
         }
 
-        mutating func next() -> UnsafeRawBufferPointer? {
+        package mutating func next() -> UnsafeRawBufferPointer? {
             guard !finished else { return nil }
             var end = start
             while end < p.endIndex, p[end] != UInt8(ascii: ",") { end += 1 }

@@ -186,7 +186,7 @@ package struct UpstreamResponseParser {
         return try advance()
     }
 
-    static func isTokenByte(_ b: UInt8) -> Bool {
+    package static func isTokenByte(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
         case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
@@ -197,7 +197,7 @@ package struct UpstreamResponseParser {
     }
 
     /// Offset of the first CRLFCRLF in the readable bytes, if any.
-    static func find(crlfcrlf buffer: ByteBuffer) -> Int? {
+    package static func find(crlfcrlf buffer: ByteBuffer) -> Int? {
         buffer.withUnsafeReadableBytes { raw -> Int? in
             let n = raw.count
             guard n >= 4 else { return nil }

@@ -60,7 +60,6 @@ final class Connection {
         loop.upstream = upstream
         handler = ClientConnectionHandler(loop: loop, secureListener: false)
         try channel.pipeline.syncOperations.addHandler(reads)
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 40000)).wait()
     }

@@ -1,9 +1,11 @@
 import NIOCore
 import NIOHTTP1
 import TollgateCore
+import TollgateRequestHTTP
 
 /// Serves one client connection: HTTP/1.1 keep-alive and pipelining, one request at a time, in
-/// order. Connection mechanics only — what a request is answered with is decided by
+/// order. It reads the connection's bytes and decodes them itself (``RequestDecoder``: no decoder
+/// handler in front of it, one pipeline step per read). Connection mechanics only — what a request is answered with is decided by
 /// ``RequestIntake``, ``BuiltinEndpoint`` and ``ProxyExchange``; ``ResponseDelivery`` writes it.
 ///
 /// Invariants:
@@ -21,7 +23,7 @@ import TollgateCore
 ///   (``SlowSenderCheck``). The check is armed only when a read cycle ends with a head or body
 ///   still incomplete, so requests that arrive whole cost no timer.
 final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSenderOwner, ClientConnection {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -39,7 +41,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     /// What arrived while a request was being answered: a request part, or a parse error.
     private enum Inbound {
         case part(HTTPServerRequestPart)
-        case failed(any Error)
+        case failed(RequestDecoder.Failure)
     }
 
     let loop: LoopContext
@@ -47,6 +49,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     private var context: ChannelHandlerContext?
     private var peer = Peer.unknown
     private var state = State.idle
+    private var decoder = RequestDecoder()
     private var queued = CircularBuffer<Inbound>()
     private var drainingQueue = false
     /// Refusals of this client in a row on this connection: slowed down, then closed.
@@ -57,9 +60,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     /// lazily from it, so a request costs no timer operations.
     private var lastActivity = NIODeadline.uptimeNanoseconds(0)
     /// Whether the current read cycle delivered any request part, and whether it carried request
-    /// bytes at all (``RequestBytesObserver``): bytes without a part are a partial head.
+    /// bytes at all: bytes without a part are a partial head.
     private var partThisRead = false
-    var bytesThisRead = false
+    private var bytesThisRead = false
     /// The slow-sender check while a head or body is incomplete across read cycles.
     private var slowSender: SlowSenderCheck?
 
@@ -126,13 +129,27 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        bytesThisRead = true
+        if case .closing = state { return }
+        do {
+            try decoder.feed(unwrapInboundIn(data)) { part in received(.part(part)) }
+        } catch {
+            received(.failed(error))
+        }
+    }
+
+    /// A decoded part or a parse error: handled now, or queued behind the request being answered.
+    private func received(_ inbound: Inbound) {
         partThisRead = true
-        let part = unwrapInboundIn(data)
         switch state {
         case .closing: return
-        case .answering: queued.append(.part(part))
+        case .answering: queued.append(inbound)
         case .idle, .receiving:
-            if drainingQueue { queued.append(.part(part)) } else { handle(part) }
+            if drainingQueue { return queued.append(inbound) }
+            switch inbound {
+            case .part(let part): handle(part)
+            case .failed(let failure): fail(failure)
+            }
         }
     }
 
@@ -185,13 +202,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         }
     }
 
+    /// An error from below (TLS, the socket): nothing can be answered on this connection any more.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        switch state {
-        case .closing: return
-        case .answering: queued.append(.failed(error))  // answered in its turn
-        case .idle, .receiving:
-            if drainingQueue { queued.append(.failed(error)) } else { fail(error) }
-        }
+        close()
     }
 
     /// Shutdown: close now if idle, else after the response in progress.
@@ -277,17 +290,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         deliver(response, for: req)
     }
 
-    /// Unparseable input: a 400 (431 for oversized headers), then the connection closes.
-    private func fail(_ error: any Error) {
-        guard let parseError = error as? HTTPParserError else { return close() }
+    /// Unparseable input: a 400 (431 for an oversized head), then the connection closes.
+    private func fail(_ failure: RequestDecoder.Failure) {
         let req: InboundRequest
         if case .receiving(let current) = state {
             req = current
         } else {
             req = unparsedRequest()
         }
-        let problem: Problem = parseError == .headerOverflow ? .headersTooLarge : .badRequest
-        respondEarly(req, .problem(problem, requestID: req.requestID, by: .stage(.http), note: "parse error: \(parseError)"))
+        let problem: Problem = failure == .headTooLarge ? .headersTooLarge : .badRequest
+        respondEarly(req, .problem(problem, requestID: req.requestID, by: .stage(.http), note: "parse error: \(failure)"))
     }
 
     /// What a 400/408/431 answers when no head could be read: method `-`, no target, a new id.
@@ -375,7 +387,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
             queued.removeFirst()
             switch next {
             case .part(let part): handle(part)
-            case .failed(let error): fail(error)
+            case .failed(let failure): fail(failure)
             }
         }
     }

@@ -73,19 +73,3 @@ final class SlowSenderCheck {
         }
     }
 }
-
-/// Sits before the HTTP decoder and tells the connection that request bytes arrived in this read
-/// cycle, so that a cycle which brought bytes but no complete head is known to be a partial head
-/// (TLS handshake records never reach it). Costs a flag store per read.
-final class RequestBytesObserver: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    private weak var connection: ClientConnectionHandler?
-
-    init(_ connection: ClientConnectionHandler) { self.connection = connection }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        connection?.bytesThisRead = true
-        context.fireChannelRead(data)
-    }
-}

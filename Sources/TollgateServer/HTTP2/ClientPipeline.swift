@@ -32,13 +32,9 @@ enum ClientPipeline {
         })
     }
 
-    /// HTTP/1.1: NIO's request decoder, then ``ClientConnectionHandler``.
+    /// HTTP/1.1: ``ClientConnectionHandler``, which decodes the bytes itself.
     static func http1(_ channel: any Channel, loop: LoopContext, peer: Peer, secure: Bool) throws {
-        let sync = channel.pipeline.syncOperations
-        let connection = ClientConnectionHandler(loop: loop, secureListener: secure, peer: peer)
-        try sync.addHandler(RequestBytesObserver(connection))
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-        try sync.addHandler(connection)
+        try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(loop: loop, secureListener: secure, peer: peer))
     }
 
     /// HTTP/2: ``FlushCoalescer``, `NIOHTTP2Handler` with the config's limits and the bounds on
