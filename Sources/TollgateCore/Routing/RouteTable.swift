@@ -1,5 +1,6 @@
 /// Finds the route for a method and path. Built once from config; lookups do not allocate for
-/// literal-only routes beyond the capture list.
+/// literal-only routes beyond the capture list. `match` is inlinable so the data plane gets it
+/// specialized for its route type (unspecialized, each lookup instantiated generic metadata).
 public struct RouteTable<Route: Sendable>: Sendable {
     public enum Match {
         case found(Route, pathParams: [(name: String, value: Substring)])
@@ -8,14 +9,15 @@ public struct RouteTable<Route: Sendable>: Sendable {
         case notFound
     }
 
-    private struct Entry: Sendable {
-        let method: String
-        let pattern: PathPattern
-        let route: Route
+    @usableFromInline
+    struct Entry: Sendable {
+        @usableFromInline let method: String
+        @usableFromInline let pattern: PathPattern
+        @usableFromInline let route: Route
     }
 
-    private let entries: [Entry]
-    private let exact: [String: [Int]]
+    @usableFromInline let entries: [Entry]
+    @usableFromInline let exact: [String: [Int]]
 
     /// `routes` in priority order: the first route whose method and pattern match wins.
     public init(_ routes: [(method: String, pattern: PathPattern, route: Route)]) {
@@ -27,6 +29,7 @@ public struct RouteTable<Route: Sendable>: Sendable {
         self.exact = exact
     }
 
+    @inlinable
     public func match(method: String, path: Substring) -> Match {
         var allow: [String] = []
         if let indices = exact[String(path)] {
@@ -45,7 +48,8 @@ public struct RouteTable<Route: Sendable>: Sendable {
     }
 
     /// Methods match exactly: a HEAD is not silently turned into a (possibly paid) GET.
-    private func methodMatches(_ routeMethod: String, _ method: String) -> Bool {
+    @inlinable
+    func methodMatches(_ routeMethod: String, _ method: String) -> Bool {
         routeMethod == method
     }
 }

@@ -118,7 +118,7 @@ enum RequestIntake {
             return req
         }
         var uri = head.uri[...]
-        if !uri.hasPrefix("/") {
+        if uri.utf8.first != UInt8(ascii: "/") {
             if let origin = RequestFraming.originForm(ofAbsolute: head.uri) {
                 uri = origin  // absolute-form: routed by its path; its authority picks nothing
             } else {
@@ -126,9 +126,9 @@ enum RequestIntake {
                 return req
             }
         }
-        let q = uri.firstIndex(of: "?")
+        let q = uri.utf8.firstIndex(of: UInt8(ascii: "?"))  // by byte: a `Character` search cost 0.9 %
         req.path = uri[..<(q ?? uri.endIndex)]
-        req.query = q.map { uri[uri.index(after: $0)...] } ?? ""
+        req.query = q.map { uri[uri.utf8.index(after: $0)...] } ?? ""
 
         if let builtin = BuiltinEndpoint.match(head: head, path: req.path, state: state) {
             req.builtin = builtin

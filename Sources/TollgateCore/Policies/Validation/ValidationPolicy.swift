@@ -72,14 +72,16 @@ public struct ValidationPolicy: Policy {
         guard !query.isEmpty else { return }
         var seen = SeenSet(count: specs.count)
         var rest = query[...]
+        // Split on the UTF-8 bytes of `&` and `=` (ASCII, so always on a character boundary):
+        // searching by `Character` was 0.7 % of a proxied request's CPU.
         while !rest.isEmpty {
-            let pairEnd = rest.firstIndex(of: "&") ?? rest.endIndex
+            let pairEnd = rest.utf8.firstIndex(of: UInt8(ascii: "&")) ?? rest.endIndex
             let pair = rest[..<pairEnd]
-            rest = pairEnd == rest.endIndex ? rest[pairEnd...] : rest[rest.index(after: pairEnd)...]
+            rest = pairEnd == rest.endIndex ? rest[pairEnd...] : rest[rest.utf8.index(after: pairEnd)...]
             if pair.isEmpty { continue }
-            let eq = pair.firstIndex(of: "=")
+            let eq = pair.utf8.firstIndex(of: UInt8(ascii: "="))
             let rawName = pair[..<(eq ?? pair.endIndex)]
-            let rawValue = eq.map { pair[pair.index(after: $0)...] } ?? ""
+            let rawValue = eq.map { pair[pair.utf8.index(after: $0)...] } ?? ""
             guard let name = PercentEncoding.decode(rawName, plusIsSpace: true),
                   let value = PercentEncoding.decode(rawValue, plusIsSpace: true) else {
                 errors.append(FieldError(field: "", location: "query", rule: "encoding", detail: "the query string is not valid percent-encoding", excerpt: nil))
