@@ -26,8 +26,8 @@ final class ScriptedUpstream: UpstreamCaller {
     }
 }
 
-/// One client connection on an `EmbeddedChannel`: NIO's decoder and the real handler, a gateway
-/// state from a real config, and a scripted upstream.
+/// One client connection on an `EmbeddedChannel`: the real handler (which decodes the bytes
+/// itself), a gateway state from a real config, and a scripted upstream.
 final class Connection {
     let channel = EmbeddedChannel()
     let upstream = ScriptedUpstream()
@@ -242,4 +242,24 @@ final class ReadCounter: ChannelOutboundHandler {
     }
 
     func currentExchange(_ c: Connection) -> ProxyExchange? { c.handler.currentExchange }
+}
+
+/// The TLS handshake deadline (`request_head_timeout` before a protocol is chosen).
+struct HandshakeDeadlineTests {
+    @Test func itClosesAConnectionStillWithoutAProtocolAndIsCancelledByAnEarlierClose() throws {
+        let open = EmbeddedChannel()
+        try open.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 40000)).wait()
+        let fired = ClientPipeline.handshakeDeadline(open, in: .seconds(10))
+        open.embeddedEventLoop.advanceTime(by: .seconds(11))
+        #expect(throws: Never.self) { try fired.futureResult.wait() }
+        #expect(!open.isActive)
+
+        // A client that leaves first: the deadline is cancelled, not left holding the channel.
+        let gone = EmbeddedChannel()
+        try gone.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 40001)).wait()
+        let cancelled = ClientPipeline.handshakeDeadline(gone, in: .seconds(10))
+        _ = try gone.close().wait()
+        gone.embeddedEventLoop.advanceTime(by: .seconds(11))
+        #expect(throws: EventLoopError.self) { try cancelled.futureResult.wait() }
+    }
 }

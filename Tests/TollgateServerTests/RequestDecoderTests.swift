@@ -58,6 +58,12 @@ struct RequestDecoderTests {
         #expect(Self.decode("GET / HTTP/1.1\r\nHost: x\r\n\r\n").parts.first == "GET / HTTP/1.1 Host=x")
     }
 
+    @Test func originAbsoluteAndAsteriskFormsAreRead() {
+        #expect(Self.decode("GET HTTPS://example.com:8443/a?b HTTP/1.1\r\nHost: x\r\n\r\n").parts.first
+            == "GET HTTPS://example.com:8443/a?b HTTP/1.1 Host=x")
+        #expect(Self.decode("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").parts.first == "OPTIONS * HTTP/1.1 Host=x")
+    }
+
     @Test(arguments: [
         ("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", "obsolete line folding"),
         ("GET / HTTP/1.1\r\nHost : x\r\n\r\n", "whitespace before the colon"),
@@ -85,6 +91,13 @@ struct RequestDecoderTests {
         ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", "a chunk size of 16 digits"),
         ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n", "chunk data longer than its size"),
         ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n", "a trailer without a colon"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n", "framing in the trailers"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a b\r\nx\r\n0\r\n\r\n", "a chunk extension not a token"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\"b\r\nx\r\n0\r\n\r\n", "an unterminated quoted extension"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\t\r\n\r\nx", "HTAB after a Content-Length"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n", "HTAB after a coding"),
+        ("GET .a HTTP/1.1\r\nHost: x\r\n\r\n", "a target of no known form"),
+        ("GET http://a|b/ HTTP/1.1\r\nHost: x\r\n\r\n", "an absolute-form authority with a bad character"),
     ])
     func faultsAreRefused(request: String, why: String) {
         let (parts, failure) = Self.decode(request)

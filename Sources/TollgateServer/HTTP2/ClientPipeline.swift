@@ -10,13 +10,12 @@ import TollgateCore
 enum ClientPipeline {
     /// TLS, then the protocol ALPN chooses. The handshake and the choice must be done within
     /// `request_head_timeout`, or the connection is closed (no protocol handler is there yet to
-    /// time it out).
+    /// time it out). A connection that closes first cancels the deadline, which would otherwise
+    /// keep the channel alive until it fired.
     static func secure(_ channel: any Channel, context tls: NIOSSLContext, loop: LoopContext, peer: Peer) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOSSLServerHandler(context: tls))
-        let deadline = channel.eventLoop.scheduleTask(in: TimeAmount(loop.state.config.requestHeadTimeout)) {
-            channel.close(promise: nil)
-        }
+        let deadline = handshakeDeadline(channel, in: TimeAmount(loop.state.config.requestHeadTimeout))
         try sync.addHandler(ApplicationProtocolNegotiationHandler { result, channel in
             deadline.cancel()
             return channel.eventLoop.makeCompletedFuture {
@@ -30,6 +29,13 @@ enum ClientPipeline {
                 }
             }
         })
+    }
+
+    /// Closes `channel` after `timeout` unless cancelled first; cancelled when the channel closes.
+    static func handshakeDeadline(_ channel: any Channel, in timeout: TimeAmount) -> Scheduled<Void> {
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in deadline.cancel() }
+        return deadline
     }
 
     /// HTTP/1.1: ``ClientConnectionHandler``, which decodes the bytes itself.
