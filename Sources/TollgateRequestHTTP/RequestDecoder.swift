@@ -59,6 +59,10 @@ package struct RequestDecoder {
     /// Bytes read and not yet decoded.
     private var pending = Self.empty
     private var stopAfterMessage = false
+    /// How many bytes of a head still arriving were already searched for its end: each read
+    /// searches only what is new, so a head trickled a byte at a time costs linear time, not
+    /// quadratic.
+    private var headSearched = 0
     private static let empty = ByteBuffer()
 
     package init() {}
@@ -89,13 +93,15 @@ package struct RequestDecoder {
         while pending.readableBytes > 0 {
             switch state {
             case .head:
-                skipEmptyLines()
+                if headSearched == 0 { skipEmptyLines() }
                 guard pending.readableBytes > 0 else { return }
-                guard let end = UpstreamResponseParser.find(crlfcrlf: pending) else {
+                guard let end = UpstreamResponseParser.find(crlfcrlf: pending, from: headSearched) else {
                     if pending.readableBytes > Self.maxHeadBytes { throw .headTooLarge }
+                    headSearched = max(0, pending.readableBytes - 3)  // a CRLFCRLF may straddle reads
                     return
                 }
                 guard end + 4 <= Self.maxHeadBytes else { throw .headTooLarge }
+                headSearched = 0
                 let block = pending.readSlice(length: end + 4)!
                 let (head, framing) = try block.withUnsafeReadableBytes { bytes throws(Failure) in try RequestHeadParser.parse(bytes) }
                 stopAfterMessage = framing.last

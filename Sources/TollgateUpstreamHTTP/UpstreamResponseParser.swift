@@ -47,6 +47,8 @@ package struct UpstreamResponseParser {
     /// One empty buffer for every parser (an empty body, the headers before the head is read).
     private static let empty = ByteBuffer()
     private var keepAlive = true
+    /// How far into the pending bytes the search for the head's end has already looked.
+    private var headSearched = 0
     /// True once any byte of a response arrived (a stale pooled connection fails before that).
     package private(set) var receivedAnything = false
 
@@ -78,10 +80,12 @@ package struct UpstreamResponseParser {
         while var buffer = pending, buffer.readableBytes > 0 {
             switch state {
             case .head:
-                guard let headEnd = Self.find(crlfcrlf: buffer) else {
+                guard let headEnd = Self.find(crlfcrlf: buffer, from: headSearched) else {
                     if buffer.readableBytes > Self.maxHeadBytes { throw .headTooLarge }
+                    headSearched = max(0, buffer.readableBytes - 3)  // a CRLFCRLF may straddle the next read
                     return nil
                 }
+                headSearched = 0
                 guard headEnd <= Self.maxHeadBytes else { throw .headTooLarge }
                 let head = buffer.readSlice(length: headEnd + 4)!
                 pending = buffer
@@ -196,12 +200,15 @@ package struct UpstreamResponseParser {
         }
     }
 
-    /// Offset of the first CRLFCRLF in the readable bytes, if any.
-    package static func find(crlfcrlf buffer: ByteBuffer) -> Int? {
+    /// Offset of the first CRLFCRLF in the readable bytes, if any, looking from offset `start`
+    /// (a caller that has already searched the first bytes of a head that is still arriving
+    /// resumes near where it stopped: searching from the beginning on every read would cost a
+    /// head trickled a byte at a time quadratic time).
+    package static func find(crlfcrlf buffer: ByteBuffer, from start: Int = 0) -> Int? {
         buffer.withUnsafeReadableBytes { raw -> Int? in
             let n = raw.count
             guard n >= 4 else { return nil }
-            var i = 0
+            var i = max(0, start)
             while i <= n - 4 {
                 if raw[i + 3] != 10 { i += raw[i + 3] == 13 ? 1 : 4; continue }
                 if raw[i] == 13 && raw[i + 1] == 10 && raw[i + 2] == 13 { return i }
