@@ -59,10 +59,10 @@ package struct RequestDecoder {
     /// Bytes read and not yet decoded.
     private var pending = Self.empty
     private var stopAfterMessage = false
-    /// How many bytes of a head still arriving were already searched for its end: each read
-    /// searches only what is new, so a head trickled a byte at a time costs linear time, not
-    /// quadratic.
-    private var headSearched = 0
+    /// How many of the pending bytes were already searched for the end of the head or line still
+    /// arriving: each read searches only what is new, so input trickled a byte at a time costs
+    /// linear time, not quadratic.
+    private var searched = 0
     private static let empty = ByteBuffer()
 
     package init() {}
@@ -93,15 +93,15 @@ package struct RequestDecoder {
         while pending.readableBytes > 0 {
             switch state {
             case .head:
-                if headSearched == 0 { skipEmptyLines() }
+                if searched == 0 { skipEmptyLines() }
                 guard pending.readableBytes > 0 else { return }
-                guard let end = UpstreamResponseParser.find(crlfcrlf: pending, from: headSearched) else {
+                guard let end = UpstreamResponseParser.find(crlfcrlf: pending, from: searched) else {
                     if pending.readableBytes > Self.maxHeadBytes { throw .headTooLarge }
-                    headSearched = max(0, pending.readableBytes - 3)  // a CRLFCRLF may straddle reads
+                    searched = max(0, pending.readableBytes - 3)  // a CRLFCRLF may straddle reads
                     return
                 }
                 guard end + 4 <= Self.maxHeadBytes else { throw .headTooLarge }
-                headSearched = 0
+                searched = 0
                 let block = pending.readSlice(length: end + 4)!
                 let (head, framing) = try block.withUnsafeReadableBytes { bytes throws(Failure) in try RequestHeadParser.parse(bytes) }
                 stopAfterMessage = framing.last
@@ -167,11 +167,14 @@ package struct RequestDecoder {
     /// One CRLF-terminated line without its CRLF, nil until it is complete; a line over `limit`
     /// bytes or a bare CR/LF in it is a fault.
     private mutating func readLine(limit: Int) throws(Failure) -> ByteBuffer? {
-        let found: Int? = pending.withUnsafeReadableBytes { $0.firstIndex(of: 0x0A) }
+        let from = searched
+        let found: Int? = pending.withUnsafeReadableBytes { $0[from...].firstIndex(of: 0x0A) }
         guard let lf = found else {
             if pending.readableBytes > limit { throw .malformed("line too long") }
+            searched = pending.readableBytes
             return nil
         }
+        searched = 0
         guard lf <= limit, lf >= 1, pending.getInteger(at: pending.readerIndex + lf - 1, as: UInt8.self) == 0x0D else {
             throw lf > limit ? .malformed("line too long") : .malformed("line not ended by CRLF")
         }
