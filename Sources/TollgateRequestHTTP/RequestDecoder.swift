@@ -11,7 +11,7 @@ import TollgateUpstreamHTTP
 ///
 /// Stricter than llhttp where RFC 9112 allows a choice, and never guessing at framing:
 /// - request line `method SP request-target SP HTTP/1.1` (or `1.0`), single spaces; the method a
-///   token; the target visible ASCII only;
+///   token; the target visible ASCII, in origin-, absolute- (`http`/`https`) or asterisk-form;
 /// - every line ends in CRLF (a bare CR or LF is refused); empty lines before a request are skipped
 ///   (§2.2); a field name is a token, followed directly by `:` (§5.1); no obsolete line folding
 ///   (§5.2); no control characters in a value but HTAB;
@@ -22,8 +22,10 @@ import TollgateUpstreamHTTP
 ///   after it is read: `RequestFraming` answers it (400/501) and the connection closes;
 /// - after a request with `Upgrade`, `Connection: close`, or HTTP/1.0 without `keep-alive`,
 ///   nothing more is read (the gateway answers it and closes);
-/// - the head (empty lines before it included) is at most ``maxHeadBytes``, a chunk-size line or
-///   the trailer section at most ``maxLineBytes`` / ``maxHeadBytes``.
+/// - chunk lines are `size[;token[=token/quoted-string]]…` (no whitespace, as llhttp); trailers are
+///   checked like fields and dropped, and may not hold `Content-Length` or `Transfer-Encoding`;
+/// - the head is at most ``maxHeadBytes``, a chunk-size line ``maxLineBytes``, the trailers
+///   ``maxHeadBytes``; input still arriving is searched once per byte, however it is split.
 /// After the first fault nothing more is decoded: the connection cannot be trusted past it.
 package struct RequestDecoder {
     package enum Failure: Error, Equatable, CustomStringConvertible {
@@ -47,7 +49,8 @@ package struct RequestDecoder {
         case chunkData(remaining: Int)
         case chunkDataEnd
         case trailers(bytes: Int)
-        /// Nothing more is read: after a refused framing, an upgrade, or a fault.
+        /// Nothing more is read: after a refused framing, a request that ends the connection, or a
+        /// fault.
         case stopped
     }
 
