@@ -130,21 +130,9 @@ enum RequestHeadParser {
         let scheme = t.firstIndex(of: UInt8(ascii: ":")).map { UnsafeRawBufferPointer(rebasing: t[..<$0]) }
         guard let scheme, HeadFields.equalsLowercased(scheme, "http") || HeadFields.equalsLowercased(scheme, "https"),
               t[scheme.count...].starts(with: "://".utf8) else { return false }
-        // The authority: a host and port, no user info (RequestFraming checks the host's form).
+        // The authority: a host and optional port (no user info), as a `Host` field must be.
         let authority = t[(scheme.count + 3)...].prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") }
-        return !authority.isEmpty && authority.allSatisfy(isAuthorityByte)
-    }
-
-    /// unreserved / sub-delims / `%` / `:` / `[` / `]` (RFC 3986 §3.2.2-3).
-    private static func isAuthorityByte(_ b: UInt8) -> Bool {
-        switch b {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
-        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"), UInt8(ascii: ":"),
-             UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-             UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"),
-             UInt8(ascii: "="): true
-        default: false
-        }
+        return !authority.isEmpty && HostSyntax.isValid(UnsafeRawBufferPointer(rebasing: authority))
     }
 
     /// The common methods without building a String first; any other token as NIO names it.

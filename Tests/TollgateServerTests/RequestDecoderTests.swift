@@ -144,6 +144,9 @@ struct RequestDecoderTests {
     func nothingIsReadAfterARequestThatEndsTheConnection(request: String) {
         let (parts, failure) = Self.decode(request + "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(parts.count == 2 && parts.last == "end" && failure == nil)
+    }
+
+    @Test func anHTTP10RequestAskingForKeepAliveIsFollowedByTheNext() {
         #expect(Self.decode("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n").parts.count == 4)
     }
 

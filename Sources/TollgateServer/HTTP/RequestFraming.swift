@@ -1,5 +1,6 @@
 import NIOHTTP1
 import TollgateCore
+import TollgateRequestHTTP
 
 /// The RFC 9112 request rules NIO's decoder leaves to the server, checked on every request head
 /// before anything else. Each violation is answered and the connection closed: after a framing
@@ -54,51 +55,10 @@ enum RequestFraming {
         return nil
     }
 
-    /// `uri-host [ ":" port ]` (RFC 3986): a reg-name or IPv4 address, or an IP literal in
-    /// brackets, then optional digits. Empty is allowed (an authority without a host).
+    /// `uri-host [ ":" port ]` (RFC 3986, ``HostSyntax``). Empty is allowed (an authority without a host).
     static func isValidHost(_ value: String) -> Bool {
         var value = value
-        return value.withUTF8(isValidHost(bytes:))
-    }
-
-    /// ``isValidHost(_:)`` over the value's bytes (it runs on every request: no `Character` walks).
-    private static func isValidHost(bytes b: UnsafeBufferPointer<UInt8>) -> Bool {
-        var end = b.count
-        if b.first == UInt8(ascii: "[") {
-            guard let close = b.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return false }
-            for i in 1..<close where !(isHexDigit(b[i]) || b[i] == UInt8(ascii: ":") || b[i] == UInt8(ascii: ".")) {
-                return false
-            }
-            return close + 1 == b.count || isPort(b, from: close + 1)
-        }
-        if let colon = b.lastIndex(of: UInt8(ascii: ":")) {
-            guard isPort(b, from: colon) else { return false }
-            end = colon
-        }
-        for i in 0..<end where !isRegNameByte(b[i]) { return false }
-        return true
-    }
-
-    /// `":" *5DIGIT` from `start` to the end.
-    private static func isPort(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> Bool {
-        guard start < b.count, b[start] == UInt8(ascii: ":"), b.count - start - 1 <= 5 else { return false }
-        for i in (start + 1)..<b.count where !(b[i] >= 0x30 && b[i] <= 0x39) { return false }
-        return true
-    }
-
-    private static func isHexDigit(_ b: UInt8) -> Bool {
-        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66)
-    }
-
-    /// unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2).
-    private static func isRegNameByte(_ b: UInt8) -> Bool {
-        switch b {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
-        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"): true
-        case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
-             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="): true
-        default: false
-        }
+        return value.withUTF8 { HostSyntax.isValid(UnsafeRawBufferPointer($0)) }
     }
 
     /// The path and query of an absolute-form target (`http://authority/path?query`, §3.2.2), which
