@@ -47,8 +47,9 @@ package struct UpstreamResponseParser {
     /// One empty buffer for every parser (an empty body, the headers before the head is read).
     private static let empty = ByteBuffer()
     private var keepAlive = true
-    /// How far into the pending bytes the search for the head's end has already looked.
-    private var headSearched = 0
+    /// How far into the pending bytes the search for the end of the head or line still arriving
+    /// has already looked: each byte is searched once, however the input is split.
+    private var searched = 0
     /// True once any byte of a response arrived (a stale pooled connection fails before that).
     package private(set) var receivedAnything = false
 
@@ -80,12 +81,12 @@ package struct UpstreamResponseParser {
         while var buffer = pending, buffer.readableBytes > 0 {
             switch state {
             case .head:
-                guard let headEnd = Self.find(crlfcrlf: buffer, from: headSearched) else {
+                guard let headEnd = Self.find(crlfcrlf: buffer, from: searched) else {
                     if buffer.readableBytes > Self.maxHeadBytes { throw .headTooLarge }
-                    headSearched = max(0, buffer.readableBytes - 3)  // a CRLFCRLF may straddle the next read
+                    searched = max(0, buffer.readableBytes - 3)  // a CRLFCRLF may straddle the next read
                     return nil
                 }
-                headSearched = 0
+                searched = 0
                 guard headEnd <= Self.maxHeadBytes else { throw .headTooLarge }
                 let head = buffer.readSlice(length: headEnd + 4)!
                 pending = buffer
@@ -137,12 +138,17 @@ package struct UpstreamResponseParser {
 
     /// Reads one CRLF-terminated line (without the CRLF) from the pending bytes.
     private mutating func readLine(_ buffer: inout ByteBuffer) throws(Failure) -> String? {
-        guard let cr = buffer.readableBytesView.firstIndex(of: 13) else {
+        guard let cr = buffer.readableBytesView.dropFirst(searched).firstIndex(of: 13) else {
             if buffer.readableBytes > Self.maxLineBytes { throw .malformed("line too long") }
+            searched = buffer.readableBytes
             return nil
         }
         let offset = cr - buffer.readerIndex
-        guard buffer.readableBytes > offset + 1 else { return nil }
+        guard buffer.readableBytes > offset + 1 else {
+            searched = offset  // the CR is found again once its LF arrives
+            return nil
+        }
+        searched = 0
         guard buffer.getInteger(at: cr + 1, as: UInt8.self) == 10 else { throw .malformed("bare CR") }
         let line = buffer.readString(length: offset)!
         buffer.moveReaderIndex(forwardBy: 2)

@@ -59,6 +59,13 @@ import Testing
         }
     }
 
+    /// Heads and lines searched once per byte must still be found whatever the split: a byte per read.
+    @Test func aResponseReadOneByteAtATimeIsTheSame() throws {
+        let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n"
+        let r = try parse(text.utf8.map { String(decoding: [$0], as: UTF8.self) })
+        #expect(r?.status == 200 && body(r) == "abcde" && r?.keepAlive == true)
+    }
+
     @Test func interimResponsesAreSkipped() throws {
         let r = try parse(["HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"])
         #expect(r?.status == 201 && body(r) == "ok")
