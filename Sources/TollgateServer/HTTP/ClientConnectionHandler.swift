@@ -4,9 +4,10 @@ import TollgateCore
 import TollgateRequestHTTP
 
 /// Serves one client connection: HTTP/1.1 keep-alive and pipelining, one request at a time, in
-/// order. It reads the connection's bytes and decodes them itself (``RequestDecoder``: no decoder
-/// handler in front of it, one pipeline step per read). Connection mechanics only — what a request is answered with is decided by
-/// ``RequestIntake``, ``BuiltinEndpoint`` and ``ProxyExchange``; ``ResponseDelivery`` writes it.
+/// order. It decodes the connection's bytes itself (``RequestDecoder``: no decoder handler in
+/// front of it, one pipeline step per read). Connection mechanics only — what a request is
+/// answered with is decided by ``RequestIntake``, ``BuiltinEndpoint`` and ``ProxyExchange``;
+/// ``ResponseDelivery`` writes it.
 ///
 /// Invariants:
 /// - Every request gets exactly one response, in the order the requests arrived; a parse error is
@@ -145,11 +146,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         case .closing: return
         case .answering: queued.append(inbound)
         case .idle, .receiving:
-            if drainingQueue { return queued.append(inbound) }
-            switch inbound {
-            case .part(let part): handle(part)
-            case .failed(let failure): fail(failure)
-            }
+            if drainingQueue { queued.append(inbound) } else { process(inbound) }
+        }
+    }
+
+    private func process(_ inbound: Inbound) {
+        switch inbound {
+        case .part(let part): handle(part)
+        case .failed(let failure): fail(failure)
         }
     }
 
@@ -385,10 +389,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
             case .idle, .receiving: break
             }
             queued.removeFirst()
-            switch next {
-            case .part(let part): handle(part)
-            case .failed(let failure): fail(failure)
-            }
+            process(next)
         }
     }
 

@@ -2,16 +2,18 @@ import NIOHTTP1
 import TollgateCore
 import TollgateRequestHTTP
 
-/// The RFC 9112 request rules NIO's decoder leaves to the server, checked on every request head
-/// before anything else. Each violation is answered and the connection closed: after a framing
-/// fault nothing later on the connection can be trusted to start where it seems to.
+/// The RFC 9112 request rules that need the whole head, checked on every request head (HTTP/1.1
+/// from ``RequestDecoder``, HTTP/2 streams too) before anything else. Each violation is answered
+/// and the connection closed: after a framing fault nothing later on the connection can be trusted
+/// to start where it seems to. The decoder reads nothing after a head whose framing it refuses and
+/// relies on this answering it (`RequestDecoderTests` checks every such head gets a violation).
 ///
 /// | rule | answer |
 /// |---|---|
 /// | HTTP/1.1 without `Host`, two `Host` lines, or an invalid `Host` value (§3.2) | 400 |
 /// | HTTP/1.0 with `Transfer-Encoding` (§6.1: framing is faulty, even with a Content-Length) | 400 |
-/// | a transfer coding other than `chunked` (§6.1; NIO passes `gzip, chunked` through) | 501 |
-/// | `Content-Length` and `Transfer-Encoding` together (§6.1; NIO refuses most forms too) | 400 |
+/// | a transfer coding other than `chunked` before the final `chunked` (§6.1: `gzip, chunked`) | 501 |
+/// | `Content-Length` and `Transfer-Encoding` together (§6.1) | 400 |
 /// | a request target over 8 KiB (§3) | 414 |
 enum RequestFraming {
     static let maxTargetBytes = 8 * 1024
