@@ -18,8 +18,9 @@ struct RequestFramingChoice {
 }
 
 /// Parses one request head — request line, fields, the final empty line — from its bytes into NIO's
-/// `HTTPRequestHead` (what the policies read) and the body's framing. One pass; a String is made
-/// only for the target and for each field's name and value.
+/// `HTTPRequestHead` (what the policies read) and the body's framing. The lines are counted first,
+/// so the fields array is made once at its size, then parsed in one pass; a String is made only for
+/// the target and for each field's name and value.
 enum RequestHeadParser {
     typealias Failure = RequestDecoder.Failure
 
