@@ -43,6 +43,8 @@ class H2:
         self.goaway = None
         self.goaways = []
         self.closed = False
+        self.initial_window = 65535  # the gateway's SETTINGS_INITIAL_WINDOW_SIZE, for our DATA
+        self.send_windows = {0: 65535}  # stream id (0: the connection) -> bytes we may still send
         self.send(PREFACE + SettingsFrame(0).serialize())
 
     def send(self, data):
@@ -74,6 +76,22 @@ class H2:
         if end:
             d.flags.add("END_STREAM")
         self.frame(d)
+
+    def send_body(self, sid, body, frame_size=16384, timeout=10):
+        """Sends `body` on stream `sid` as a client must: within the gateway's flow-control windows,
+        waiting for its WINDOW_UPDATEs. False when they stop coming before the body is sent."""
+        sent = 0
+        while sent < len(body):
+            room = min(self.send_windows[0], self.send_windows.setdefault(sid, self.initial_window), frame_size, len(body) - sent)
+            if room <= 0:
+                if not self.pump(lambda: min(self.send_windows[0], self.send_windows[sid]) > 0, timeout):
+                    return False
+                continue
+            self.send_windows[0] -= room
+            self.send_windows[sid] -= room
+            self.data(sid, body[sent:sent + room], end=sent + room == len(body))
+            sent += room
+        return True
 
     def _read_frame(self):
         while True:
@@ -112,6 +130,7 @@ class H2:
         if isinstance(frame, SettingsFrame):
             if "ACK" not in frame.flags:
                 self.server_settings.update(frame.settings)
+                self.initial_window = frame.settings.get(4, self.initial_window)
                 self.frame(SettingsFrame(0, flags=["ACK"]))
         elif isinstance(frame, PingFrame):
             if "ACK" not in frame.flags:
@@ -132,6 +151,9 @@ class H2:
             a.ended = a.ended or "END_STREAM" in frame.flags
             if frame.flow_controlled_length:
                 self.frame(WindowUpdateFrame(0, window_increment=frame.flow_controlled_length))
+        elif isinstance(frame, WindowUpdateFrame):
+            sid = frame.stream_id
+            self.send_windows[sid] = self.send_windows.get(sid, self.initial_window) + frame.window_increment
         elif isinstance(frame, RstStreamFrame):
             self.answers.setdefault(frame.stream_id, Answer()).reset = frame.error_code
 

@@ -22,6 +22,13 @@ POST_ROUTE = """
     params: {{ q: {{ in: body, type: string }} }}
     max_body: 1KiB
 """
+BIG_ROUTE = """
+  - name: upload
+    match: {{ method: POST, path: /api/upload }}
+    upstream: {{ url: "http://127.0.0.1:{port}/v2/validate", auth: {{ header: X-Api-Key, secret: ADDRESS_API_KEY }} }}
+    params: {{ q: {{ in: body, type: string }}, note: {{ in: body, type: string, max_length: 300000 }} }}
+    max_body: 1MiB
+"""
 
 
 @pytest.fixture
@@ -136,9 +143,45 @@ def test_body_over_limit_resets_only_its_stream(gateways, standin, certs, api_ke
     c.close()
 
 
+def test_a_body_larger_than_the_window_arrives_whole(gateways, standin, certs, api_key):
+    """Inbound flow control is the gateway's: a client that keeps to the windows can send a body
+    several times the 64 KiB initial window, because the gateway refills the connection's and the
+    stream's windows as the DATA arrives; the upstream gets every byte, in order."""
+    gw = start(gateways, standin, certs, api_key, extra_route=BIG_ROUTE.format(port=standin.port))
+    c = H2(gw.port, certs["ca"])
+    body = b'{"q": "Main Street", "note": "' + b"".join(b"%07d," % i for i in range(25_000)) + b'"}'
+    assert len(body) > 3 * 65_535
+    sid = c.request("POST", "/api/upload", headers=[("content-type", "application/json")], end=False)
+    assert c.send_body(sid, body), c.send_windows  # stalls without the gateway's WINDOW_UPDATEs
+    (a,) = c.wait(sid)
+    assert a.status == 200, a.body
+    assert json.loads(standin.last()["body"]) == json.loads(body)
+    # The connection's window was refilled too: a second upload on the same connection.
+    sid = c.request("POST", "/api/upload", headers=[("content-type", "application/json")], end=False)
+    assert c.send_body(sid, body) and c.wait(sid)[0].status == 200 and c.goaway is None
+    c.close()
+
+
+def test_a_stream_reset_in_the_read_that_opened_it_costs_nothing(gateways, standin, certs, api_key):
+    """A request is answered once the read that made it whole has been handled: a stream opened
+    and reset in the same read never reaches the policies or the upstream (the rapid-reset
+    pattern), while the streams around it are answered."""
+    gw = start(gateways, standin, certs, api_key)
+    c = H2(gw.port, certs["ca"])
+    assert c.get(PATH).status == 200
+    h = HeadersFrame(c.next_id, c.header_block("GET", PATH), flags=["END_HEADERS", "END_STREAM"])
+    reset, c.next_id = c.next_id, c.next_id + 2
+    c.send(h.serialize() + RstStreamFrame(reset, error_code=0x8).serialize())  # one TLS record, one read
+    assert c.get(PATH).status == 200
+    assert standin.stats()["calls"] == 2
+    assert reset not in c.answers or c.answers[reset].status is None
+    c.close()
+
+
 def test_rapid_reset_ends_the_connection(gateways, standin, certs, api_key):
-    """CVE-2023-44487: streams opened and reset at once. Each reset stream is a request begun, so the
-    count is bounded (200 in 30 s), then GOAWAY ENHANCE_YOUR_CALM."""
+    """CVE-2023-44487: streams opened and reset at once. A stream reset in a later read than the one
+    that opened it is a request begun, so the count is bounded (200 in 30 s), then GOAWAY
+    ENHANCE_YOUR_CALM."""
     gw = start(gateways, standin, certs, api_key)
     standin.mode("slow", delay_ms=200)
     c = H2(gw.port, certs["ca"])

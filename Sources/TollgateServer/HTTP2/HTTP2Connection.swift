@@ -3,8 +3,17 @@ import NIOHTTP2
 import TollgateCore
 
 /// One HTTP/2 client connection, last in its channel's pipeline (after `NIOHTTP2Handler` and the
-/// connection manager): what its streams share, and how shutdown reaches it.
+/// connection manager). It serves every stream itself, from frames: there is no channel per
+/// stream. Each stream is an ``HTTP2Stream`` in ``streams``, from its first HEADERS frame until
+/// `NIOHTTP2Handler` reports it closed (answered, reset by the client, or the connection gone).
 ///
+/// - Requests made whole by a read are answered when that read has been handled
+///   (`channelReadComplete`), in the order they became whole: a stream the client reset within
+///   the same read is gone by then (rapid reset costs no policy run and no upstream call).
+/// - Inbound flow control is ours (`NIOHTTP2Handler` enforces the windows, the multiplexer used
+///   to refill them): the connection's window, and a stream's while its body is arriving, are
+///   refilled to ``window`` when they fall below half of it. Bodies are bounded by the route's
+///   `max_body`, so the refill never lets more in than a request may hold.
 /// - The client's run of refusals (``RefusalStreak``) is the connection's, not a stream's: a client
 ///   cannot restart its run by opening a new stream. A run that reaches `close_after_refusals`, a
 ///   ban, or a framing fault ends the connection gracefully (``closeGracefully()``).
@@ -14,12 +23,22 @@ import TollgateCore
 final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// The size inbound flow-control windows are kept at: HTTP/2's initial window, which the
+    /// gateway's SETTINGS leave as it is.
+    static let window = 65_535
 
     let loop: LoopContext
     let peer: Peer
     var refusals = RefusalStreak()
     private var context: ChannelHandlerContext?
     private var closing = false
+    private var streams: [HTTP2StreamID: HTTP2Stream] = [:]
+    /// Streams whose request a read made whole, to answer at the end of that read.
+    private var whole: [HTTP2Stream] = []
+    /// Frames written since the last flush (window updates during a read).
+    private var unflushed = false
 
     init(loop: LoopContext, peer: Peer) {
         self.loop = loop
@@ -33,13 +52,108 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         loop.connections[ObjectIdentifier(self)] = nil
+        closeAllStreams()
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         loop.connections[ObjectIdentifier(self)] = nil
+        closeAllStreams()
         context.fireChannelInactive()
     }
+
+    /// The connection is gone: every stream still open is closed (an exchange in progress is told).
+    private func closeAllStreams() {
+        let open = streams.values
+        streams = [:]
+        whole = []
+        for stream in open { stream.closed() }
+    }
+
+    // MARK: Frames in
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .headers(let headers):
+            if let stream = streams[frame.streamID] {
+                stream.receive(nil, ended: headers.endStream)  // trailers
+                if stream.isComplete { whole.append(stream) }
+                return
+            }
+            guard let head = HTTP2Fields.requestHead(headers.headers) else {
+                // Malformed (RFC 9113 §8.1.1): a stream error, this stream only.
+                return context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: frame.streamID, payload: .rstStream(.protocolError))), promise: nil)
+            }
+            let stream = HTTP2Stream(id: frame.streamID, connection: self)
+            streams[frame.streamID] = stream
+            stream.begin(head, ended: headers.endStream)
+            if stream.isComplete { whole.append(stream) }
+        case .data(let data):
+            guard let stream = streams[frame.streamID] else { return }
+            if case .byteBuffer(let bytes) = data.data { stream.receive(bytes, ended: data.endStream) } else { stream.receive(nil, ended: data.endStream) }
+            if stream.isComplete { whole.append(stream) }
+        default:
+            return  // RST_STREAM arrives as a StreamClosedEvent; the rest is NIOHTTP2Handler's
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        while !whole.isEmpty {
+            let ready = whole
+            whole.removeAll(keepingCapacity: true)
+            for stream in ready { stream.answer() }  // a stream closed since is no longer complete
+        }
+        if unflushed {
+            unflushed = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let closed as StreamClosedEvent:
+            streams.removeValue(forKey: closed.streamID)?.closed()
+        case let window as NIOHTTP2WindowUpdatedEvent:
+            refill(window)
+        default:
+            break
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Refills an inbound window that fell below half of ``window``: the connection's always, a
+    /// stream's only while its body is arriving.
+    private func refill(_ event: NIOHTTP2WindowUpdatedEvent) {
+        guard let context, let size = event.inboundWindowSize, size < Self.window / 2 else { return }
+        guard event.streamID == .rootStream || streams[event.streamID]?.isReceiving == true else { return }
+        let update = HTTP2Frame(streamID: event.streamID, payload: .windowUpdate(windowSizeIncrement: Self.window - size))
+        context.write(wrapOutboundOut(update), promise: nil)
+        unflushed = true
+    }
+
+    // MARK: Frames out
+
+    /// Writes a frame of stream `id`'s answer. `reset`: once it is written, the stream is reset
+    /// (RST_STREAM NO_ERROR) if the client has not ended it — the answer came before the whole
+    /// request, whose remaining DATA is not wanted.
+    func write(_ payload: HTTP2Frame.FramePayload, on id: HTTP2StreamID, flush: Bool, reset: Bool) {
+        guard let context else { return }
+        let frame = wrapOutboundOut(HTTP2Frame(streamID: id, payload: payload))
+        guard reset else {
+            if flush { context.writeAndFlush(frame, promise: nil) } else { context.write(frame, promise: nil) }
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(frame, promise: written)
+        written.futureResult.assumeIsolated().whenComplete { [self] _ in
+            guard let context = self.context, streams[id] != nil else { return }
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+        }
+    }
+
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     /// An error `NIOHTTP2Handler` reports. A connection error (a flood bound, a framing or HPACK
     /// fault; GOAWAY already sent) or a transport error closes the connection; a stream error
@@ -77,9 +191,10 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
         }
     }
 
-    /// Sends GOAWAY; the streams already open are answered, then the connection closes. Done on
-    /// the loop's next turn: asked for from inside a stream's answer, the GOAWAY would otherwise
-    /// overtake that answer's frames still on their way through the multiplexer.
+    /// Sends GOAWAY; the streams already open are answered, then the connection closes. Asked for
+    /// from inside a stream's answer, it is done on the loop's next turn, from the pipeline's head,
+    /// once that answer's frames and its stream's close have gone through `NIOHTTP2Handler` and
+    /// the connection manager.
     func closeGracefully() {
         guard !closing, let context else { return }
         closing = true
