@@ -185,10 +185,30 @@ def wrk(url):
     return wrk_with(url, CONNECTIONS)
 
 
-def wrk_with(url, connections, core=None):
-    """wrk's result on `url`; `core`: run it pinned to that CPU (taskset)."""
+# What a browser sends with a fetch() from a page (Chromium 13x), less the cookie's value: the
+# fields a gateway parses on every request from a real page, where wrk sends only Host.
+BROWSER_HEADERS = [
+    "Accept: application/json, text/plain, */*",
+    "Accept-Encoding: gzip, deflate, br, zstd",
+    "Accept-Language: en-US,en;q=0.9,de;q=0.8",
+    "Connection: keep-alive",
+    "Origin: https://signup.example.com",
+    "Referer: https://signup.example.com/register?step=address",
+    "Sec-Ch-Ua: \"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"",
+    "Sec-Ch-Ua-Mobile: ?0",
+    "Sec-Ch-Ua-Platform: \"Linux\"",
+    "Sec-Fetch-Dest: empty",
+    "Sec-Fetch-Mode: cors",
+    "Sec-Fetch-Site: same-site",
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+]
+
+
+def wrk_with(url, connections, core=None, headers=()):
+    """wrk's result on `url`; `core`: run it pinned to that CPU (taskset); `headers`: sent with each request."""
     pinned = ["taskset", "-c", str(core)] if core is not None else []
-    out = subprocess.run(pinned + ["wrk", f"-t{min(THREADS, connections)}", f"-c{connections}", f"-d{DURATION}s", "--latency", url],
+    extra = [arg for header in headers for arg in ("-H", header)]
+    out = subprocess.run(pinned + ["wrk", f"-t{min(THREADS, connections)}", f"-c{connections}", f"-d{DURATION}s", "--latency", *extra, url],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}

@@ -11,6 +11,7 @@ take from their core. Needs 2 cores. Reports; never fails.
     TOLLGATE_BIN=/tmp/old/tollgate python3 bench/pinned.py
     BEFORE_BIN=/tmp/old/tollgate python3 bench/pinned.py   # also that binary, in the same rounds
     ACCESS_LOG=1 python3 bench/pinned.py   # also both with their access log on: what a logged line costs
+    HEADERS=browser python3 bench/pinned.py  # requests carry a browser's dozen fields (wrk sends only Host)
 """
 import os
 import subprocess
@@ -31,6 +32,7 @@ from compare import (free_port, keyed_upstream, nginx_proxy, report, stop_all, t
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "16"))
+HEADERS = compare.BROWSER_HEADERS if os.environ.get("HEADERS") == "browser" else []
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -48,7 +50,7 @@ def measure(pid, url):
     """CPU µs per request of `pid` while wrk (on core 1) drives `url` (user and system time apart:
     the system calls are the same for both proxies, their cost in this VM is not), and wrk's result."""
     (user0, sys0) = cpu_seconds(pid)
-    run = wrk_with(url, CONNECTIONS, core=1)
+    run = wrk_with(url, CONNECTIONS, core=1, headers=HEADERS)
     (user1, sys1) = cpu_seconds(pid)
     requests = run["rps"] * DURATION
     per = lambda seconds: round(seconds * 1e6 / requests, 2)  # noqa: E731
@@ -108,7 +110,7 @@ def main():
         best = {name: min(r["cpu_us_per_request"] for r in runs) for name, runs in rounds.items()}
         best_user = {name: min(r["user_us"] for r in runs) for name, runs in rounds.items()}
         result = {
-            "connections": CONNECTIONS, "duration_s": DURATION, "rounds": rounds,
+            "connections": CONNECTIONS, "duration_s": DURATION, "headers": "browser" if HEADERS else "host only", "rounds": rounds,
             "best_cpu_us_per_request": best, "best_user_us_per_request": best_user,
             "ratio_cpu_tollgate_over_nginx": round(best["tollgate"] / best["nginx"], 2),
         }

@@ -2,10 +2,15 @@ import NIOCore
 import NIOHTTP2
 import TollgateCore
 
-/// One HTTP/2 client connection, last in its channel's pipeline (after `NIOHTTP2Handler` and the
-/// connection manager). It serves every stream itself, from frames: there is no channel per
+/// One HTTP/2 client connection, between `NIOHTTP2Handler` and the connection manager in its
+/// channel's pipeline. It serves every stream itself, from frames: there is no channel per
 /// stream. Each stream is an ``HTTP2Stream`` in ``streams``, from its first HEADERS frame until
 /// `NIOHTTP2Handler` reports it closed (answered, reset by the client, or the connection gone).
+///
+/// - The connection manager (idle timeout, graceful GOAWAY) counts the streams this connection
+///   serves: it is told of each one opened and closed here, and the handler's own stream events
+///   are not passed on. Those can report a stream closed that was never reported open (one whose
+///   first HEADERS failed validation), which the manager does not expect.
 ///
 /// - Requests made whole by a read are answered when that read has been handled
 ///   (`channelReadComplete`), in the order they became whole: a stream the client reset within
@@ -31,6 +36,8 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
 
     let loop: LoopContext
     let peer: Peer
+    /// The connection manager's: told of each stream opened and closed.
+    private let streamCounter: any NIOHTTP2StreamDelegate
     var refusals = RefusalStreak()
     private var context: ChannelHandlerContext?
     private var closing = false
@@ -40,9 +47,10 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     /// Frames written since the last flush (window updates during a read).
     private var unflushed = false
 
-    init(loop: LoopContext, peer: Peer) {
+    init(loop: LoopContext, peer: Peer, streamCounter: any NIOHTTP2StreamDelegate) {
         self.loop = loop
         self.peer = peer
+        self.streamCounter = streamCounter
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -87,6 +95,7 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
             }
             let stream = HTTP2Stream(id: frame.streamID, connection: self)
             streams[frame.streamID] = stream
+            streamCounter.streamCreated(frame.streamID, channel: context.channel)
             stream.begin(head, ended: headers.endStream)
             if stream.isComplete { whole.append(stream) }
         case .data(let data):
@@ -94,7 +103,9 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
             if case .byteBuffer(let bytes) = data.data { stream.receive(bytes, ended: data.endStream) } else { stream.receive(nil, ended: data.endStream) }
             if stream.isComplete { whole.append(stream) }
         default:
-            return  // RST_STREAM arrives as a StreamClosedEvent; the rest is NIOHTTP2Handler's
+            // RST_STREAM arrives as a StreamClosedEvent; the other frames are NIOHTTP2Handler's,
+            // and the manager's to see (the answer to its PING of a graceful close).
+            context.fireChannelRead(data)
         }
     }
 
@@ -114,13 +125,17 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let closed as StreamClosedEvent:
-            streams.removeValue(forKey: closed.streamID)?.closed()
+            guard let stream = streams.removeValue(forKey: closed.streamID) else { return }
+            stream.closed()
+            streamCounter.streamClosed(closed.streamID, channel: context.channel)
+        case is NIOHTTP2StreamCreatedEvent:
+            return
         case let window as NIOHTTP2WindowUpdatedEvent:
             refill(window)
+            context.fireUserInboundEventTriggered(event)
         default:
-            break
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     /// Refills an inbound window that fell below half of ``window``: the connection's always, a
