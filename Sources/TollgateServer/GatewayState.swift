@@ -211,6 +211,9 @@ final class LoopContext: @unchecked Sendable {
     let refusals = RefusalTally()
     /// This loop's access-log lines not yet handed to the writer.
     let accessLines: AccessLogBuffer
+    /// Where this loop renders an upstream request head before it is copied into the buffer sent
+    /// (its capacity is kept).
+    var upstreamHead: [UInt8] = []
     /// Where this loop renders a problem document before it is copied into the response (its
     /// capacity is kept, so a refusal allocates no string for it).
     var problemText = ""

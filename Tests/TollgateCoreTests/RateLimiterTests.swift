@@ -212,10 +212,3 @@ import Testing
     }
 }
 
-/// Bytes as a sink: checks what the protocol's default methods write.
-extension Array: TextSink where Element == UInt8 {
-    public mutating func append(_ text: String) { append(contentsOf: text.utf8) }
-    public mutating func append(_ text: Substring) { append(contentsOf: text.utf8) }
-    public mutating func appendASCII(_ byte: UInt8) { append(byte) }
-    public mutating func reserve(_ bytes: Int) { reserveCapacity(count + bytes) }
-}

@@ -34,3 +34,14 @@ extension String: TextSink {
     public mutating func appendASCII(_ byte: UInt8) { unicodeScalars.append(Unicode.Scalar(byte)) }
     public mutating func reserve(_ bytes: Int) { reserveCapacity(utf8.count + bytes) }
 }
+
+/// Bytes in an array: the sink the data plane renders upstream request heads into (a buffer its
+/// event loop reuses). Rendering into a concrete type of this module runs specialized; the same
+/// generic renderer called with a sink from another module (NIO's `ByteBuffer`) made a protocol
+/// call for every piece it wrote.
+extension Array: TextSink where Element == UInt8 {
+    public mutating func append(_ text: String) { append(contentsOf: text.utf8) }
+    public mutating func append(_ text: Substring) { append(contentsOf: text.utf8) }
+    public mutating func appendASCII(_ byte: UInt8) { append(byte) }
+    public mutating func reserve(_ bytes: Int) { reserveCapacity(count + bytes) }
+}

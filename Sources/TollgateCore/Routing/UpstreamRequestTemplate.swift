@@ -56,9 +56,19 @@ public struct UpstreamRequestTemplate: Sendable {
         return (head, body)
     }
 
+    /// Appends the request head to `head` (the data plane's reused bytes) and returns the body: the
+    /// generic renderer below, specialized here for bytes.
+    public func render(_ request: RequestView, requestID: String, into head: inout [UInt8]) -> [UInt8] {
+        write(request, requestID: requestID, into: &head)
+    }
+
     /// Writes the request head into `head` — the query straight into it, no string per parameter —
     /// and returns the body, which follows the head.
     public func render<Sink: TextSink>(_ request: RequestView, requestID: String, into head: inout Sink) -> [UInt8] {
+        write(request, requestID: requestID, into: &head)
+    }
+
+    private func write<Sink: TextSink>(_ request: RequestView, requestID: String, into head: inout Sink) -> [UInt8] {
         var path = pathTemplate
         var bodyMembers: [JSONMember] = []
         var queryBytes = constantQuery.utf8.count

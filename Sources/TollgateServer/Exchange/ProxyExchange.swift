@@ -213,7 +213,9 @@ final class ProxyExchange {
         }
         state = .upstream
         var buffer = loop.pool.requestBuffers.take(capacity: template.typicalHeadBytes, allocator: ByteBufferAllocator())
-        let body = template.render(view, requestID: request.requestID, into: &buffer)
+        loop.upstreamHead.removeAll(keepingCapacity: true)
+        let body = template.render(view, requestID: request.requestID, into: &loop.upstreamHead)
+        buffer.writeBytes(loop.upstreamHead)
         buffer.writeBytes(body)
         let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: template.method == "HEAD",
                                 retryable: template.method == "GET" || template.method == "HEAD",
