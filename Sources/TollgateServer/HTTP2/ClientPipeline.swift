@@ -43,7 +43,7 @@ enum ClientPipeline {
         try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(loop: loop, secureListener: secure, peer: peer))
     }
 
-    /// HTTP/2: ``FlushCoalescer``, `NIOHTTP2Handler` with the config's limits and the bounds on
+    /// HTTP/2: ``WriteCoalescer``, `NIOHTTP2Handler` with the config's limits and the bounds on
     /// HTTP/2's floods, ``HTTP2Connection``, which serves the streams from their frames (no
     /// channel per stream), and the connection manager (idle timeout, graceful GOAWAY), which
     /// counts the streams the connection tells it of.
@@ -56,7 +56,7 @@ enum ClientPipeline {
         let handler = NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration(limits),
                                       streamConfiguration: streamConfiguration)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(FlushCoalescer())
+        try sync.addHandler(WriteCoalescer())
         try sync.addHandler(handler)
         try sync.addHandler(HTTP2Connection(loop: loop, peer: peer, streamCounter: manager.http2StreamDelegate))
         try sync.addHandler(manager)
