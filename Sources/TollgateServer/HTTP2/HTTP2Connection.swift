@@ -37,7 +37,7 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     let loop: LoopContext
     let peer: Peer
     /// The connection manager's: told of each stream opened and closed.
-    private let streamCounter: any NIOHTTP2StreamDelegate
+    private let streamCounter: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate
     var refusals = RefusalStreak()
     private var context: ChannelHandlerContext?
     private var closing = false
@@ -47,7 +47,7 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     /// Frames written since the last flush (window updates during a read).
     private var unflushed = false
 
-    init(loop: LoopContext, peer: Peer, streamCounter: any NIOHTTP2StreamDelegate) {
+    init(loop: LoopContext, peer: Peer, streamCounter: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate) {
         self.loop = loop
         self.peer = peer
         self.streamCounter = streamCounter
