@@ -11,7 +11,6 @@ import TollgateCore
 ///   serves: it is told of each one opened and closed here, and the handler's own stream events
 ///   are not passed on. Those can report a stream closed that was never reported open (one whose
 ///   first HEADERS failed validation), which the manager does not expect.
-///
 /// - Requests made whole by a read are answered when that read has been handled
 ///   (`channelReadComplete`), in the order they became whole: a stream the client reset within
 ///   the same read is gone by then (rapid reset costs no policy run and no upstream call).
@@ -110,11 +109,13 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        while !whole.isEmpty {
-            let ready = whole
-            whole.removeAll(keepingCapacity: true)
-            for stream in ready { stream.answer() }  // a stream closed since is no longer complete
+        // By index: an answer can end the connection, which empties the list.
+        var next = 0
+        while next < whole.count {
+            next += 1
+            whole[next - 1].answer()  // a stream closed since is no longer complete
         }
+        whole.removeAll(keepingCapacity: true)
         if unflushed {
             unflushed = false
             context.flush()
@@ -150,9 +151,9 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
 
     // MARK: Frames out
 
-    /// Writes a frame of stream `id`'s answer. `reset`: once it is written, the stream is reset
-    /// (RST_STREAM NO_ERROR) if the client has not ended it — the answer came before the whole
-    /// request, whose remaining DATA is not wanted.
+    /// Writes a frame of stream `id`'s answer. `reset` (which flushes): once it is written, the
+    /// stream is reset (RST_STREAM NO_ERROR) if the client has not ended it — the answer came before
+    /// the whole request, whose remaining DATA is not wanted.
     func write(_ payload: HTTP2Frame.FramePayload, on id: HTTP2StreamID, flush: Bool, reset: Bool) {
         guard let context else { return }
         let frame = wrapOutboundOut(HTTP2Frame(streamID: id, payload: payload))
@@ -187,8 +188,8 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     }
 
     /// Whether `error`, as `NIOHTTP2Handler` reports it, was a connection error (GOAWAY sent) rather
-    /// than a stream error (that stream reset, reported the same way, unwrapped): a malformed header
-    /// block or a `content-length` that does not match the DATA. More than 200 stream errors in
+    /// than a stream error (that stream reset; reported wrapped in `StreamError` to a handler that
+    /// serves frames): a malformed header block or a `content-length` that does not match the DATA. More than 200 stream errors in
     /// 30 s become a connection error (`ExcessiveStreamErrors`).
     static func endsConnection(_ error: any Error) -> Bool {
         switch error {
