@@ -72,4 +72,18 @@ import Testing
         #expect(try written(channel) == ["ab"])
         #expect(completed == 2)
     }
+
+    @Test func gatheredWritesFailWhenTheChannelGoesFirst() throws {
+        let channel = EmbeddedChannel()
+        let coalescer = WriteCoalescer()
+        try channel.pipeline.syncOperations.addHandler(coalescer)
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        var failure: (any Error)?
+        promise.futureResult.assumeIsolated().whenFailure { failure = $0 }
+        channel.write(IOData.byteBuffer(ByteBuffer(string: "never sent")), promise: promise)
+        try channel.pipeline.syncOperations.removeHandler(coalescer).wait()
+        channel.embeddedEventLoop.run()
+        #expect(failure as? ChannelError == .ioOnClosedChannel)
+        #expect(try written(channel).isEmpty)
+    }
 }

@@ -16,8 +16,8 @@ import NIOCore
 /// Invariants: bytes leave in the order they were written; a flush asked for is always made, in
 /// the same round of the loop (`execute`), never dropped; a close waiting behind it writes and
 /// flushes first (so a GOAWAY written before the close leaves); every write's promise completes
-/// when the write that carries its bytes does.
-final class WriteCoalescer: ChannelOutboundHandler {
+/// when the write that carries its bytes does, or fails when the channel goes first.
+final class WriteCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
@@ -27,6 +27,7 @@ final class WriteCoalescer: ChannelOutboundHandler {
     private var gathered: ByteBuffer?
     private var promises: [EventLoopPromise<Void>] = []
     private var flushPending = false
+    private var removed = false
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard case .byteBuffer(var bytes) = unwrapOutboundIn(data), bytes.readableBytes < Self.passThroughBytes else {
@@ -46,8 +47,18 @@ final class WriteCoalescer: ChannelOutboundHandler {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.eventLoop.execute {
             let (coalescer, context) = bound.value
+            guard !coalescer.removed else { return }
             coalescer.flushNow(context: context)
         }
+    }
+
+    /// The channel is gone with bytes still gathered: their writes fail, as queued writes do.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
+        gathered = nil
+        let waiting = promises
+        promises.removeAll()
+        for promise in waiting { promise.fail(ChannelError.ioOnClosedChannel) }
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
