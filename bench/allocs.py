@@ -9,6 +9,7 @@ Paths: a proxied call (the bench route of compare.py), a rate-limit refusal (429
 refusal (422) and an unknown path (404), all on keep-alive connections. Reports; never fails.
     python3 bench/allocs.py              # DURATION=5, 16 connections
     ACCESS_LOG=1 python3 bench/allocs.py # the same with the access log on (to /dev/null)
+    PROTOCOL=h2 python3 bench/allocs.py  # the proxied call over TLS and HTTP/2 (h2load: 16 x 16 streams, 64 x 1)
 """
 import os
 import re
@@ -24,6 +25,7 @@ from compare import KEY, TOLLGATE, free_port, report, static_upstream, stop_all,
 
 DURATION = int(os.environ.get("DURATION", "5"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "16"))
+H2 = os.environ.get("PROTOCOL") == "h2"
 
 
 def main():
@@ -32,9 +34,15 @@ def main():
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(shim), str(Path(__file__).parent / "malloccount.c")], check=True)
     count_file = work / "count"
     up_port, tg_port = free_port(), free_port()
+    tls = ""
+    if H2:
+        from tls import certificate
+        cert, key = certificate(work)
+        tls = f"tls: {{ cert: {cert}, key: {key} }}"
     config = work / "tollgate.yaml"
     config.write_text(f"""
 listen: 127.0.0.1:{tg_port}
+{tls}
 access_log: {"stdout" if os.environ.get("ACCESS_LOG") else "off"}
 {"" if os.environ.get("BEFORE_PACING") else "delay_after_refusals: 0"}
 close_after_refusals: 0
@@ -76,12 +84,21 @@ routes:
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
         def drive(path):
+            if H2:  # path: (connections, streams per connection)
+                connections, streams = path
+                out = subprocess.run(["h2load", "-D", str(DURATION), "-c", str(connections), "-m", str(streams), "-t", "1",
+                                      f"https://127.0.0.1:{tg_port}/api/address?q=Main+Street"],
+                                     capture_output=True, text=True, check=True).stdout
+                return int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
             out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", f"http://127.0.0.1:{tg_port}{path}"],
                                  capture_output=True, text=True, check=True).stdout
             return int(re.search(r"(\d+) requests in", out).group(1))
 
-        paths = {"proxied": "/api/address?q=Main+Street", "rate_limited_429": "/api/refused?q=Main+Street",
-                 "invalid_422": "/api/address?q=", "unknown_404": "/nowhere"}
+        if H2:
+            paths = {"proxied_h2_16x16": (16, 16), "proxied_h2_64x1": (64, 1)}
+        else:
+            paths = {"proxied": "/api/address?q=Main+Street", "rate_limited_429": "/api/refused?q=Main+Street",
+                     "invalid_422": "/api/address?q=", "unknown_404": "/nowhere"}
         for path in paths.values():
             drive(path)  # warm: connections, tables, caches
         before, cpu = count(), cpu_seconds()
@@ -94,7 +111,8 @@ routes:
             grew, used = count() - before, cpu_seconds() - cpu
             result[name] = {"allocations": round((grew - idle) / requests, 1),
                             "cpu_us": round((used - idle_cpu) / requests * 1e6, 1), "requests_per_second": round(requests / DURATION)}
-        print(f"heap allocations and gateway CPU per request ({CONNECTIONS} keep-alive connections, {DURATION}s each, idle subtracted):")
+        clients = "h2load over TLS" if H2 else f"{CONNECTIONS} keep-alive connections"
+        print(f"heap allocations and gateway CPU per request ({clients}, {DURATION}s each, idle subtracted):")
         report("allocs", result)
     finally:
         stop_all(procs)

@@ -46,3 +46,30 @@ def test_timed_out_calls_give_their_connection_back(gateways, standin, api_key):
         assert request(gw.port, "GET", "/api/address?q=10+Downing+St").status == 504
     standin.mode("normal")
     assert request(gw.port, "GET", "/api/address?q=10+Downing+St").status == 200
+
+
+def test_every_connection_the_pool_may_hold_is_kept_for_reuse(gateways, standin, api_key):
+    """Answers that come back together are all kept for the next calls: 140 calls at once, three
+    times over, open 140 connections to the upstream and no more. (A cap of 128 idle connections,
+    below the pool's 256, closed the excess after each burst and opened it again for the next.)"""
+    gw = gateways(address_config(standin.port, root_extra="workers: 1\n"), env={"ADDRESS_API_KEY": api_key})
+    standin.mode("slow", delay_ms=300)
+    opened_before = standin.stats()["connections"]
+    for round_ in range(3):
+        results = []
+        lock = threading.Lock()
+
+        def call(i):
+            r = request(gw.port, "GET", f"/api/address?q=street+{round_}+{i}")
+            with lock:
+                results.append(r.status)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(140)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [200] * 140, sorted(set(results))
+    # The stand-in counts every connection it accepted; each stats() call is one more.
+    opened = standin.stats()["connections"] - opened_before - 1
+    assert 1 <= opened <= 140, opened

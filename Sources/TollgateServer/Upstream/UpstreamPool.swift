@@ -8,7 +8,11 @@ import TollgateUpstreamHTTP
 /// response is complete and the upstream allows reuse.
 ///
 /// Bounded (`upstream_pool`): at most `maxConnections` connections per upstream endpoint are busy
-/// (running a call or being opened); a call beyond waits in a FIFO queue of at most `maxWaiting`
+/// (running a call or being opened), and every connection given back is kept for reuse — a new one
+/// is opened only when none is idle, so busy and idle together never exceed `maxConnections`; a
+/// smaller cap on idle ones closed the excess whenever a burst of answers came back together and
+/// reopened it for the next burst (at 256 calls in flight on one loop: 45 allocations and 98 µs of
+/// CPU per request instead of 7 and 41). A call beyond waits in a FIFO queue of at most `maxWaiting`
 /// and takes the next connection freed, and a call beyond that fails at once with ``UpstreamFailure/poolFull``
 /// (a 503 for the client, its reservation released: nothing was sent). A waiting call keeps its
 /// deadline: the sweep times it out like any other.
@@ -17,8 +21,6 @@ import TollgateUpstreamHTTP
 /// timer and connect callbacks run there too); the reference may cross threads only to reach it.
 final class UpstreamPool: @unchecked Sendable {
     let eventLoop: EventLoop
-    /// Idle connections kept per endpoint; more are closed when returned.
-    let maxIdlePerEndpoint: Int
     /// Per endpoint: its idle connections, busy count and waiting calls. A class, so the hot path
     /// changes them through one dictionary read — a `dict[key]?.mutate()` goes through the
     /// dictionary's `modify` coroutines, which measured three heap allocations each.
@@ -36,9 +38,8 @@ final class UpstreamPool: @unchecked Sendable {
     /// ends (it may be sent twice until then: a stale pooled connection is retried).
     let requestBuffers = BufferShelf(maxSpares: 128)
 
-    init(eventLoop: EventLoop, maxIdlePerEndpoint: Int = 128, maxConnections: Int = 256, maxWaiting: Int = 1024) {
+    init(eventLoop: EventLoop, maxConnections: Int = 256, maxWaiting: Int = 1024) {
         self.eventLoop = eventLoop
-        self.maxIdlePerEndpoint = min(maxIdlePerEndpoint, maxConnections)
         self.maxConnections = maxConnections
         self.maxWaiting = maxWaiting
     }
@@ -216,12 +217,11 @@ final class UpstreamPool: @unchecked Sendable {
         return nil
     }
 
+    /// Keeps `conn` for reuse while busy and idle stay within `maxConnections` (only a reload that
+    /// lowered it makes them exceed it: the excess is closed as it comes back).
     private func release(_ conn: UpstreamConnection, to slots: Slots) {
         guard conn.isUsable else { return }
-        if slots.idle.count >= maxIdlePerEndpoint {
-            conn.abort()
-            return
-        }
+        guard slots.busy + slots.idle.count < maxConnections else { return conn.abort() }
         slots.idle.append(conn)
     }
 
