@@ -12,7 +12,7 @@ import TollgateUpstreamHTTP
 /// is opened only when none is idle, so busy and idle together never exceed `maxConnections`; a
 /// smaller cap on idle ones closed the excess whenever a burst of answers came back together and
 /// reopened it for the next burst (at 256 calls in flight on one loop: 45 allocations and 98 µs of
-/// CPU per request instead of 7 and 41). A call beyond waits in a FIFO queue of at most `maxWaiting`
+/// CPU per request, against 7.6 and 49 without it). A call beyond waits in a FIFO queue of at most `maxWaiting`
 /// and takes the next connection freed, and a call beyond that fails at once with ``UpstreamFailure/poolFull``
 /// (a 503 for the client, its reservation released: nothing was sent). A waiting call keeps its
 /// deadline: the sweep times it out like any other.
