@@ -185,8 +185,8 @@ def wrk(url):
     return wrk_with(url, CONNECTIONS)
 
 
-# What a browser sends with a fetch() from a page (Chromium 13x), less the cookie's value: the
-# fields a gateway parses on every request from a real page, where wrk sends only Host.
+# What a browser sends with a fetch() from a page (Chromium 131), without cookies: the fields a
+# gateway parses on every request from a real page, where wrk sends only Host.
 BROWSER_HEADERS = [
     "Accept: application/json, text/plain, */*",
     "Accept-Encoding: gzip, deflate, br, zstd",
