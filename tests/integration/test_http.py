@@ -147,6 +147,13 @@ def test_idle_keep_alive_connections_are_closed(gateways, standin, api_key):
         started = time.monotonic()
         assert s.recv(1024) == b""  # closed by the gateway
         assert time.monotonic() - started < 2
+    # A request in progress is not idleness, however long its answer takes.
+    standin.mode("slow", delay_ms=1000)
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        s.sendall(b"GET /api/address?q=Main+Street HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        assert s.recv(1024) == b""
+    standin.mode("normal")
     # A client that never finishes its head is closed too (slowloris).
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
         s.sendall(b"GET /api/address?q=abc HTTP/1.1\r\nHost: x\r\n")

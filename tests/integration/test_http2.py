@@ -254,6 +254,9 @@ def test_idle_connections_close_and_shutdown_answers_open_streams(gateways, stan
     assert idle.get(PATH).status == 200
     assert idle.wait_closed(timeout=5) and idle.goaway == 0  # GOAWAY NO_ERROR, then closed
     standin.mode("slow", delay_ms=1500)
+    busy = H2(gw.port, certs["ca"])  # an open stream is not idleness, however long its answer takes
+    assert busy.get(PATH).status == 200 and busy.goaway is None
+    assert busy.wait_closed(timeout=5) and busy.goaway == 0
     c = H2(gw.port, certs["ca"])
     sid = c.request("GET", PATH)
     time.sleep(0.3)

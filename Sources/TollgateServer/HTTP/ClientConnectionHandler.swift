@@ -23,7 +23,7 @@ import TollgateRequestHTTP
 ///   `request_head_timeout`, and a body must keep arriving at `min_body_rate` after that grace
 ///   (``SlowSenderCheck``). The check is armed only when a read cycle ends with a head or body
 ///   still incomplete, so requests that arrive whole cost no timer.
-final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSenderOwner, ClientConnection {
+final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSenderOwner, ClientConnection, IdleWatched {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -56,10 +56,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     /// Refusals of this client in a row on this connection: slowed down, then closed.
     private var refusals = RefusalStreak()
     private var readHeld = false
-    private var idleTimer: Scheduled<Void>?
-    /// When the last request started or the last response was written; the idle timer is re-armed
-    /// lazily from it, so a request costs no timer operations.
-    private var lastActivity = NIODeadline.uptimeNanoseconds(0)
+    /// Closes the connection after `idle_timeout` without a request; a request starting and a
+    /// response written count as activity.
+    var idleWatch = IdleWatch()
     /// Whether the current read cycle delivered any request part, and whether it carried request
     /// bytes at all: bytes without a part are a partial head.
     private var partThisRead = false
@@ -97,7 +96,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         self.context = context
         loop.connections[ObjectIdentifier(self)] = self
         if context.channel.isActive, peer.address == Peer.unknown.address { peer = Peer(context.channel.remoteAddress, state: loop.state) }
-        armIdleTimer()
+        IdleWatch.touch(self, on: context.eventLoop)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -117,8 +116,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
 
     /// The client is gone: an exchange in progress is told (it settles what it took, answers nobody).
     private func connectionEnded() {
-        idleTimer?.cancel()
-        idleTimer = nil
+        idleWatch.cancel()
         slowSender?.cancel()
         slowSender = nil
         loop.connections[ObjectIdentifier(self)] = nil
@@ -237,7 +235,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     }
 
     private func begin(_ head: HTTPRequestHead) {
-        if let context { lastActivity = context.eventLoop.now }
+        if let context { IdleWatch.touch(self, on: context.eventLoop) }
         if slowSender?.isHead == true { slowSender?.cancel(); slowSender = nil }
         let req = RequestIntake.begin(head, peer: peer, secureListener: secureListener, loop: loop)
         if let early = req.early, early.closeConnection {
@@ -350,7 +348,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         loop.responseBuffers.give(buffer)
         processQueued()
         if case .idle = state {
-            armIdleTimer()
+            IdleWatch.touch(self, on: context.eventLoop)
             if readHeld {
                 readHeld = false
                 context.read()
@@ -365,7 +363,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     private func closeAfterWriting(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         state = .closing
         queued.removeAll()
-        idleTimer?.cancel()
+        idleWatch.cancel()
         let channel = context.channel
         context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in
             channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }  // e.g. under TLS
@@ -395,34 +393,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
 
     // MARK: Idle connections
 
-    /// Notes activity and makes sure one idle timer is pending. When it fires it closes the
-    /// connection if nothing happened for `idle_timeout` (no request started, none in progress),
-    /// else re-arms itself for the remaining time.
-    private func armIdleTimer() {
-        guard let context else { return }
-        lastActivity = context.eventLoop.now
-        guard idleTimer == nil else { return }
-        scheduleIdleCheck(at: lastActivity + TimeAmount(loop.state.config.idleTimeout), on: context.eventLoop)
-    }
-
-    /// The task holds the handler strongly until it runs or ``connectionEnded()`` cancels it: a
-    /// `weak` capture would give every handler a side table and put all its reference counting on
-    /// the slow path (0.8 % of a proxied request's CPU).
-    private func scheduleIdleCheck(at deadline: NIODeadline, on eventLoop: any EventLoop) {
-        idleTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.idleTimer = nil
-            if case .closing = self.state { return }
-            let timeout = TimeAmount(self.loop.state.config.idleTimeout)
-            let due = self.lastActivity + timeout
-            if case .answering = self.state {
-                self.scheduleIdleCheck(at: eventLoop.now + timeout, on: eventLoop)
-            } else if due > eventLoop.now {
-                self.scheduleIdleCheck(at: due, on: eventLoop)
-            } else {
-                self.close()
-            }
+    var idleStatus: IdleWatch.Status {
+        switch state {
+        case .closing: .closing
+        case .answering: .busy
+        case .idle, .receiving: .idle
         }
     }
+
+    var idleTimeout: TimeAmount { TimeAmount(loop.state.config.idleTimeout) }
+
+    func closeIdle() { close() }
 
     private func close() {
         if case .closing = state { return }

@@ -45,13 +45,13 @@ enum ClientPipeline {
 
     /// HTTP/2: ``WriteCoalescer``, `NIOHTTP2Handler` with the config's limits and the bounds on
     /// HTTP/2's floods, ``HTTP2Connection``, which serves the streams from their frames (no
-    /// channel per stream), and the connection manager (idle timeout, graceful GOAWAY), which
-    /// counts the streams the connection tells it of.
+    /// channel per stream, and its own idle timeout), and the connection manager (graceful
+    /// GOAWAY), which counts the streams the connection tells it of.
     static func http2(_ channel: any Channel, loop: LoopContext, peer: Peer) throws {
         let config = loop.state.config
         let limits = config.tls?.http2 ?? HTTP2Limits()
         let manager = NIOHTTP2ServerConnectionManagementHandler(eventLoop: channel.eventLoop, configuration: .init(
-            maxIdleTime: TimeAmount(config.idleTimeout), maxAge: nil, maxGraceTime: TimeAmount(config.shutdownGrace), keepalive: nil))
+            maxIdleTime: nil, maxAge: nil, maxGraceTime: TimeAmount(config.shutdownGrace), keepalive: nil))
         // Without a stream initializer, NIOHTTP2Handler hands on frames.
         let handler = NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration(limits),
                                       streamConfiguration: streamConfiguration)
@@ -60,7 +60,7 @@ enum ClientPipeline {
         try sync.addHandler(handler)
         try sync.addHandler(HTTP2Connection(loop: loop, peer: peer, streamCounter: manager.http2StreamDelegate))
         try sync.addHandler(manager)
-        // The manager starts its idle timer on channelActive, which passed before ALPN chose h2.
+        // The handler and the manager start on channelActive, which passed before ALPN chose h2.
         try sync.context(handler: handler).fireChannelActive()
     }
 

@@ -7,10 +7,13 @@ import TollgateCore
 /// stream. Each stream is an ``HTTP2Stream`` in ``streams``, from its first HEADERS frame until
 /// `NIOHTTP2Handler` reports it closed (answered, reset by the client, or the connection gone).
 ///
-/// - The connection manager (idle timeout, graceful GOAWAY) counts the streams this connection
-///   serves: it is told of each one opened and closed here, and the handler's own stream events
-///   are not passed on. Those can report a stream closed that was never reported open (one whose
-///   first HEADERS failed validation), which the manager does not expect.
+/// - The connection manager (graceful GOAWAY) counts the streams this connection serves: it is
+///   told of each one opened and closed here, and the handler's own stream events are not passed
+///   on. Those can report a stream closed that was never reported open (one whose first HEADERS
+///   failed validation), which the manager does not expect.
+/// - The idle timeout is ours (``IdleWatch``, as on HTTP/1.1): the last stream closing counts as
+///   activity, and a connection without open streams for `idle_timeout` is closed gracefully. The
+///   manager's own would start and cancel a timer for every stream.
 /// - Requests made whole by a read are answered when that read has been handled
 ///   (`channelReadComplete`), in the order they became whole: a stream the client reset within
 ///   the same read is gone by then (rapid reset costs no policy run and no upstream call).
@@ -24,7 +27,7 @@ import TollgateCore
 /// - Closing is always graceful first: GOAWAY, the streams already open are answered, then the
 ///   connection closes (the connection manager does this; `shutdown_grace` bounds it).
 /// - Bound to its channel's event loop.
-final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
+final class HTTP2Connection: ChannelInboundHandler, ClientConnection, IdleWatched {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
@@ -45,6 +48,7 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     private var whole: [HTTP2Stream] = []
     /// Frames written since the last flush (window updates during a read).
     private var unflushed = false
+    var idleWatch = IdleWatch()
 
     init(loop: LoopContext, peer: Peer, streamCounter: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate) {
         self.loop = loop
@@ -55,6 +59,7 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         loop.connections[ObjectIdentifier(self)] = self
+        IdleWatch.touch(self, on: context.eventLoop)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -71,6 +76,7 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
 
     /// The connection is gone: every stream still open is closed (an exchange in progress is told).
     private func closeAllStreams() {
+        idleWatch.cancel()
         let open = streams.values
         streams = [:]
         whole = []
@@ -129,6 +135,7 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
             guard let stream = streams.removeValue(forKey: closed.streamID) else { return }
             stream.closed()
             streamCounter.streamClosed(closed.streamID, channel: context.channel)
+            if streams.isEmpty { IdleWatch.touch(self, on: context.eventLoop) }
         case is NIOHTTP2StreamCreatedEvent:
             return
         case let window as NIOHTTP2WindowUpdatedEvent:
@@ -221,6 +228,12 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection {
     }
 
     func drain() { closeGracefully() }
+
+    var idleStatus: IdleWatch.Status { closing ? .closing : streams.isEmpty ? .idle : .busy }
+
+    var idleTimeout: TimeAmount { TimeAmount(loop.state.config.idleTimeout) }
+
+    func closeIdle() { closeGracefully() }
 
     func forceClose() { context?.close(promise: nil) }
 }
