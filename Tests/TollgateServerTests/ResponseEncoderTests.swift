@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
 import Testing
 import TollgateCore
@@ -46,6 +47,18 @@ import TollgateCore
                 #expect(h2.contains { $0.0 == "x-content-type-options" && $0.1 == "nosniff" })
             }
         }
+    }
+
+    /// Over HTTP/2, values that change from response to response (and the route's own fields) are
+    /// never entered in HPACK's dynamic table; the ones that repeat are.
+    @Test func http2FieldsIndexOnlyValuesThatRepeat() {
+        let (limited, _) = responses()[0]
+        let fields = HTTP2Fields.response(limited, problemText: nil, requestID: "req-1", hsts: "max-age=60")
+        let literal: Set = ["content-length", "x-request-id", "ratelimit", "access-control-allow-origin"]
+        for field in fields {
+            #expect((field.indexable == .nonIndexable) == literal.contains(field.name), "\(field.name)")
+        }
+        #expect(Set(fields.map(\.name)).isSuperset(of: literal))
     }
 
     /// Numbers written into a response buffer as digits read back as the numbers.

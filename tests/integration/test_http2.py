@@ -62,6 +62,11 @@ def test_streams_take_the_http1_path_headers_problems_and_log(gateways, standin,
     assert bad.status == 422 and bad.header("content-type") == "application/problem+json"
     assert json.loads(bad.body)["request_id"] == bad.header("x-request-id")
     assert c.get("/nowhere").status == 404
+    # Only fields whose value repeats enter HPACK's dynamic table; per-response values are sent
+    # never indexed (RFC 7541 §7.1.3), so they cannot crowd the repeating ones out.
+    indexed = {bytes(name) for name, _ in c.decoder.header_table.dynamic_entries}
+    assert b"x-content-type-options" in indexed and b"cache-control" in indexed, indexed
+    assert not indexed & {b"x-request-id", b"content-length", b"ratelimit"}, indexed
     c.close()
     # The same fields as over HTTP/1.1, but no Connection header (RFC 9113 §8.2.2).
     r, *_ = https_get(gw.port, certs["ca"])
