@@ -53,6 +53,13 @@ class H2:
     def frame(self, frame):
         self.send(frame.serialize())
 
+    def reply(self, frame):
+        """An acknowledgement or window update: not sent once the gateway has closed the connection."""
+        try:
+            self.frame(frame)
+        except OSError:
+            self.closed = True
+
     def header_block(self, method, path, headers=()):
         fields = [(":method", method), (":scheme", "https"), (":authority", f"{self.host}:{self.port}"), (":path", path)]
         return self.encoder.encode(fields + [(k.lower(), v) for k, v in headers])
@@ -131,10 +138,10 @@ class H2:
             if "ACK" not in frame.flags:
                 self.server_settings.update(frame.settings)
                 self.initial_window = frame.settings.get(4, self.initial_window)
-                self.frame(SettingsFrame(0, flags=["ACK"]))
+                self.reply(SettingsFrame(0, flags=["ACK"]))
         elif isinstance(frame, PingFrame):
             if "ACK" not in frame.flags:
-                self.frame(PingFrame(0, opaque_data=frame.opaque_data, flags=["ACK"]))
+                self.reply(PingFrame(0, opaque_data=frame.opaque_data, flags=["ACK"]))
         elif isinstance(frame, GoAwayFrame):
             # The first GOAWAY says why; after a graceful one (NO_ERROR, then a PING), NIO may send
             # a second once our PING answer reaches a connection it already counts as closed.
@@ -150,7 +157,7 @@ class H2:
             a.body += frame.data
             a.ended = a.ended or "END_STREAM" in frame.flags
             if frame.flow_controlled_length:
-                self.frame(WindowUpdateFrame(0, window_increment=frame.flow_controlled_length))
+                self.reply(WindowUpdateFrame(0, window_increment=frame.flow_controlled_length))
         elif isinstance(frame, WindowUpdateFrame):
             sid = frame.stream_id
             self.send_windows[sid] = self.send_windows.get(sid, self.initial_window) + frame.window_increment

@@ -321,20 +321,57 @@ def test_a_run_of_refusals_or_a_denied_address_ends_the_connection(gateways, sta
     assert standin.stats()["calls"] == 1
 
 
-def test_malformed_header_blocks_reset_their_stream_only(gateways, standin, certs, api_key):
-    gw = start(gateways, standin, certs, api_key)
-    c = H2(gw.port, certs["ca"])
-    for bad in ([("connection", "keep-alive")], [("transfer-encoding", "chunked")], [("X-Upper", "1")]):
+BASE = [(":method", "GET"), (":scheme", "https"), (":authority", "localhost"), (":path", PATH)]
+# Each header block RFC 9113 §8.2–8.3 calls malformed, as a request's first HEADERS.
+MALFORMED = [
+    BASE + [("connection", "keep-alive")], BASE + [("transfer-encoding", "chunked")], BASE + [("keep-alive", "5")],
+    BASE + [("proxy-connection", "x")], BASE + [("upgrade", "h2c")], BASE + [("te", "gzip")],
+    BASE + [("X-Upper", "1")], BASE + [("x a", "1")], BASE + [("x@a", "1")],
+    BASE + [("x-a", "a\rb")], BASE + [("x-a", "a\nb")], BASE + [("x-a", "a\x00b")],
+    BASE[:2] + [("x-a", "1")] + BASE[2:],                      # a pseudo-field after a regular one
+    BASE + [(":path", PATH)], BASE + [(":foo", "1")], BASE + [(":status", "200")], BASE + [(":protocol", "websocket")],
+    BASE[:1] + BASE[2:], BASE[1:], BASE[:3],                     # no :scheme, no :method, no :path
+    BASE[:3] + [(":path", "")], BASE[:3] + [(":path", "/api/address?q=a b")], BASE[:2] + [(":authority", "local\x7fhost")] + BASE[3:],
+]
+
+
+def send_block(c, fields, sid=None, end_stream=True):
+    """Sends `fields` as one HEADERS frame on `sid` (a new stream when None); returns the stream id."""
+    if sid is None:
         sid = c.next_id
         c.next_id += 2
-        block = c.encoder.encode([(":method", "GET"), (":scheme", "https"), (":authority", "localhost"), (":path", PATH)] + bad)
-        c.frame(HeadersFrame(sid, block, flags=["END_HEADERS", "END_STREAM"]))
         c.answers[sid] = __import__("h2_helpers").Answer()
-        (a,) = c.wait(sid)
-        assert a.reset is not None and a.status is None, (bad, c.closed, c.goaways, a.__dict__)
-    ok = c.get(PATH)
+    c.frame(HeadersFrame(sid, c.encoder.encode(fields), flags=["END_HEADERS"] + (["END_STREAM"] if end_stream else [])))
+    return sid
+
+
+def test_malformed_header_blocks_reset_their_stream_only(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key, extra_route=POST_ROUTE.format(port=standin.port))
+    c = H2(gw.port, certs["ca"])
+    for bad in MALFORMED:
+        (a,) = c.wait(send_block(c, bad))
+        assert a.reset == PROTOCOL_ERROR and a.status is None, (bad, c.closed, c.goaways, a.__dict__)
+    # What the rules allow: TE: trailers, bytes above 0x7F and inner spaces in a value.
+    ok = c.wait(send_block(c, BASE + [("te", "trailers"), ("x-a", "a b \u00e9")]))[0]
     assert ok.status == 200 and c.goaway is None, (ok.__dict__, c.closed, c.goaways)
-    assert standin.stats()["calls"] == 1
+    # Trailers: regular fields only.
+    body = json.dumps({"q": "Main Street"})
+    for trailers, status in (([("x-trailer", "1")], 200), ([(":path", "/x")], None), ([("connection", "x")], None)):
+        sid = c.request("POST", "/api/post", headers=[("content-type", "application/json")], body=body, end=False)
+        (a,) = c.wait(send_block(c, trailers, sid=sid))
+        assert a.status == status and (a.reset == PROTOCOL_ERROR) == (status is None), (trailers, a.__dict__)
+    assert c.goaway is None and standin.stats()["calls"] == 2
+
+
+def test_a_run_of_malformed_header_blocks_ends_the_connection(gateways, standin, certs, api_key):
+    gw = start(gateways, standin, certs, api_key)
+    c = H2(gw.port, certs["ca"])
+    for n in range(201):  # one more than the bound; sent in full, so the GOAWAY is not lost to a reset
+        send_block(c, MALFORMED[n % len(MALFORMED)])
+    assert c.wait_closed(timeout=10) and c.goaway == ENHANCE_YOUR_CALM, (c.closed, c.goaways)
+    assert sum(1 for a in c.answers.values() if a.reset == PROTOCOL_ERROR) == 200, c.goaways
+    assert standin.stats()["calls"] == 0
+    still_serves(gw, certs, standin)
 
 
 def test_a_reload_switches_http2_for_new_connections(gateways, standin, certs, api_key):

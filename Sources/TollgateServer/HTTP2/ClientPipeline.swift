@@ -67,6 +67,9 @@ enum ClientPipeline {
     /// What the gateway announces (SETTINGS) and enforces on every HTTP/2 connection.
     static func connectionConfiguration(_ limits: HTTP2Limits) -> NIOHTTP2Handler.ConnectionConfiguration {
         var c = NIOHTTP2Handler.ConnectionConfiguration()
+        // Request header blocks are checked by HTTP2Fields (RFC 9113 §8.2–8.3); NIO's check would
+        // run on every response too, which the gateway builds valid.
+        c.headerBlockValidation = .disabled
         c.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderListSize),

@@ -14,6 +14,9 @@ import TollgateCore
 /// - The idle timeout is ours (``IdleWatch``, as on HTTP/1.1): the last stream closing counts as
 ///   activity, and a connection without open streams for `idle_timeout` is closed gracefully. The
 ///   manager's own would start and cancel a timer for every stream.
+/// - A malformed header block (``HTTP2Fields``: RFC 9113 §8.2–8.3, checked here, not by
+///   NIOHTTP2) resets its stream with `PROTOCOL_ERROR`; the connection's ``malformedBlockLimit``+1st
+///   ends it with GOAWAY `ENHANCE_YOUR_CALM` (the bound NIOHTTP2 keeps on stream errors).
 /// - Requests made whole by a read are answered when that read has been handled
 ///   (`channelReadComplete`), in the order they became whole: a stream the client reset within
 ///   the same read is gone by then (rapid reset costs no policy run and no upstream call).
@@ -35,6 +38,8 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection, IdleWatche
     /// The size inbound flow-control windows are kept at: HTTP/2's initial window, which the
     /// gateway's SETTINGS leave as it is.
     static let window = 65_535
+    /// Malformed header blocks a connection may send (each resets its stream); the next one ends it.
+    static let malformedBlockLimit = 200
 
     let loop: LoopContext
     let peer: Peer
@@ -48,6 +53,9 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection, IdleWatche
     private var whole: [HTTP2Stream] = []
     /// Frames written since the last flush (window updates during a read).
     private var unflushed = false
+    private var malformedBlocks = 0
+    /// The highest stream opened, for a GOAWAY that ends the connection.
+    private var lastOpened = HTTP2StreamID.rootStream
     var idleWatch = IdleWatch()
 
     init(loop: LoopContext, peer: Peer, streamCounter: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate) {
@@ -90,16 +98,15 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection, IdleWatche
         switch frame.payload {
         case .headers(let headers):
             if let stream = streams[frame.streamID] {
+                guard HTTP2Fields.validTrailers(headers.headers) else { return malformed(frame.streamID, context: context) }
                 stream.receive(nil, ended: headers.endStream)  // trailers
                 if stream.isComplete { whole.append(stream) }
                 return
             }
-            guard let head = HTTP2Fields.requestHead(headers.headers) else {
-                // Malformed (RFC 9113 §8.1.1): a stream error, this stream only.
-                return context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: frame.streamID, payload: .rstStream(.protocolError))), promise: nil)
-            }
+            guard let head = HTTP2Fields.requestHead(headers.headers) else { return malformed(frame.streamID, context: context) }
             let stream = HTTP2Stream(id: frame.streamID, connection: self)
             streams[frame.streamID] = stream
+            lastOpened = frame.streamID
             streamCounter.streamCreated(frame.streamID, channel: context.channel)
             stream.begin(head, ended: headers.endStream)
             if stream.isComplete { whole.append(stream) }
@@ -112,6 +119,22 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection, IdleWatche
             // and the manager's to see (the answer to its PING of a graceful close).
             context.fireChannelRead(data)
         }
+    }
+
+    /// A malformed header block (RFC 9113 §8.1.1): a stream error, that stream only — until the
+    /// connection has sent more than ``malformedBlockLimit``, which ends it.
+    private func malformed(_ id: HTTP2StreamID, context: ChannelHandlerContext) {
+        malformedBlocks += 1
+        guard malformedBlocks > Self.malformedBlockLimit else {
+            return context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError))), promise: nil)
+        }
+        guard malformedBlocks == Self.malformedBlockLimit + 1 else { return }  // closing already
+        closing = true
+        loop.state.logger.info("HTTP/2 connection ended by a protocol error", metadata: [
+            "client": "\(peer.address)", "error": "malformed header blocks"])
+        let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastOpened, errorCode: .enhanceYourCalm, opaqueData: nil))
+        context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
+        context.close(promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -196,8 +219,9 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection, IdleWatche
 
     /// Whether `error`, as `NIOHTTP2Handler` reports it, was a connection error (GOAWAY sent) rather
     /// than a stream error (that stream reset; reported wrapped in `StreamError` to a handler that
-    /// serves frames): a malformed header block or a `content-length` that does not match the DATA. More than 200 stream errors in
-    /// 30 s become a connection error (`ExcessiveStreamErrors`).
+    /// serves frames): a `content-length` that does not match the DATA, say (header blocks are
+    /// checked here, but the header errors stay listed should NIO raise one). More than 200 stream
+    /// errors in 30 s become a connection error (`ExcessiveStreamErrors`).
     static func endsConnection(_ error: any Error) -> Bool {
         switch error {
         case is NIOHTTP2Errors.StreamError, is NIOHTTP2Errors.ForbiddenHeaderField, is NIOHTTP2Errors.MissingPseudoHeader,

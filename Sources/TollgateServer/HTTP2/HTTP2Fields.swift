@@ -7,38 +7,82 @@ import TollgateCore
 /// (names already lowercase, as RFC 9113 §8.2.1 requires; the codec lowercased each name per
 /// response and sent the end of the stream as one more, empty, DATA frame).
 enum HTTP2Fields {
-    /// Fields RFC 9113 §8.2.2 forbids in HTTP/2: a request carrying one is malformed.
-    private static let connectionSpecific: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
-
     /// The request head of a stream's first HEADERS frame: method, target (`:path`), version 2.0,
     /// and its regular fields, with `host` from `:authority` when the client sent no `host`. Nil —
-    /// the stream is reset — when a pseudo-field is missing or a connection-specific field is there
-    /// (`NIOHTTP2Handler` refuses most malformed blocks; it lets `transfer-encoding` through).
+    /// the stream is reset — when the block is malformed by RFC 9113 §8.2–8.3 (NIOHTTP2's own
+    /// check is off: it checked every response too, which the gateway builds valid, and cost 4 % of
+    /// an HTTP/2 request):
+    /// - pseudo-fields first, each at most once, only `:method`, `:scheme`, `:authority` and
+    ///   `:path`; `:method`, `:scheme` and a non-empty `:path` present (so no CONNECT, which the
+    ///   gateway does not serve); their values without controls, space or DEL;
+    /// - regular field names lowercase tokens, values without NUL, CR or LF (smuggling into the
+    ///   upstream's HTTP/1.1 otherwise), no connection-specific field, `te` only as `trailers`.
     static func requestHead(_ block: HPACKHeaders) -> HTTPRequestHead? {
         var method: String?
+        var scheme = false
         var path: String?
         var authority: String?
+        var regular = false
+        var host = false
         var fields: [(String, String)] = []
         fields.reserveCapacity(block.count)
-        var host = false
         for (name, value, _) in block {
             if name.utf8.first == UInt8(ascii: ":") {
+                guard !regular, isPseudoValue(value) else { return nil }
                 switch name {
-                case ":method": method = value
-                case ":path": path = value
-                case ":authority": authority = value
-                default: break  // :scheme; anything else NIOHTTP2 refused
+                case ":method" where method == nil: method = value
+                case ":scheme" where !scheme: scheme = true
+                case ":path" where path == nil && !value.isEmpty: path = value
+                case ":authority" where authority == nil: authority = value
+                default: return nil  // repeated, empty :path, :status, :protocol, unknown
                 }
             } else {
-                if name == "host" { host = true }
-                if connectionSpecific.contains(name) { return nil }
+                regular = true
+                guard isRegular(name, value) else { return nil }
+                switch name {
+                case "te" where value != "trailers": return nil
+                case "host": host = true
+                default: break
+                }
                 fields.append((name, value))
             }
         }
-        guard let method, let path else { return nil }
+        guard let method, scheme, let path else { return nil }
         if !host, let authority { fields.append(("host", authority)) }
         return HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: HTTPMethod(rawValue: method), uri: path,
                                headers: HTTPHeaders(fields))
+    }
+
+    /// Whether a trailer block is well-formed: regular fields only, by the rules of a request's.
+    static func validTrailers(_ block: HPACKHeaders) -> Bool {
+        block.allSatisfy { name, value, _ in name.utf8.first != UInt8(ascii: ":") && isRegular(name, value) }
+    }
+
+    /// A regular field RFC 9113 §8.2 allows: a lowercase token name that is not connection-specific
+    /// (§8.2.2), a value without NUL, CR or LF (§8.2.1; leading and trailing space are tolerated,
+    /// as NIOHTTP2 and browsers do).
+    private static func isRegular(_ name: String, _ value: String) -> Bool {
+        guard !name.isEmpty, name.utf8.allSatisfy(isLowercaseTokenByte), !value.utf8.contains(where: { $0 == 0 || $0 == 0x0A || $0 == 0x0D }) else {
+            return false
+        }
+        switch name {
+        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade": return false
+        default: return true
+        }
+    }
+
+    /// `tchar` of RFC 9110 §5.6.2 without the uppercase letters.
+    private static func isLowercaseTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x5E...0x7A, 0x7C, 0x7E: true
+        default: false
+        }
+    }
+
+    /// A pseudo-field value: no control byte, space or DEL (each becomes part of the upstream's
+    /// request line or `Host`).
+    private static func isPseudoValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 <= 0x20 || $0 == 0x7F }
     }
 
     /// The gateway's own fields for every response, lowercase.
