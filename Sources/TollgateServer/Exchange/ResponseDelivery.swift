@@ -22,11 +22,12 @@ enum ResponseDelivery {
     }
 
     /// `response` to `req` as an HTTP/2 stream sends it (HPACK fields, then body), after recording it.
+    /// `firstOnConnection`: see ``HTTP2Fields/response(_:problemText:requestID:hsts:firstOnConnection:)``.
     static func parts(_ response: consuming Response, for req: InboundRequest, from exchange: ProxyExchange?, loop: LoopContext,
-                      allocator: ByteBufferAllocator) -> (fields: HPACKHeaders, body: ByteBuffer?) {
+                      allocator: ByteBufferAllocator, firstOnConnection: Bool) -> (fields: HPACKHeaders, body: ByteBuffer?) {
         let (response, problemText) = settle(response, for: req, from: exchange, loop: loop)
         let fields = HTTP2Fields.response(response, problemText: problemText, requestID: req.requestID,
-                                          hsts: req.secure ? req.state.hstsValue : nil)
+                                          hsts: req.secure ? req.state.hstsValue : nil, firstOnConnection: firstOnConnection)
         return (fields, response.body ?? problemText.map { allocator.buffer(string: $0) })
     }
 

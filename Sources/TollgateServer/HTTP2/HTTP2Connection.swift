@@ -46,6 +46,8 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection, IdleWatche
     /// The connection manager's: told of each stream opened and closed.
     private let streamCounter: NIOHTTP2ServerConnectionManagementHandler.HTTP2StreamDelegate
     var refusals = RefusalStreak()
+    /// Whether a response went out on this connection already (HPACK: see ``HTTP2Fields``).
+    var answeredBefore = false
     private var context: ChannelHandlerContext?
     private var closing = false
     private var streams: [HTTP2StreamID: HTTP2Stream] = [:]

@@ -91,28 +91,29 @@ enum HTTP2Fields {
     /// The response's fields as ``ResponseEncoder/write(_:problemText:requestID:keepAlive:hsts:into:)``
     /// sends them over HTTP/1.1, in the same order, lowercase, after `:status`, without `Connection`.
     ///
-    /// HPACK indexing: only fields whose value is the same response after response (status, type,
-    /// cache policy, the security fields, `ratelimit-policy`) enter the connection's dynamic table,
-    /// so after the first response each costs a byte. Values that change per response (length,
-    /// request id, `ratelimit`) and the route's own fields (relayed from the upstream, set by
-    /// policies: any value) are sent literally, never indexed (RFC 7541 §7.1.3): entered, they would
-    /// fill the table with values never seen again, and NIO's encoder compares every name in the
-    /// table for each field it looks up — 5 % of an HTTP/2 request's CPU before.
-    static func response(_ response: Response, problemText: String?, requestID: String, hsts: String?) -> HPACKHeaders {
+    /// HPACK indexing: every field enters the connection's dynamic table (a value seen again costs
+    /// a byte, a name seen again names its entry) except `x-request-id`, whose value is new in every
+    /// response: it is indexed on the connection's first response only — which puts its name in
+    /// the table — and after that sent as a literal naming that entry, never indexed (RFC 7541
+    /// §7.1.3). Indexed every time, request ids filled the 4 KiB table (one entry of ~56 bytes per
+    /// response) with values never seen again, and NIO's encoder compares every entry in the table
+    /// for each field it looks up: 5 % of an HTTP/2 request's CPU.
+    static func response(_ response: Response, problemText: String?, requestID: String, hsts: String?,
+                         firstOnConnection: Bool = true) -> HPACKHeaders {
         var fields = HPACKHeaders()
         fields.reserveCapacity(11 + response.headers.count)
         fields.add(name: ":status", value: String(response.status))
         if let type = response.contentType { fields.add(name: "content-type", value: type) }
-        fields.add(name: "content-length", value: String(response.body?.readableBytes ?? problemText?.utf8.count ?? 0), indexing: .nonIndexable)
+        fields.add(name: "content-length", value: String(response.body?.readableBytes ?? problemText?.utf8.count ?? 0))
         fields.add(name: "cache-control", value: response.cacheControl)
-        fields.add(name: "x-request-id", value: requestID, indexing: .nonIndexable)
+        fields.add(name: "x-request-id", value: requestID, indexing: firstOnConnection ? .indexable : .nonIndexable)
         for (name, value) in securityFields { fields.add(name: name, value: value) }
         fields.add(name: "content-security-policy", value: response.isPage ? ResponseEncoder.pageCSPValue : ResponseEncoder.apiCSPValue)
         if let hsts { fields.add(name: "strict-transport-security", value: hsts) }
-        for (name, value) in response.headers { fields.add(name: name.lowercased(), value: value, indexing: .nonIndexable) }
+        for (name, value) in response.headers { fields.add(name: name.lowercased(), value: value) }
         if let limits = response.rateLimit {
             fields.add(name: "ratelimit-policy", value: limits.policy)
-            fields.add(name: "ratelimit", value: limits.value, indexing: .nonIndexable)
+            fields.add(name: "ratelimit", value: limits.value)
         }
         return fields
     }

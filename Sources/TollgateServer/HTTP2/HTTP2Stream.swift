@@ -167,7 +167,9 @@ final class HTTP2Stream: ExchangeOwner, SlowSenderOwner {
         state = .done
         let refusedEnough = connection.refusals.closes(after: loop.state.config.closeAfterRefusals)
         if refusedEnough { loop.closedAfterRefusals += 1 }
-        let (fields, body) = ResponseDelivery.parts(response, for: req, from: exchange, loop: loop, allocator: connection.allocator)
+        let (fields, body) = ResponseDelivery.parts(response, for: req, from: exchange, loop: loop, allocator: connection.allocator,
+                                                    firstOnConnection: !connection.answeredBefore)
+        connection.answeredBefore = true
         let sendsBody = body.map { $0.readableBytes > 0 } == true && req.head.method != .HEAD
         connection.write(.headers(.init(headers: fields, endStream: !sendsBody)), on: id, flush: !sendsBody, reset: answeredEarly && !sendsBody)
         if sendsBody, let body {
