@@ -48,7 +48,8 @@ def pin(pid, core):
 
 def measure(pid, url):
     """CPU µs per request of `pid` while wrk (on core 1) drives `url` (user and system time apart:
-    the system calls are the same for both proxies, their cost in this VM is not), and wrk's result."""
+    the system calls are the same for both proxies, their cost is not — a write that wakes a
+    sleeping reader costs more, and a slower proxy's peers sleep more), and wrk's result."""
     (user0, sys0) = cpu_seconds(pid)
     run = wrk_with(url, CONNECTIONS, core=1, headers=HEADERS)
     (user1, sys1) = cpu_seconds(pid)
