@@ -114,6 +114,25 @@ import Testing
         #expect(ip.acquire(BucketKey(ClientKey("198.51.100.1")!), now: 5 * second).remaining == 8)
     }
 
+    /// Only a route with a `skip_successful` limit asks to hear how its requests ended; its failures
+    /// are counted then, its successes not.
+    @Test func onlySkipSuccessfulLimitsObserveCompletion() throws {
+        func route(_ limit: String) throws -> (Route, LimiterRegistry) {
+            let yaml = "routes:\n  - name: r\n    match: { path: /r }\n    upstream: { url: \"http://h/\" }\n    limits: [\(limit)]\n"
+            let registry = LimiterRegistry(maxKeys: 100)
+            return (try Route(config: ConfigLoader.load(yaml: yaml, baseDirectory: "/tmp").config.routes[0], secrets: [:], limiters: registry), registry)
+        }
+        #expect(try !route("{ per: ip, rate: 5/min }").0.observesCompletion)
+        let (skipping, registry) = try route("{ per: ip, rate: 5/min, skip_successful: true }")
+        #expect(skipping.observesCompletion)
+        var view = RequestView(method: "GET", path: "/r", query: "", headers: [], clientAddress: "198.51.100.1", now: 5 * second)
+        guard case .pass = skipping.evaluate(&view) else { Issue.record("should pass"); return }
+        skipping.completed(view, status: 200)
+        skipping.completed(view, status: 502)
+        let limiter = registry.all.first!.limiter
+        #expect(limiter.peek(BucketKey(ClientKey("198.51.100.1")!), now: 5 * second).remaining == 4)
+    }
+
     @Test func headerAndCookieKeys() {
         func view(_ headers: [(String, String)], from address: String = "1.1.1.1") -> RequestView {
             RequestView(method: "GET", path: "/", query: "", headers: headers.map { (name: $0.0, value: $0.1) }, clientAddress: address)

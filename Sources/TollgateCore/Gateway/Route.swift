@@ -3,6 +3,8 @@ public final class Route: Sendable {
     public let config: RouteConfig
     /// Policies in the order they run; the first that does not pass decides.
     public let policies: [any Policy]
+    /// The policies that want to hear how a request ended (``Policy/observesCompletion``).
+    private let completing: [any Policy]
     /// How the upstream request is rendered (nil for file routes).
     public let template: UpstreamRequestTemplate?
     /// Which JSON fields of the upstream response reach the client (nil keeps the body as is).
@@ -58,6 +60,7 @@ public final class Route: Sendable {
     public init(config: RouteConfig, secrets: [String: String], shared: Shared) throws(RouteWiringError) {
         self.config = config
         self.policies = try PolicyRegistry.chain(for: config, shared: shared)
+        self.completing = policies.filter(\.observesCompletion)
         self.shadow = ShadowMode(policies: config.shadow, stages: config.shadowStages)
         self.rateLimits = policies.lazy.compactMap { $0 as? RateLimitPolicy }.first
         let identityHeaders = config.auth?.identityHeaders == true
@@ -111,9 +114,13 @@ public final class Route: Sendable {
         rateLimits?.currentHeaders(request) ?? []
     }
 
+    /// Whether any policy wants to hear how a request ended: when not, ``completed(_:status:)``
+    /// need not be called.
+    public var observesCompletion: Bool { !completing.isEmpty }
+
     /// Tells the policies that ran how the request ended.
     public func completed(_ request: RequestView, status: Int) {
-        for policy in policies { policy.completed(request, status: status) }
+        for policy in completing { policy.completed(request, status: status) }
     }
 }
 

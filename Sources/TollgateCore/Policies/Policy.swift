@@ -26,12 +26,17 @@ public protocol Policy: Sendable {
     var kind: RouteConfig.PolicyKind { get }
     /// Decides about `request`; may fill in what it learned (validated parameters, client identity).
     func evaluate(_ request: inout RequestView) -> Decision
-    /// Called once the response status is known, for requests this policy let through.
+    /// Called once the response status is known, for requests this policy let through — only when
+    /// ``observesCompletion`` is true.
     func completed(_ request: RequestView, status: Int)
+    /// Whether ``completed(_:status:)`` does anything; false lets the data plane skip the call (and
+    /// the copy of the request view it would take).
+    var observesCompletion: Bool { get }
 }
 
 extension Policy {
     public func completed(_ request: RequestView, status: Int) {}
+    public var observesCompletion: Bool { false }
     /// The policy's name in config, logs and metrics.
     public var name: String { kind.rawValue }
 }

@@ -85,7 +85,7 @@ enum ResponseDelivery {
         for shadowed in response.shadowed {
             loop.refusals.count(route: routeName, reason: .shadow(String(shadowed.prefix { $0 != ":" })), client: req.client, loop: loop)
         }
-        if let exchange { req.route?.completed(exchange.view, status: response.status) }
+        if let exchange, let route = req.route, route.observesCompletion { route.completed(exchange.view, status: response.status) }
         if let micros = response.upstreamMicros, let route = req.route {
             state.telemetry.upstreamCall(route: route.name, nanoseconds: micros * 1000)
         }

@@ -89,6 +89,8 @@ public struct RateLimitPolicy: Policy {
     }
 
     /// `skip_successful` limits count a request only once its response shows it failed.
+    public var observesCompletion: Bool { limits.contains { $0.config.skipSuccessful } }
+
     public func completed(_ request: RequestView, status: Int) {
         guard status >= 400 else { return }
         for bound in limits where bound.config.skipSuccessful {
