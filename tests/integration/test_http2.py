@@ -11,7 +11,7 @@ import pytest
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame, SettingsFrame
 
 from access_helpers import eventually
-from h2_helpers import ENHANCE_YOUR_CALM, H2, PROTOCOL_ERROR, h2_tls_config
+from h2_helpers import ENHANCE_YOUR_CALM, H2, PROTOCOL_ERROR, Answer, h2_tls_config
 from test_tls import https_get, make_ca_and_cert
 
 PATH = "/api/address?q=Main+Street"
@@ -341,7 +341,7 @@ def send_block(c, fields, sid=None, end_stream=True):
     if sid is None:
         sid = c.next_id
         c.next_id += 2
-        c.answers[sid] = __import__("h2_helpers").Answer()
+        c.answers[sid] = Answer()
     c.frame(HeadersFrame(sid, c.encoder.encode(fields), flags=["END_HEADERS"] + (["END_STREAM"] if end_stream else [])))
     return sid
 

@@ -1,6 +1,7 @@
 import NIOHPACK
 import NIOHTTP1
 import TollgateCore
+import TollgateUpstreamHTTP
 
 /// The two translations a stream needs, without NIO's HTTP/1 codec in between: its request
 /// fields into the `HTTPRequestHead` the gateway reads, and a response straight into HPACK fields
@@ -73,10 +74,7 @@ enum HTTP2Fields {
 
     /// `tchar` of RFC 9110 §5.6.2 without the uppercase letters.
     private static func isLowercaseTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x5E...0x7A, 0x7C, 0x7E: true
-        default: false
-        }
+        UpstreamResponseParser.isTokenByte(byte) && !(UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
     }
 
     /// A pseudo-field value: no control byte, space or DEL (each becomes part of the upstream's
