@@ -221,17 +221,12 @@ final class HTTP2Connection: ChannelInboundHandler, ClientConnection, IdleWatche
 
     /// Whether `error`, as `NIOHTTP2Handler` reports it, was a connection error (GOAWAY sent) rather
     /// than a stream error (that stream reset; reported wrapped in `StreamError` to a handler that
-    /// serves frames): a `content-length` that does not match the DATA, say (header blocks are
-    /// checked here, but the header errors stay listed should NIO raise one). More than 200 stream
-    /// errors in 30 s become a connection error (`ExcessiveStreamErrors`).
+    /// serves frames): a `content-length` that does not match the DATA, say. (Header blocks are
+    /// checked by ``HTTP2Fields``; with NIO's validation off, its header-field errors cannot occur.)
+    /// More than 200 stream errors in 30 s become a connection error (`ExcessiveStreamErrors`).
     static func endsConnection(_ error: any Error) -> Bool {
         switch error {
-        case is NIOHTTP2Errors.StreamError, is NIOHTTP2Errors.ForbiddenHeaderField, is NIOHTTP2Errors.MissingPseudoHeader,
-             is NIOHTTP2Errors.DuplicatePseudoHeader, is NIOHTTP2Errors.PseudoHeaderAfterRegularHeader,
-             is NIOHTTP2Errors.UnknownPseudoHeader, is NIOHTTP2Errors.UnsupportedPseudoHeader, is NIOHTTP2Errors.InvalidPseudoHeaders,
-             is NIOHTTP2Errors.MissingHostHeader, is NIOHTTP2Errors.DuplicateHostHeader, is NIOHTTP2Errors.EmptyPathHeader,
-             is NIOHTTP2Errors.InvalidPseudoHeaderValue, is NIOHTTP2Errors.TrailersWithoutEndStream,
-             is NIOHTTP2Errors.InvalidHTTP2HeaderFieldName, is NIOHTTP2Errors.InvalidHTTP2HeaderFieldValue,
+        case is NIOHTTP2Errors.StreamError, is NIOHTTP2Errors.TrailersWithoutEndStream,
              is NIOHTTP2Errors.ContentLengthViolated, is NIOHTTP2Errors.ContentLengthHeadersMismatch,
              is NIOHTTP2Errors.ContentLengthHeaderNegative, is NIOHTTP2Errors.ContentLengthHeaderMalformedValue:
             false
