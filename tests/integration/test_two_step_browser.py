@@ -17,11 +17,11 @@ from two_step_helpers import MailCatcher, Visitor, env, link_for, two_step_confi
 EXAMPLE = ROOT / "examples" / "two-step-signup"
 
 
-def heading(browser):
+def heading(driver):
     """The page's h1 text; None while the page is being replaced (Chrome then reports the node it
     found as no longer in the document, not as a stale element)."""
     try:
-        return browser.find_element(By.TAG_NAME, "h1").text
+        return driver.find_element(By.TAG_NAME, "h1").text
     except WebDriverException as e:
         if "does not belong to the document" in str(e):
             return None
