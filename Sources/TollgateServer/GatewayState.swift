@@ -14,7 +14,8 @@ final class GatewayState: Sendable {
     let config: GatewayConfig
     let secrets: [String: String]
     let routes: RouteTable<Route>
-    let endpoints: [String: UpstreamEndpoint]
+    /// How each route calls its upstream, at the route's ``Route/position`` (nil: no upstream).
+    let upstreamPlans: [UpstreamPlan?]
     let files: [String: ByteBuffer]
     let accessLog: AccessLog
     let logger: Logger
@@ -153,7 +154,7 @@ final class GatewayState: Sendable {
         self.checkEndpoints = try config.captcha.map { [$0.siteverifyURL.description: try UpstreamEndpoint(url: $0.siteverifyURL, caFile: nil)] } ?? [:]
         self.routes = try GatewayRoutes.table(config: config, secrets: secrets, shared: shared)
         limiters.detachPrevious()
-        self.endpoints = try UpstreamEndpoint.forRoutes(config.routes)
+        self.upstreamPlans = try UpstreamPlan.forRoutes(config.routes, telemetry: telemetry)
         var files: [String: ByteBuffer] = [:]
         for route in config.routes {
             if case .file(let path, _) = route.target {

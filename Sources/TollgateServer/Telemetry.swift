@@ -55,16 +55,16 @@ final class Telemetry: Sendable {
         gauge.record(value)
     }
 
-    /// Records one upstream call of `route` that took `nanoseconds`.
-    func upstreamCall(route: String, nanoseconds: Int64) {
-        let timer = timers.withLockedValue { all in
+    /// The upstream latency histogram of `route` (one per route name, kept across reloads), which
+    /// the route's ``UpstreamPlan`` records each call into.
+    func upstreamLatency(route: String) -> CoreMetrics.Timer {
+        timers.withLockedValue { all in
             if let t = all[route] { return t }
             let t = CoreMetrics.Timer(label: "tollgate_upstream_duration_seconds", dimensions: [("route", route)], preferredDisplayUnit: .seconds,
                           factory: factory)
             all[route] = t
             return t
         }
-        timer.recordNanoseconds(nanoseconds)
     }
 
     /// The Prometheus text exposition of everything recorded.

@@ -10,6 +10,8 @@ final class StandInHandler: ChannelInboundHandler {
     private let state: StandInState
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
+    /// Calls received on this connection (control requests not counted).
+    private var callsHere = 0
 
     init(state: StandInState) { self.state = state }
 
@@ -53,8 +55,11 @@ final class StandInHandler: ChannelInboundHandler {
         }
         let answer = answer(path: path, query: query, method: head.method, body: body)
         let keepAlive = head.isKeepAlive
+        callsHere += 1
         switch snapshot.mode {
-        case .normal:
+        case .closeReused where callsHere > 1:
+            context.close(promise: nil)
+        case .normal, .closeReused:
             // Like many providers, report the units this call used: one per word of the query.
             let units = max(1, ((answer.json["formatted"] as? String) ?? "").split(separator: ",").first?.split(separator: " ").count ?? 1)
             send(status: answer.status, json: answer.json, extra: "X-Billing-Units: \(units)\r\n", keepAlive: keepAlive, context: context)

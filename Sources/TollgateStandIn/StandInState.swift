@@ -21,6 +21,9 @@ public enum StandInMode: String, Sendable, CaseIterable {
     case hop
     /// Close the connection without answering.
     case close
+    /// Answer a connection's first request; close it without answering any later one — a
+    /// keep-alive connection the upstream dropped just as the next request arrived.
+    case closeReused = "close_reused"
     /// A 200 whose body is not JSON.
     case notJSON = "not_json"
     /// Answer with `status` and an error body that echoes the key.

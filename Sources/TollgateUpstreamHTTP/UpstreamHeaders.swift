@@ -108,15 +108,8 @@ package struct HeadFields {
         guard code >= 100, code <= 599, status.count == 12 || status[status.startIndex + 12] == UInt8(ascii: " ") else {
             throw .malformed("bad status line")
         }
-        while let line = lines.next() {
-            if line.isEmpty { break }
-            let first = line[line.startIndex]
-            guard first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else { throw .malformed("obsolete line folding") }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("header without colon") }
-            let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
-            guard !name.isEmpty, name.allSatisfy(UpstreamResponseParser.isTokenByte) else { throw .malformed("bad header name") }
-            let value = Self.trim(UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]))
-            guard !value.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) else { throw .malformed("control character in header") }
+        var next = lines.index
+        while let (name, value) = try Self.field(p, from: &next) {
             switch name.count {
             case 14 where Self.equalsLowercased(name, "content-length"):
                 for item in CommaItems(value) {
@@ -149,17 +142,69 @@ package struct HeadFields {
         return code
     }
 
+    /// The field line starting at `index` — its name and trimmed value — with `index` moved past
+    /// it; nil at the blank line that ends the head (or at its end). One pass over the line's
+    /// bytes checks everything RFC 9112 §5 asks of it: no leading whitespace (obsolete folding),
+    /// a colon, a non-empty token name, no control characters but HTAB in the value. A line ends at
+    /// LF, a CR just before it (or at the end of the head) dropped; any other CR is refused with
+    /// the controls. (Four passes — find the line, find the colon, check the name, check the value
+    /// — took 1.7 % of a proxied request's CPU.)
+    @inline(__always)
+    static func field(_ p: UnsafeRawBufferPointer, from index: inout Int)
+        throws(Failure) -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
+        let n = p.endIndex
+        let start = index
+        guard start < n else { return nil }
+        let first = p[start]
+        if first == 0x0A || first == 0x0D && (start + 1 == n || p[start + 1] == 0x0A) {
+            index = start + 2
+            return nil
+        }
+        guard first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else { throw .malformed("obsolete line folding") }
+        var i = start
+        var tokenName = true
+        while i < n {
+            let b = p[i]
+            if b == UInt8(ascii: ":") || b == 0x0A { break }
+            tokenName = tokenName && UpstreamResponseParser.isTokenByte(b)
+            i += 1
+        }
+        guard i < n, p[i] == UInt8(ascii: ":") else {
+            // No colon before the line's end (a CR before the LF is not part of the name either).
+            throw .malformed("header without colon")
+        }
+        guard i > start, tokenName else { throw .malformed("bad header name") }
+        let colon = i
+        i += 1
+        var control = false
+        while i < n {
+            let b = p[i]
+            if b == 0x0A { break }
+            if b < 0x20 && b != 0x09 && !(b == 0x0D && (i + 1 == n || p[i + 1] == 0x0A)) || b == 0x7F { control = true }
+            i += 1
+        }
+        var lineEnd = i
+        if lineEnd > colon + 1, p[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+        index = i + 1
+        guard !control else { throw .malformed("control character in header") }
+        return (UnsafeRawBufferPointer(rebasing: p[start..<colon]), trim(UnsafeRawBufferPointer(rebasing: p[(colon + 1)..<lineEnd])))
+    }
+
     package static let http1Prefix: [UInt8] = Array("HTTP/1.".utf8)
 
     /// ASCII case-insensitive comparison with an already lower-cased name.
+    /// Lengths first, then the bytes side by side: walking a `String`'s UTF-8 view one element at
+    /// a time cost more than the comparison itself.
     package static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ lowercased: String) -> Bool {
-        var it = lowercased.utf8.makeIterator()
-        for b in bytes {
-            guard let l = it.next() else { return false }
-            let folded = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
-            if folded != l { return false }
-        }
-        return it.next() == nil
+        let utf8 = lowercased.utf8
+        guard bytes.count == utf8.count else { return false }
+        return utf8.withContiguousStorageIfAvailable { l in
+            for i in 0..<l.count {
+                let b = bytes[i]
+                if (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) != l[i] { return false }
+            }
+            return true
+        } ?? bytes.elementsEqual(utf8) { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
     }
 
     /// Without leading and trailing spaces and tabs.

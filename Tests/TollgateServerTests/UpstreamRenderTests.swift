@@ -36,7 +36,7 @@ import Testing
             #expect(buffer.readString(length: buffer.readableBytes) == head)
             #expect(bufferBody == body)
             reused.removeAll(keepingCapacity: true)  // as ProxyExchange does with the loop's bytes
-            let bytesBody = template.render(view, requestID: "req-1", into: &reused)
+            let bytesBody = template.render(&view, requestID: "req-1", into: &reused)
             #expect(String(decoding: reused, as: UTF8.self) == head)
             #expect(bytesBody == body)
             #expect(head.hasPrefix("POST /v2/") && head.hasSuffix("\r\n\r\n"))

@@ -73,3 +73,25 @@ def test_every_connection_the_pool_may_hold_is_kept_for_reuse(gateways, standin,
     # The stand-in counts every connection it accepted; each stats() call is one more.
     opened = standin.stats()["connections"] - opened_before - 1
     assert 1 <= opened <= 140, opened
+
+
+def test_a_pooled_connection_dropped_by_the_upstream_is_retried_once_and_only_for_get(gateways, standin, api_key):
+    """The upstream closes a kept-alive connection just as the next request arrives on it: a GET
+    (safe to send again) is retried once on a fresh connection and the client never notices; a
+    POST is not sent twice — the client gets a 502 and the upstream saw it once."""
+    config = address_config(standin.port, root_extra="workers: 1\n", extra_route=f"""
+  - name: post
+    match: {{ method: POST, path: /api/post }}
+    upstream: {{ url: "http://127.0.0.1:{standin.port}/v2/validate", auth: {{ header: X-Api-Key, secret: ADDRESS_API_KEY }} }}
+    params: {{ q: {{ in: body, type: string }} }}
+""")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200  # opens a connection, kept
+    standin.mode("close_reused")
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200
+    assert standin.stats()["calls"] == 3  # the first call, the one dropped, its retry on a fresh connection
+    r = gw.post("/api/post", '{"q": "Main Street"}', headers={"Content-Type": "application/json"})
+    assert r.status == 502 and r.json()["type"] == "urn:tollgate:problem:upstream-error"
+    assert standin.stats()["calls"] == 4  # sent once, on the reused connection, and not again
+    gw.stop()
+    assert "connection closed before a response" in gw.output()

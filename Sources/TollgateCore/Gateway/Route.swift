@@ -1,6 +1,9 @@
 /// A route ready to serve: its config, its policy chain in order, and what was precomputed from it.
 public final class Route: Sendable {
     public let config: RouteConfig
+    /// Where the route stands in its config's routes: per-route tables kept outside the core (the
+    /// server's upstream plans) are arrays indexed by it.
+    public let position: Int
     /// Policies in the order they run; the first that does not pass decides.
     public let policies: [any Policy]
     /// The policies that want to hear how a request ended (``Policy/observesCompletion``).
@@ -20,14 +23,14 @@ public final class Route: Sendable {
     /// The forms of the secret this route injects, which no relayed response may carry (nil without auth).
     public let secretEcho: SecretEcho?
 
-    /// What the chain decided.
+    /// What the chain decided. (The external check boxed, as in ``Decision``.)
     public enum ChainOutcome {
         case pass
         case reject(policy: RouteConfig.PolicyKind, problem: Problem)
         /// Wait, then resume the chain at policy index `resumeAt`.
         case delay(Duration, resumeAt: Int)
         /// Make this call, let it decide, then (if it passes) resume at `resumeAt`.
-        case external(ExternalCheck, policy: RouteConfig.PolicyKind, resumeAt: Int)
+        indirect case external(ExternalCheck, policy: RouteConfig.PolicyKind, resumeAt: Int)
     }
 
     /// Shared, gateway-wide parts that policies of several routes use.
@@ -57,8 +60,9 @@ public final class Route: Sendable {
     }
 
     /// Builds the route; throws when it requires a policy whose gateway-wide part is missing.
-    public init(config: RouteConfig, secrets: [String: String], shared: Shared) throws(RouteWiringError) {
+    public init(config: RouteConfig, secrets: [String: String], shared: Shared, position: Int = 0) throws(RouteWiringError) {
         self.config = config
+        self.position = position
         self.policies = try PolicyRegistry.chain(for: config, shared: shared)
         self.completing = policies.filter(\.observesCompletion)
         self.shadow = ShadowMode(policies: config.shadow, stages: config.shadowStages)
@@ -129,7 +133,9 @@ public enum GatewayRoutes {
     public static func table(config: GatewayConfig, secrets: [String: String],
                              shared: Route.Shared) throws(RouteWiringError) -> RouteTable<Route> {
         var entries: [(String, PathPattern, Route)] = []
-        for route in config.routes { entries.append((route.method, route.path, try Route(config: route, secrets: secrets, shared: shared))) }
+        for (position, route) in config.routes.enumerated() {
+            entries.append((route.method, route.path, try Route(config: route, secrets: secrets, shared: shared, position: position)))
+        }
         return RouteTable(entries)
     }
 }

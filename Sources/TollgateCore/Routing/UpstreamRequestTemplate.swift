@@ -57,8 +57,10 @@ public struct UpstreamRequestTemplate: Sendable {
     }
 
     /// Appends the request head to `head` (the data plane's reused bytes) and returns the body: the
-    /// generic renderer below, specialized here for bytes.
-    public func render(_ request: RequestView, requestID: String, into head: inout [UInt8]) -> [UInt8] {
+    /// generic renderer below, specialized here for bytes. `request` is only read; it is `inout` so
+    /// that a caller holding it in a class property passes it in place — passed by value, it was
+    /// copied whole (every field retained, then released) for each call.
+    public func render(_ request: inout RequestView, requestID: String, into head: inout [UInt8]) -> [UInt8] {
         write(request, requestID: requestID, into: &head)
     }
 

@@ -72,8 +72,14 @@ final class ProxyExchange {
         view = RequestView(method: request.head.method.rawValue, path: request.path, query: request.query, fields: headers,
                            body: request.body.map { Array($0.readableBytesView) } ?? [],
                            clientAddress: request.client.address, pathParams: request.pathParams,
-                           clientKey: request.client.key, now: Int64(NIODeadline.now().uptimeNanoseconds),
+                           clientKey: request.client.key, now: Int64(Self.arrival(of: request).uptimeNanoseconds),
                            wallMillis: NIODeadline.wallClockMillis)
+    }
+
+    /// When the policies see the request arrive: when its head did (that read's clock, no second
+    /// read), or now for a request with a body, which may have taken a while to come in.
+    private static func arrival(of request: InboundRequest) -> NIODeadline {
+        request.body == nil ? request.started : .now()
     }
 
     /// Starts the exchange: CORS, then the chain.
@@ -191,6 +197,24 @@ final class ProxyExchange {
     }
 
     func callUpstream() {
+        // Upstream routes first: they have a plan, and the config's target need not be looked at.
+        guard let template = route.template, let plan = gateway.upstreamPlans[route.position] else { return callOwnService() }
+        guard owner != nil else {
+            abandon()
+            return done()
+        }
+        state = .upstream
+        var buffer = loop.pool.requestBuffers.take(capacity: template.typicalHeadBytes, allocator: ByteBufferAllocator())
+        loop.upstreamHead.removeAll(keepingCapacity: true)
+        let body = template.render(&view, requestID: request.requestID, into: &loop.upstreamHead)
+        buffer.writeBytes(loop.upstreamHead)
+        buffer.writeBytes(body)
+        upstreamSent = NIODeadline.now()
+        loop.upstream.execute(plan.call(buffer), answering: self, at: upstreamSent)
+    }
+
+    /// The routes whose "upstream" is the gateway's own: the verification mail and client keys.
+    private func callOwnService() {
         if case .sendVerification = route.config.target, let verification = gateway.verification {
             state = .upstream
             return finish(verification.send(view, requestID: request.requestID, pool: loop.pool))
@@ -202,27 +226,8 @@ final class ProxyExchange {
                 eventLoop.execute { exchange.value.owner == nil ? exchange.value.done() : exchange.value.finish(response) }
             }
         }
-        guard case .upstream(let upstream) = route.config.target, let template = route.template,
-              let endpoint = gateway.endpoints[route.name] else {
-            abandon()
-            return finish(.problem(.internalError, requestID: request.requestID, by: .stage(.internal), note: "route has no upstream"))
-        }
-        guard owner != nil else {
-            abandon()
-            return done()
-        }
-        state = .upstream
-        var buffer = loop.pool.requestBuffers.take(capacity: template.typicalHeadBytes, allocator: ByteBufferAllocator())
-        loop.upstreamHead.removeAll(keepingCapacity: true)
-        let body = template.render(view, requestID: request.requestID, into: &loop.upstreamHead)
-        buffer.writeBytes(loop.upstreamHead)
-        buffer.writeBytes(body)
-        let call = UpstreamCall(endpoint: endpoint, request: buffer, isHEAD: template.method == "HEAD",
-                                retryable: template.method == "GET" || template.method == "HEAD",
-                                timeout: TimeAmount(upstream.timeout), connectTimeout: TimeAmount(upstream.connectTimeout),
-                                maxResponseBytes: upstream.maxResponseBytes)
-        upstreamSent = NIODeadline.now()
-        loop.upstream.execute(call, answering: self)
+        abandon()
+        finish(.problem(.internalError, requestID: request.requestID, by: .stage(.internal), note: "route has no upstream"))
     }
 
     /// Settles the spend and completes the cache whether or not the client is still there, then

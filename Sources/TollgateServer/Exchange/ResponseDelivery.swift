@@ -86,8 +86,8 @@ enum ResponseDelivery {
             loop.refusals.count(route: routeName, reason: .shadow(String(shadowed.prefix { $0 != ":" })), client: req.client, loop: loop)
         }
         if let exchange, let route = req.route, route.observesCompletion { route.completed(exchange.view, status: response.status) }
-        if let micros = response.upstreamMicros, let route = req.route {
-            state.telemetry.upstreamCall(route: route.name, nanoseconds: micros * 1000)
+        if let micros = response.upstreamMicros, let route = req.route, let plan = state.upstreamPlans[route.position] {
+            plan.latency.recordNanoseconds(micros * 1000)
         }
         let country = state.geo == nil ? nil : req.country(state.geo)
         loop.console.record(response, for: req, country: country, watched: state.watchedRoutes)

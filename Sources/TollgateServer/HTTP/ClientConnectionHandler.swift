@@ -235,9 +235,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     }
 
     private func begin(_ head: HTTPRequestHead) {
-        if let context { IdleWatch.touch(self, on: context.eventLoop) }
+        let now = context.map { IdleWatch.touch(self, on: $0.eventLoop) } ?? .now()
         if slowSender?.isHead == true { slowSender?.cancel(); slowSender = nil }
-        let req = RequestIntake.begin(head, peer: peer, secureListener: secureListener, loop: loop)
+        let req = RequestIntake.begin(head, peer: peer, secureListener: secureListener, loop: loop, at: now)
         if let early = req.early, early.closeConnection {
             respondEarly(req, early)  // faulty framing: nothing after this head can be trusted
             return

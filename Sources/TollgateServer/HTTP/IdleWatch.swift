@@ -34,12 +34,14 @@ struct IdleWatch {
     private var pending: Scheduled<Void>?
     private var lastActivity = NIODeadline.uptimeNanoseconds(0)
 
-    /// Notes activity now and makes sure one check is pending.
-    static func touch(_ owner: some IdleWatched, on eventLoop: any EventLoop) {
+    /// Notes activity now and makes sure one check is pending; returns the time it read (a request
+    /// whose head this activity completed started then: one clock read serves both).
+    @discardableResult
+    static func touch(_ owner: some IdleWatched, on eventLoop: any EventLoop) -> NIODeadline {
         let now = eventLoop.now
         owner.idleWatch.lastActivity = now
-        guard owner.idleWatch.pending == nil else { return }
-        schedule(owner, at: now + owner.idleTimeout, on: eventLoop)
+        if owner.idleWatch.pending == nil { schedule(owner, at: now + owner.idleTimeout, on: eventLoop) }
+        return now
     }
 
     /// Stops watching (the connection ended): the pending check, if any, is cancelled.

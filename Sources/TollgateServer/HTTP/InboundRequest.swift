@@ -31,11 +31,12 @@ final class InboundRequest {
     /// The client's country, looked up once when a rule or the log first asks.
     private var countryLookup: String??
 
-    init(head: HTTPRequestHead, state: GatewayState, requestID: String, client: ResolvedClient, keepAlive: Bool, secure: Bool) {
+    init(head: HTTPRequestHead, state: GatewayState, requestID: String, client: ResolvedClient, keepAlive: Bool, secure: Bool,
+         started: NIODeadline = .now()) {
         self.head = head
         self.state = state
         self.requestID = requestID
-        self.started = .now()
+        self.started = started
         self.client = client
         self.keepAlive = keepAlive
         self.secure = secure
@@ -99,14 +100,16 @@ struct Peer {
 /// Turns a request head into an ``InboundRequest``: request id, client, route, and any answer that
 /// can be decided before the body arrives.
 enum RequestIntake {
-    static func begin(_ head: HTTPRequestHead, peer: Peer, secureListener: Bool, loop: LoopContext) -> InboundRequest {
+    /// `now`: when the head was complete (the caller's clock read, if it made one).
+    static func begin(_ head: HTTPRequestHead, peer: Peer, secureListener: Bool, loop: LoopContext,
+                      at now: NIODeadline = .now()) -> InboundRequest {
         let state = loop.state
         var id = head.headers.first(name: "x-request-id") ?? ""
         if !RequestIDGenerator.isAcceptable(id) { id = loop.requestIDs.next() }
         let secure = secureListener || (peer.isTrustedProxy && head.headers.first(name: "x-forwarded-proto")?.lowercased() == "https")
         let req = InboundRequest(head: head, state: state, requestID: id, client: peer.client(head.headers, identity: state.config.clientIdentity),
                                  keepAlive: head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining,
-                                 secure: secure)
+                                 secure: secure, started: now)
         if let (problem, note) = RequestFraming.violation(head) {
             var early = Response.problem(problem, requestID: id, by: .stage(.http), note: note)
             early.closeConnection = true

@@ -33,12 +33,12 @@ protocol UpstreamAnswerTaker: AnyObject {
 protocol UpstreamCaller: AnyObject {
     /// Runs `call`; `completion` runs once, on the loop.
     func execute(_ call: UpstreamCall, completion: @escaping (Result<UpstreamResponse, UpstreamFailure>) -> Void)
-    /// Runs `call`; `taker` is answered once, on the loop.
-    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker)
+    /// Runs `call`, its timeout counted from `now`; `taker` is answered once, on the loop.
+    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker, at now: NIODeadline)
 }
 
 extension UpstreamCaller {
-    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker) {
+    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker, at now: NIODeadline) {
         execute(call) { taker.answered($0) }
     }
 }

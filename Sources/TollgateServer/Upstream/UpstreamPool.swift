@@ -51,9 +51,10 @@ final class UpstreamPool: @unchecked Sendable {
         start(Exchange(call: call, deadline: .now() + call.timeout, pool: self, answer: .closure(completion)))
     }
 
-    /// As ``execute(_:completion:)``, answering `taker` (no closure allocated per call).
-    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker) {
-        start(Exchange(call: call, deadline: .now() + call.timeout, pool: self, answer: .taker(taker)))
+    /// As ``execute(_:completion:)``, answering `taker` (no closure allocated per call); `now` is
+    /// when the call's timeout starts (the caller's own clock read).
+    func execute(_ call: UpstreamCall, answering taker: any UpstreamAnswerTaker, at now: NIODeadline) {
+        start(Exchange(call: call, deadline: now + call.timeout, pool: self, answer: .taker(taker)))
     }
 
     private func start(_ exchange: Exchange) {
@@ -116,6 +117,7 @@ final class UpstreamPool: @unchecked Sendable {
         guard !exchange.done else { return }
         let endpoint = exchange.call.endpoint
         let slots = self.slots(endpoint)
+        exchange.slots = slots
         if allowPooled, let conn = takeIdle(slots) {
             slots.busy += 1
             run(exchange, on: conn)
@@ -137,7 +139,7 @@ final class UpstreamPool: @unchecked Sendable {
             switch result {
             case .success(let conn):
                 if exchange.done {
-                    self.free(conn)
+                    self.free(conn, slots)
                 } else {
                     self.run(exchange, on: conn)
                 }
@@ -149,10 +151,9 @@ final class UpstreamPool: @unchecked Sendable {
         }
     }
 
-    /// A busy connection is done with its call: hand it to the oldest waiting call, or keep it idle
-    /// (or close it), and count it free.
-    private func free(_ conn: UpstreamConnection) {
-        let slots = self.slots(conn.endpoint)
+    /// A busy connection of `slots` is done with its call: hand it to the oldest waiting call, or
+    /// keep it idle (or close it), and count it free.
+    private func free(_ conn: UpstreamConnection, _ slots: Slots) {
         if conn.isUsable, let next = nextWaiter(slots) {
             run(next, on: conn)
             return
@@ -192,7 +193,7 @@ final class UpstreamPool: @unchecked Sendable {
     /// `conn` is done with `exchange`'s call (not called for an aborted connection).
     func completed(_ exchange: Exchange, on conn: UpstreamConnection, _ result: Result<UpstreamResponse, UpstreamFailure>) {
         exchange.connection = nil
-        let slots = self.slots(conn.endpoint)
+        let slots = exchange.slots ?? self.slots(conn.endpoint)
         if case .failure(.closedBeforeResponse) = result, exchange.reused, exchange.call.retryable, !exchange.retried {
             exchange.retried = true
             slots.busy -= 1
@@ -202,7 +203,7 @@ final class UpstreamPool: @unchecked Sendable {
         // Give the connection back before the client's response is written: a pipelined
         // request may arrive during that write and want it.
         if case .success(let response) = result, response.keepAlive {
-            free(conn)
+            free(conn, slots)
         } else {
             conn.abort()
             slots.busy -= 1
@@ -295,6 +296,8 @@ final class UpstreamPool: @unchecked Sendable {
         var reused = false
         /// In the endpoint's wait queue.
         var isWaiting = false
+        /// Its endpoint's slots, once it asked for a connection (saves looking them up again).
+        var slots: Slots?
         private(set) var done = false
 
         /// What a finished call holds instead of its request (shared, never written).
