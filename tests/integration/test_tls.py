@@ -129,7 +129,7 @@ def https_get(port, ca, path="/api/address?q=Main+Street", **ctx_options):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TLS 1.0/1.1 are offered on purpose
 def test_redirect_listener_hsts_settings_and_tls_versions(gateways, standin, tmp_path, api_key):
-    from conftest import free_port, request
+    from conftest import free_port, request, wait_for_port
     paths = make_ca_and_cert(tmp_path)
     http_port = free_port()
     config = address_config(standin.port, root_extra=f"""tls:
@@ -139,6 +139,7 @@ def test_redirect_listener_hsts_settings_and_tls_versions(gateways, standin, tmp
   redirect_http: 127.0.0.1:{http_port}
 """)
     gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    wait_for_port(http_port, proc=gw.proc)  # the redirect listener opens after the main one
     r = request(http_port, "GET", "/api/address?q=Main+Street", headers={"Host": f"localhost:{http_port}"})
     assert r.status == 308 and r.header("location") == f"https://localhost:{gw.port}/api/address?q=Main+Street"
     assert r.body == b"" and standin.stats()["calls"] == 0

@@ -5,7 +5,9 @@ import TollgateUpstreamHTTP
 
 /// Receives the one response of an exchange; the client connection that owns it.
 protocol ExchangeOwner: AnyObject {
-    func exchange(_ exchange: ProxyExchange, answered response: Response)
+    /// `response` is handed over (`consuming`): the one response of a request travels from the
+    /// exchange to the encoder without a copy (it is a large struct; each copy retained its fields).
+    func exchange(_ exchange: ProxyExchange, answered response: consuming Response)
 }
 
 /// One request on an upstream route, from its policy chain to its one ``Response``.
@@ -279,14 +281,13 @@ final class ProxyExchange {
 
     // MARK: Ending
 
-    func finish(_ response: Response) {
+    func finish(_ response: consuming Response) {
         guard !isDone else { return }
         state = .done
-        var response = response
         response.shadowed = view.shadowed
         let owner = self.owner
         self.owner = nil
-        owner?.exchange(self, answered: response)
+        owner?.exchange(self, answered: consume response)
     }
 
     /// Ends without an answer (the owner is gone).

@@ -287,9 +287,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
         }
     }
 
-    func exchange(_ exchange: ProxyExchange, answered response: Response) {
+    func exchange(_ exchange: ProxyExchange, answered response: consuming Response) {
         guard case .answering(let req, let current) = state, current === exchange else { return }
-        deliver(response, for: req)
+        deliver(consume response, for: req)
     }
 
     /// Unparseable input: a 400 (431 for an oversized head), then the connection closes.
@@ -317,29 +317,31 @@ final class ClientConnectionHandler: ChannelDuplexHandler, ExchangeOwner, SlowSe
     /// Counts `response` in the connection's run of refusals and writes it — after the run's delay,
     /// if it earned one (``RefusalStreak``); the request stays the one being answered meanwhile, so
     /// nothing more is read or answered on this connection.
-    private func deliver(_ response: Response, for req: InboundRequest) {
+    private func deliver(_ response: consuming Response, for req: InboundRequest) {
         guard let context, case .answering(let current, _) = state, current === req else { return }
         guard let delay = refusals.answerDelay(for: response, trustedProxy: peer.isTrustedProxy, loop: loop) else {
-            return write(response, for: req)
+            return write(consume response, for: req)
         }
+        let delayed = consume response  // handed to the timer (an escaping closure cannot consume a parameter)
         context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            self?.write(response, for: req)
+            self?.write(delayed, for: req)
         }
     }
 
     /// Writes `response` to `req`, then moves on to the next pipelined request (or closes).
-    private func write(_ response: Response, for req: InboundRequest) {
+    private func write(_ response: consuming Response, for req: InboundRequest) {
         guard let context, case .answering(let current, let exchange) = state, current === req else { return }
         loop.inFlight -= 1
         let refusedEnough = refusals.closes(after: loop.state.config.closeAfterRefusals)
         if refusedEnough { loop.closedAfterRefusals += 1 }
-        let keepAlive = req.keepAlive && !response.closeConnection && !loop.draining && !refusedEnough
-        let buffer = ResponseDelivery.render(response, for: req, from: exchange, keepAlive: keepAlive, loop: loop,
+        let closes = response.closeConnection
+        let keepAlive = req.keepAlive && !closes && !loop.draining && !refusedEnough
+        let buffer = ResponseDelivery.render(consume response, for: req, from: exchange, keepAlive: keepAlive, loop: loop,
                                              allocator: context.channel.allocator)
         state = .idle
         // Shutting down: the next pipelined request, if the client already sent one, still gets an
         // answer (503, then the connection closes) rather than being dropped unanswered.
-        let answerQueued = loop.draining && req.keepAlive && !response.closeConnection && !refusedEnough && !queued.isEmpty
+        let answerQueued = loop.draining && req.keepAlive && !closes && !refusedEnough && !queued.isEmpty
         if !keepAlive && !answerQueued {
             closeAfterWriting(buffer, context: context)
             return

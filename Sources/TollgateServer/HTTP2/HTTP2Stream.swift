@@ -145,29 +145,31 @@ final class HTTP2Stream: ExchangeOwner, SlowSenderOwner {
         }
     }
 
-    func exchange(_ exchange: ProxyExchange, answered response: Response) {
+    func exchange(_ exchange: ProxyExchange, answered response: consuming Response) {
         guard case .answering(let req, let current) = state, current === exchange else { return }
-        deliver(response, for: req)
+        deliver(consume response, for: req)
     }
 
     /// Counts `response` in the connection's run of refusals and writes it, after the run's delay
     /// if it earned one.
-    private func deliver(_ response: Response, for req: InboundRequest) {
+    private func deliver(_ response: consuming Response, for req: InboundRequest) {
         guard let delay = connection.refusals.answerDelay(for: response, trustedProxy: connection.peer.isTrustedProxy, loop: loop) else {
-            return write(response, for: req)
+            return write(consume response, for: req)
         }
+        let delayed = consume response  // handed to the timer (an escaping closure cannot consume a parameter)
         loop.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            self?.write(response, for: req)
+            self?.write(delayed, for: req)
         }
     }
 
-    private func write(_ response: Response, for req: InboundRequest) {
+    private func write(_ response: consuming Response, for req: InboundRequest) {
         guard case .answering(let current, let exchange) = state, current === req else { return }
         loop.inFlight -= 1
         state = .done
         let refusedEnough = connection.refusals.closes(after: loop.state.config.closeAfterRefusals)
         if refusedEnough { loop.closedAfterRefusals += 1 }
-        let (fields, body) = ResponseDelivery.parts(response, for: req, from: exchange, loop: loop, allocator: connection.allocator,
+        let closes = response.closeConnection
+        let (fields, body) = ResponseDelivery.parts(consume response, for: req, from: exchange, loop: loop, allocator: connection.allocator,
                                                     firstOnConnection: !connection.answeredBefore)
         connection.answeredBefore = true
         let sendsBody = body.map { $0.readableBytes > 0 } == true && req.head.method != .HEAD
@@ -175,6 +177,6 @@ final class HTTP2Stream: ExchangeOwner, SlowSenderOwner {
         if sendsBody, let body {
             connection.write(.data(.init(data: .byteBuffer(body), endStream: true)), on: id, flush: true, reset: answeredEarly)
         }
-        if refusedEnough || response.closeConnection { connection.closeGracefully() }
+        if refusedEnough || closes { connection.closeGracefully() }
     }
 }

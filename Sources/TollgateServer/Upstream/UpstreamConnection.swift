@@ -8,6 +8,14 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     let endpoint: UpstreamEndpoint
     private(set) var channel: Channel?
+    /// The handler's place in the pipeline (between `handlerAdded` and `handlerRemoved`): requests
+    /// are written from here rather than entering the pipeline at its tail.
+    private var context: ChannelHandlerContext?
+    /// Set once the connection is closed or closing, as this handler last heard (it is open from
+    /// the pipeline's set-up on: the connect promise succeeds before `channelActive` is fired).
+    /// Kept here because the pool asks for every call, and NIO's `isActive` retains and checks its
+    /// lifecycle state each time.
+    private var closed = false
     /// Called when the connection closes, so the pool can forget it.
     var onClose: ((UpstreamConnection) -> Void)?
     /// Requests already carried; more than zero means it came from the pool.
@@ -22,35 +30,42 @@ final class UpstreamConnection: ChannelInboundHandler {
         self.endpoint = endpoint
     }
 
-    var isUsable: Bool { channel?.isActive == true && pending == nil }
+    var isUsable: Bool { !closed && pending == nil }
 
     /// Sends `exchange`'s request; `pool.completed(_:on:_:)` runs once with its outcome, on this
     /// connection's event loop.
     func send(_ exchange: UpstreamPool.Exchange, for pool: UpstreamPool) {
-        guard let channel else { return pool.completed(exchange, on: self, .failure(.closedBeforeResponse)) }
-        let call = exchange.call
+        guard let context, !closed else { return pool.completed(exchange, on: self, .failure(.closedBeforeResponse)) }
         uses += 1
-        parser = UpstreamResponseParser(maxBodyBytes: call.maxResponseBytes, requestWasHEAD: call.isHEAD)
+        parser = UpstreamResponseParser(maxBodyBytes: exchange.call.maxResponseBytes, requestWasHEAD: exchange.call.isHEAD)
         pending = (pool, exchange)
         // No promise: a failed write surfaces as errorCaught or channelInactive, which fail the exchange.
-        channel.writeAndFlush(call.request, promise: nil)
+        context.writeAndFlush(wrapOutboundOut(exchange.call.request), promise: nil)
     }
 
     /// Closes the connection; an exchange in progress is dropped without telling the pool.
     func abort() {
         pending = nil
         parser = nil
+        closed = true
         channel?.close(promise: nil)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         channel = context.channel
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        closed = true
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         guard parser != nil else {
             // Bytes nobody asked for: the connection cannot be trusted any more.
+            closed = true
             context.close(promise: nil)
             return
         }
@@ -64,6 +79,7 @@ final class UpstreamConnection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closed = true
         if parser != nil {
             do {
                 let response = try parser!.finish()
@@ -81,6 +97,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         if parser != nil {
             fail(parser!.receivedAnything ? .invalidResponse("\(error)") : .closedBeforeResponse)
         }
+        closed = true
         context.close(promise: nil)
     }
 
@@ -89,6 +106,7 @@ final class UpstreamConnection: ChannelInboundHandler {
         pending = nil
         parser = nil
         if case .success(let response) = result, !response.keepAlive {
+            closed = true
             channel?.close(promise: nil)
         }
         if let done { done.pool.completed(done.exchange, on: self, result) }
@@ -96,6 +114,7 @@ final class UpstreamConnection: ChannelInboundHandler {
 
     private func fail(_ failure: UpstreamFailure) {
         guard pending != nil else { return }
+        closed = true
         channel?.close(promise: nil)
         finish(.failure(failure))
     }
