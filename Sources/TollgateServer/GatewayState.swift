@@ -15,7 +15,7 @@ final class GatewayState: Sendable {
     let secrets: [String: String]
     let routes: RouteTable<Route>
     /// How each route calls its upstream, at the route's ``Route/position`` (nil: no upstream).
-    let upstreamPlans: [UpstreamPlan?]
+    private let upstreamPlans: [UpstreamPlan?]
     let files: [String: ByteBuffer]
     let accessLog: AccessLog
     let logger: Logger
@@ -171,6 +171,11 @@ final class GatewayState: Sendable {
         } else {
             accessLog = AccessLog(sink: config.accessLog == .off ? nil : LogSink.standardOutput)
         }
+    }
+
+    /// How `route` (one of this generation's routes) calls its upstream; nil for routes without one.
+    func upstreamPlan(for route: Route) -> UpstreamPlan? {
+        upstreamPlans.indices.contains(route.position) ? upstreamPlans[route.position] : nil
     }
 
     /// Rebuilds budget totals from the ledger: every unreleased entry of the current periods counts,

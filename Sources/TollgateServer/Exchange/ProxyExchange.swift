@@ -200,7 +200,7 @@ final class ProxyExchange {
 
     func callUpstream() {
         // Upstream routes first: they have a plan, and the config's target need not be looked at.
-        guard let template = route.template, let plan = gateway.upstreamPlans[route.position] else { return callOwnService() }
+        guard let template = route.template, let plan = gateway.upstreamPlan(for: route) else { return callOwnService() }
         guard owner != nil else {
             abandon()
             return done()

@@ -13,7 +13,8 @@ enum ResponseDelivery {
     /// ``LoopContext/responseBuffers``: the caller gives it back once it is written.
     static func render(_ response: consuming Response, for req: InboundRequest, from exchange: ProxyExchange?, keepAlive: Bool,
                        loop: LoopContext, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let (response, problemText) = settle(response, for: req, from: exchange, loop: loop)
+        var response = response
+        let problemText = settle(&response, for: req, from: exchange, loop: loop)
         var buffer = loop.responseBuffers.take(capacity: 512 + (response.body?.readableBytes ?? problemText?.utf8.count ?? 0),
                                                allocator: allocator)
         ResponseEncoder.write(response, problemText: problemText, requestID: req.requestID, keepAlive: keepAlive,
@@ -25,23 +26,24 @@ enum ResponseDelivery {
     /// `firstOnConnection`: see ``HTTP2Fields/response(_:problemText:requestID:hsts:firstOnConnection:)``.
     static func parts(_ response: consuming Response, for req: InboundRequest, from exchange: ProxyExchange?, loop: LoopContext,
                       allocator: ByteBufferAllocator, firstOnConnection: Bool) -> (fields: HPACKHeaders, body: ByteBuffer?) {
-        let (response, problemText) = settle(response, for: req, from: exchange, loop: loop)
+        var response = response
+        let problemText = settle(&response, for: req, from: exchange, loop: loop)
         let fields = HTTP2Fields.response(response, problemText: problemText, requestID: req.requestID,
                                           hsts: req.secure ? req.state.hstsValue : nil, firstOnConnection: firstOnConnection)
         return (fields, response.body ?? problemText.map { allocator.buffer(string: $0) })
     }
 
     /// Completes `response`, records it, and renders its problem document (into the loop's
-    /// reused string), once per request whatever the protocol.
-    private static func settle(_ response: consuming Response, for req: InboundRequest, from exchange: ProxyExchange?,
-                               loop: LoopContext) -> (Response, String?) {
-        var response = response
+    /// reused string, which it returns), once per request whatever the protocol. (In place:
+    /// returning the response in a tuple copied it and destroyed the original.)
+    private static func settle(_ response: inout Response, for req: InboundRequest, from exchange: ProxyExchange?,
+                               loop: LoopContext) -> String? {
         complete(&response, for: req, from: exchange)
         record(response, for: req, from: exchange, loop: loop)
-        guard let problem = response.problem else { return (response, nil) }
+        guard let problem = response.problem else { return nil }
         loop.problemText.removeAll(keepingCapacity: true)
         problem.document.write(requestID: problem.requestID, into: &loop.problemText)
-        return (response, loop.problemText)
+        return loop.problemText
     }
 
     /// Adds what every response of the route carries: headers policies added (CORS, `RateLimit`)
@@ -86,7 +88,7 @@ enum ResponseDelivery {
             loop.refusals.count(route: routeName, reason: .shadow(String(shadowed.prefix { $0 != ":" })), client: req.client, loop: loop)
         }
         if let exchange, let route = req.route, route.observesCompletion { route.completed(exchange.view, status: response.status) }
-        if let micros = response.upstreamMicros, let route = req.route, let plan = state.upstreamPlans[route.position] {
+        if let micros = response.upstreamMicros, let route = req.route, let plan = state.upstreamPlan(for: route) {
             plan.latency.recordNanoseconds(micros * 1000)
         }
         let country = state.geo == nil ? nil : req.country(state.geo)

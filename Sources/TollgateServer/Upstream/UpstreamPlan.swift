@@ -4,8 +4,8 @@ import TollgateCore
 
 /// How one upstream route calls its upstream, worked out once per config instead of per request:
 /// its endpoint, the call's bounds, whether it may be retried, and the latency histogram it
-/// records into. ``GatewayState/upstreamPlans`` holds one per route, at the route's
-/// ``Route/position`` (nil for routes without an upstream).
+/// records into. The gateway state holds one per route, at the route's ``Route/position``
+/// (``GatewayState/upstreamPlan(for:)``; nil for routes without an upstream).
 ///
 /// Per request this was a dictionary lookup of the endpoint by route name (hashing the name), a
 /// copy of the route's upstream config, two method comparisons and, per answer, a locked
