@@ -157,7 +157,7 @@ package struct HeadFields {
         guard start < n else { return nil }
         let first = p[start]
         if first == 0x0A || first == 0x0D && (start + 1 == n || p[start + 1] == 0x0A) {
-            index = start + 2
+            index = min(n, start + (first == 0x0A ? 1 : 2))  // past the blank line
             return nil
         }
         guard first != UInt8(ascii: " "), first != UInt8(ascii: "\t") else { throw .malformed("obsolete line folding") }
