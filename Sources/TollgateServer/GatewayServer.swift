@@ -264,7 +264,8 @@ public final class GatewayServer: @unchecked Sendable {
         for ctx in contexts.values {
             try? await ctx.eventLoop.submit {
                 ctx.state = new
-                ctx.pool.setLimits(maxConnections: config.upstreamMaxConnections, maxWaiting: config.upstreamMaxWaiting)
+                ctx.pool.setLimits(maxConnections: config.upstreamMaxConnections, maxWaiting: config.upstreamMaxWaiting,
+                                   idleTimeout: TimeAmount(config.upstreamIdleTimeout))
             }.get()
         }
         if old.identity !== new.identity { old.identity?.stop() }

@@ -248,7 +248,7 @@ final class LoopContext: @unchecked Sendable {
         self.state = state
         self.accessLines = AccessLogBuffer(eventLoop: eventLoop)
         self.pool = UpstreamPool(eventLoop: eventLoop, maxConnections: state.config.upstreamMaxConnections,
-                                 maxWaiting: state.config.upstreamMaxWaiting)
+                                 maxWaiting: state.config.upstreamMaxWaiting, idleTimeout: TimeAmount(state.config.upstreamIdleTimeout))
         self.upstream = pool
     }
 

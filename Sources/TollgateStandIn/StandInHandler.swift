@@ -16,8 +16,13 @@ final class StandInHandler: ChannelInboundHandler {
     init(state: StandInState) { self.state = state }
 
     func channelActive(context: ChannelHandlerContext) {
-        state.withSnapshot { $0.connections += 1 }
+        state.withSnapshot { $0.connections += 1; $0.open += 1 }
         context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        state.withSnapshot { $0.open -= 1 }
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -158,13 +163,13 @@ final class StandInHandler: ChannelInboundHandler {
         case "/_standin/stats":
             let s = state.withSnapshot { $0 }
             send(status: 200, json: ["calls": s.calls, "authorized": s.authorized, "unauthorized": s.unauthorized,
-                                     "connections": s.connections, "mode": s.mode.rawValue],
+                                     "connections": s.connections, "open": s.open, "mode": s.mode.rawValue],
                  keepAlive: keepAlive, context: context)
         case "/_standin/last":
             let last = state.withSnapshot { $0.last }
             send(status: 200, json: last, keepAlive: keepAlive, context: context)
         case "/_standin/reset":
-            state.withSnapshot { $0 = .init() }
+            state.withSnapshot { let open = $0.open; $0 = .init(); $0.open = open }  // connections stay open
             send(status: 200, json: ["ok": true], keepAlive: keepAlive, context: context)
         case "/_standin/mode":
             let object = (try? JSONSerialization.jsonObject(with: body) as? [String: Any]) ?? [:]

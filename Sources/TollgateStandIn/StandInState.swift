@@ -42,6 +42,8 @@ final class StandInState: Sendable {
         var unauthorized = 0
         /// TCP connections accepted (control requests included), to check upstream keep-alive.
         var connections = 0
+        /// TCP connections open now (the control request asking included).
+        var open = 0
         var mode = StandInMode.normal
         var delayMillis = 0
         var size = 0

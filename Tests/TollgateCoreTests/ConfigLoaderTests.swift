@@ -185,6 +185,16 @@ func loadErrors(_ yaml: String) -> [String] {
         #expect(Units.parseByteSize("-1") == nil)
     }
 
+    @Test func upstreamPoolBoundsAndIdleTimeout() throws {
+        let config = try ConfigLoader.load(yaml: configYAML(extraRoot: "upstream_pool: { max_connections: 8, idle_timeout: 4s }"),
+                                           baseDirectory: "/tmp").config
+        #expect(config.upstreamMaxConnections == 8 && config.upstreamMaxWaiting == 1024)
+        #expect(config.upstreamIdleTimeout == .seconds(4))
+        #expect(try ConfigLoader.load(yaml: configYAML(), baseDirectory: "/tmp").config.upstreamIdleTimeout == .seconds(10))
+        #expect(loadErrors(configYAML(extraRoot: "upstream_pool: { idle_timeout: 50ms }")) == ["upstream_pool.idle_timeout: must be at least 100ms (line 4)"])
+        #expect(loadErrors(configYAML(extraRoot: "upstream_pool: { idle: 4s }")).count == 1)
+    }
+
     @Test func warnsWhenNoTrustedProxiesOffLoopback() throws {
         let yaml = configYAML().replacingOccurrences(of: "listen: 127.0.0.1:8080", with: "listen: 0.0.0.0:8080")
         let loaded = try ConfigLoader.load(yaml: yaml, baseDirectory: "/tmp")

@@ -44,6 +44,18 @@ import Testing
         }
     }
 
+    /// The data plane encodes into bytes (runs of unreserved bytes copied whole), tests into strings.
+    @Test func percentEncodingIsTheSameIntoBytesAndStrings() {
+        let cases = [("plain", "plain"), (" lead", "%20lead"), ("trail ", "trail%20"), ("a b&c", "a%20b%26c"),
+                     ("€uro", "%E2%82%ACuro"), ("  ", "%20%20"), ("", "")]
+        for (s, expected) in cases {
+            var bytes: [UInt8] = []
+            PercentEncoding.append(s, to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == expected, "\(s)")
+            #expect(PercentEncoding.encode(s) == expected, "\(s)")
+        }
+    }
+
     @Test func percentDecodingRefusesWhatIsNotEncodedUTF8() {
         let d = { (s: String, plus: Bool) in PercentEncoding.decode(Substring(s), plusIsSpace: plus) }
         #expect(d("Main+Street", true) == "Main Street" && d("Main+Street", false) == "Main+Street")

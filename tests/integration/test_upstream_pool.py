@@ -1,6 +1,7 @@
 """The upstream pool's bounds through the real binary: with every connection to the paid API busy
 and the wait queue full, a call is refused at once with a 503 (Retry-After, nothing sent, its
-reservation released); waiting calls are served in turn; a timed-out call gives its connection back."""
+reservation released); waiting calls are served in turn; a timed-out call gives its connection back;
+kept connections are closed after `idle_timeout` unused, and a reload changes that timeout."""
 import threading
 
 from conftest import address_config, request
@@ -95,3 +96,47 @@ def test_a_pooled_connection_dropped_by_the_upstream_is_retried_once_and_only_fo
     assert standin.stats()["calls"] == 4  # sent once, on the reused connection, and not again
     gw.stop()
     assert "connection closed before a response" in gw.output()
+
+
+def test_kept_connections_unused_for_the_idle_timeout_are_closed(gateways, standin, api_key):
+    """`upstream_pool.idle_timeout` closes a kept connection the gateway has not used for that long
+    (after three quarters of it at the earliest), before an upstream with a shorter keep-alive would
+    close it under a request; the next call opens a new one. A kept connection younger than the
+    timeout is reused."""
+    import time
+    asked = [0]
+
+    def stats():  # each call is a connection of its own, open while it is answered
+        asked[0] += 1
+        return standin.stats()
+
+    root = "workers: 1\nupstream_pool: { idle_timeout: 1s }\n"
+    gw = gateways(address_config(standin.port, root_extra=root), env={"ADDRESS_API_KEY": api_key})
+    opened = stats()["connections"]
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200
+    assert stats()["open"] == 2  # the kept connection, and the one asking
+    time.sleep(0.5)
+    assert stats()["open"] == 2, "closed before three quarters of the idle timeout"
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200  # reused: young enough
+    deadline = time.time() + 3
+    while stats()["open"] != 1 and time.time() < deadline:
+        time.sleep(0.1)
+    assert stats()["open"] == 1, "the idle connection was not closed"
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200
+    gateway_opened = stats()["connections"] - opened - (asked[0] - 1)
+    assert gateway_opened == 2, gateway_opened  # the first, reused once, closed idle; then a new one
+    gw.stop()
+
+
+def test_a_reload_applies_a_new_idle_timeout_to_kept_connections(gateways, standin, api_key):
+    import signal
+    from access_helpers import eventually
+    config = address_config(standin.port, root_extra="workers: 1\nupstream_pool: { idle_timeout: 1h }\n")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200
+    assert standin.stats()["open"] == 2  # kept (for up to an hour), and the one asking
+    gw.config.write_text(config.replace("idle_timeout: 1h", "idle_timeout: 400ms").replace("{{PORT}}", str(gw.port)))
+    gw.proc.send_signal(signal.SIGHUP)
+    assert eventually(lambda: '"config reloaded"' in gw.output(), within=10)
+    assert eventually(lambda: standin.stats()["open"] == 1, within=3), "the kept connection outlived the new timeout"
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200

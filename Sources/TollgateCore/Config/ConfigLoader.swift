@@ -174,9 +174,12 @@ public enum ConfigLoader {
             if d < .milliseconds(100) { node.error("must be at least 100ms") } else { config.requestHeadTimeout = d }
         }
         if let n = keys["min_body_rate"]?.byteSize() { config.minBodyRate = n }
-        if let node = keys["upstream_pool"], let pool = node.object(allowed: ["max_connections", "max_waiting"]) {
+        if let node = keys["upstream_pool"], let pool = node.object(allowed: ["max_connections", "max_waiting", "idle_timeout"]) {
             if let n = pool["max_connections"]?.int(min: 1) { config.upstreamMaxConnections = n }
             if let n = pool["max_waiting"]?.int(min: 0) { config.upstreamMaxWaiting = n }
+            if let node = pool["idle_timeout"], let d = node.duration() {
+                if d < .milliseconds(100) { node.error("must be at least 100ms") } else { config.upstreamIdleTimeout = d }
+            }
         }
         config.budgets = budgets
         config.alerts = alerts

@@ -59,21 +59,16 @@ public enum PercentEncoding {
     public static func append<Sink: TextSink>(_ s: String, to out: inout Sink) {
         var contiguous = s  // withUTF8 is mutating (it may make a bridged string contiguous); `s` stays readable
         contiguous.withUTF8 { bytes in
-            var plain = true
-            for b in bytes where !isUnreserved(b) {
-                plain = false
-                break
+            // Runs of unreserved bytes go in one move each (a byte at a time cost an append call per byte).
+            var run = 0
+            for i in bytes.indices where !isUnreserved(bytes[i]) {
+                if run < i { out.append(utf8: UnsafeBufferPointer(rebasing: bytes[run..<i])) }
+                out.appendASCII(UInt8(ascii: "%"))
+                out.appendASCII(hexDigits[Int(bytes[i] >> 4)])
+                out.appendASCII(hexDigits[Int(bytes[i] & 0xF)])
+                run = i + 1
             }
-            if plain { return out.append(s) }
-            for b in bytes {
-                if isUnreserved(b) {
-                    out.appendASCII(b)
-                } else {
-                    out.appendASCII(UInt8(ascii: "%"))
-                    out.appendASCII(hexDigits[Int(b >> 4)])
-                    out.appendASCII(hexDigits[Int(b & 0xF)])
-                }
-            }
+            if run < bytes.count { out.append(utf8: UnsafeBufferPointer(rebasing: bytes[run...])) }
         }
     }
 

@@ -7,6 +7,8 @@ public protocol TextSink {
     mutating func append(_ text: Substring)
     /// One byte of ASCII (`byte` < 0x80).
     mutating func appendASCII(_ byte: UInt8)
+    /// Bytes that are valid UTF-8 on their own (ASCII runs and pre-rendered text), in one move.
+    mutating func append(utf8 bytes: UnsafeBufferPointer<UInt8>)
     /// Room for `bytes` more, so the appends that follow do not grow the storage piece by piece.
     mutating func reserve(_ bytes: Int)
     /// `value` in decimal ASCII (a leading `-` when negative), without a `String` for it.
@@ -32,6 +34,7 @@ extension String: TextSink {
     public mutating func append(_ text: String) { self += text }
     public mutating func append(_ text: Substring) { self += text }
     public mutating func appendASCII(_ byte: UInt8) { unicodeScalars.append(Unicode.Scalar(byte)) }
+    public mutating func append(utf8 bytes: UnsafeBufferPointer<UInt8>) { self += String(decoding: bytes, as: UTF8.self) }
     public mutating func reserve(_ bytes: Int) { reserveCapacity(utf8.count + bytes) }
 }
 
@@ -40,8 +43,15 @@ extension String: TextSink {
 /// generic renderer called with a sink from another module (NIO's `ByteBuffer`) made a protocol
 /// call for every piece it wrote.
 extension Array: TextSink where Element == UInt8 {
-    public mutating func append(_ text: String) { append(contentsOf: text.utf8) }
-    public mutating func append(_ text: Substring) { append(contentsOf: text.utf8) }
+    /// Native strings are copied from their UTF-8 storage in one move (the generic
+    /// `append(contentsOf: text.utf8)` walked a sequence copy per piece).
+    public mutating func append(_ text: String) {
+        if text.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: text.utf8) }
+    }
+    public mutating func append(_ text: Substring) {
+        if text.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: text.utf8) }
+    }
     public mutating func appendASCII(_ byte: UInt8) { append(byte) }
+    public mutating func append(utf8 bytes: UnsafeBufferPointer<UInt8>) { append(contentsOf: bytes) }
     public mutating func reserve(_ bytes: Int) { reserveCapacity(count + bytes) }
 }

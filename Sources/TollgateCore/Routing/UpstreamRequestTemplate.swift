@@ -17,6 +17,15 @@ public struct UpstreamRequestTemplate: Sendable {
     private let sendsBody: Bool
     /// Renders the caller's identity (routes with `auth`).
     private let identityHeaders: IdentityHeaders?
+    /// What follows the path and the client's parameters up to the request id's value, rendered
+    /// once: the constant query (after `?`, or after `&` when parameters came first), the version,
+    /// the constant headers and `X-Request-ID: ` — one copy per request instead of five appends.
+    private let tailAfterPath: [UInt8]
+    private let tailAfterParams: [UInt8]
+    /// The method and a space, and the path when it has no placeholders.
+    private let lineStart: [UInt8]
+    /// A method with a body but none to send: `Content-Length: 0` so the upstream does not wait.
+    private let sendsEmptyLength: Bool
 
     public init(route: RouteConfig, upstream: UpstreamConfig, secrets: [String: String], identityHeaders: IdentityHeaders? = nil) {
         self.identityHeaders = identityHeaders
@@ -42,6 +51,11 @@ public struct UpstreamRequestTemplate: Sendable {
         }
         constantHeaders = headers
         constantQuery = query.joined(separator: "&")
+        let rest = " HTTP/1.1\r\n" + headers + "X-Request-ID: "
+        tailAfterPath = Array(((constantQuery.isEmpty ? "" : "?" + constantQuery) + rest).utf8)
+        tailAfterParams = Array(((constantQuery.isEmpty ? "" : "&" + constantQuery) + rest).utf8)
+        lineStart = Array((method + " " + (placeholders.isEmpty ? pathTemplate : "")).utf8)
+        sendsEmptyLength = !sendsBody && ["POST", "PUT", "PATCH"].contains(method)
     }
 
     /// Room for a head with a few short parameters, so a buffer made this size is not grown while
@@ -75,7 +89,7 @@ public struct UpstreamRequestTemplate: Sendable {
         var bodyMembers: [JSONMember] = []
         var queryBytes = constantQuery.utf8.count
         for param in request.params {
-            if placeholders.contains(param.name) {
+            if !placeholders.isEmpty, placeholders.contains(param.name) {
                 path = path.replacingAll("{\(param.name)}", with: PercentEncoding.encode(param.value.text))
             } else if param.location == .body {
                 bodyMembers.append(JSONMember(param.name, param.value.json))
@@ -85,24 +99,17 @@ public struct UpstreamRequestTemplate: Sendable {
         }
 
         head.reserve(constantHeaders.utf8.count + path.utf8.count + queryBytes + 96)
-        head.append(method)
-        head.appendASCII(UInt8(ascii: " "))
-        head.append(path)
+        lineStart.withUnsafeBufferPointer { head.append(utf8: $0) }
+        if !placeholders.isEmpty { head.append(path) }
         var separator = UInt8(ascii: "?")
-        for param in request.params where param.location != .body && !placeholders.contains(param.name) {
+        for param in request.params where param.location != .body && (placeholders.isEmpty || !placeholders.contains(param.name)) {
             head.appendASCII(separator)
             separator = UInt8(ascii: "&")
             PercentEncoding.append(param.name, to: &head)
             head.appendASCII(UInt8(ascii: "="))
             PercentEncoding.append(param.value.text, to: &head)
         }
-        if !constantQuery.isEmpty {
-            head.appendASCII(separator)
-            head.append(constantQuery)
-        }
-        head.append(" HTTP/1.1\r\n")
-        head.append(constantHeaders)
-        head.append("X-Request-ID: ")
+        (separator == UInt8(ascii: "?") ? tailAfterPath : tailAfterParams).withUnsafeBufferPointer { head.append(utf8: $0) }
         head.append(requestID)
         head.append("\r\n")
         if let identityHeaders, let caller = request.caller {
@@ -120,7 +127,7 @@ public struct UpstreamRequestTemplate: Sendable {
         if sendsBody {
             body = Array(JSONValue.object(bodyMembers + fixedBody).serialized.utf8)
             head.append("Content-Type: application/json\r\nContent-Length: \(body.count)\r\n")
-        } else if method == "POST" || method == "PUT" || method == "PATCH" {
+        } else if sendsEmptyLength {
             head.append("Content-Length: 0\r\n")
         }
         head.append("\r\n")

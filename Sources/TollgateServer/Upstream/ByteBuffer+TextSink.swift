@@ -6,6 +6,7 @@ extension ByteBuffer: TextSink {
     public mutating func append(_ text: String) { writeString(text) }
     public mutating func append(_ text: Substring) { writeSubstring(text) }
     public mutating func appendASCII(_ byte: UInt8) { writeInteger(byte) }
+    public mutating func append(utf8 bytes: UnsafeBufferPointer<UInt8>) { writeBytes(bytes) }
     public mutating func reserve(_ bytes: Int) { reserveCapacity(minimumWritableBytes: bytes) }
 
     /// The digits written in one go into the buffer's memory (the default writes a byte at a time).

@@ -20,6 +20,8 @@ final class UpstreamConnection: ChannelInboundHandler {
     var onClose: ((UpstreamConnection) -> Void)?
     /// Requests already carried; more than zero means it came from the pool.
     private(set) var uses = 0
+    /// The pool's reaper tick when the connection was last given back (its idle age).
+    var idleTick = 0
 
     private var parser: UpstreamResponseParser?
     /// The call in progress and the pool to tell when it ends (a method call, not a closure: no

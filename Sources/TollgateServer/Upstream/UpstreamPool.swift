@@ -18,6 +18,12 @@ import TollgateUpstreamHTTP
 /// (a 503 for the client, its reservation released: nothing was sent). A waiting call keeps its
 /// deadline: the sweep times it out like any other.
 ///
+/// A kept connection unused for `idleTimeout` is closed, so that a call never meets a connection
+/// the upstream is closing for its own keep-alive timeout (a GET would be sent again, anything
+/// else would fail). Idle age is counted in ticks of a reaper that runs every quarter of the
+/// timeout while any connection is idle (no clock read when a connection is given back): a
+/// connection is closed at its fourth tick, between three quarters of the timeout and all of it.
+///
 /// `@unchecked Sendable` on that invariant: every member is used only on `eventLoop` (the sweep
 /// timer and connect callbacks run there too); the reference may cross threads only to reach it.
 final class UpstreamPool: @unchecked Sendable {
@@ -39,10 +45,17 @@ final class UpstreamPool: @unchecked Sendable {
     /// ends (it may be sent twice until then: a stale pooled connection is retried).
     let requestBuffers = BufferShelf(maxSpares: 128)
 
-    init(eventLoop: EventLoop, maxConnections: Int = 256, maxWaiting: Int = 1024) {
+    private(set) var idleTimeout: TimeAmount
+    private var reaper: RepeatedTask?
+    /// The reaper's count of its runs; a connection given back notes it.
+    private var tick = 0
+    static let idleTicks = 4
+
+    init(eventLoop: EventLoop, maxConnections: Int = 256, maxWaiting: Int = 1024, idleTimeout: TimeAmount = .seconds(10)) {
         self.eventLoop = eventLoop
         self.maxConnections = maxConnections
         self.maxWaiting = maxWaiting
+        self.idleTimeout = idleTimeout
     }
 
     /// Runs one exchange under `call.timeout` (connect included); `completion` runs once, on this loop.
@@ -81,11 +94,47 @@ final class UpstreamPool: @unchecked Sendable {
         }
     }
 
-    /// New limits (a reload); calls already busy or waiting keep their place.
-    func setLimits(maxConnections: Int, maxWaiting: Int) {
+    /// New limits (a reload); calls already busy or waiting keep their place, idle connections
+    /// their age.
+    func setLimits(maxConnections: Int, maxWaiting: Int, idleTimeout: TimeAmount) {
         self.maxConnections = maxConnections
         self.maxWaiting = maxWaiting
+        if idleTimeout != self.idleTimeout {
+            self.idleTimeout = idleTimeout
+            if let reaper {
+                reaper.cancel()
+                self.reaper = nil
+                startReaper()
+            }
+        }
         for slots in endpoints.values { wakeWaiter(slots) }
+    }
+
+    private func startReaper() {
+        let every = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / Int64(Self.idleTicks), 1_000_000))
+        reaper = eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] task in
+            self?.reap(task)
+        }
+    }
+
+    /// Closes connections idle for `idleTicks` ticks (the oldest come first in each idle list: it
+    /// is appended to as connections come back, and taken from at its end); stops when none is idle.
+    private func reap(_ task: RepeatedTask) {
+        tick += 1
+        var anyIdle = false
+        for slots in endpoints.values {
+            let expired = slots.idle.prefix { tick - $0.idleTick >= Self.idleTicks }.count
+            if expired > 0 {
+                let closing = slots.idle[..<expired]
+                slots.idle.removeFirst(expired)
+                closing.forEach { $0.abort() }
+            }
+            anyIdle = anyIdle || !slots.idle.isEmpty
+        }
+        if !anyIdle {
+            task.cancel()
+            reaper = nil
+        }
     }
 
     /// Removes a finished exchange from `active` (swap with the last), and from its wait queue.
@@ -107,6 +156,8 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// Closes every idle connection (at shutdown).
     func closeAll() {
+        reaper?.cancel()
+        reaper = nil
         for slots in endpoints.values {
             slots.idle.forEach { $0.abort() }
             slots.idle.removeAll()
@@ -224,7 +275,9 @@ final class UpstreamPool: @unchecked Sendable {
     private func release(_ conn: UpstreamConnection, to slots: Slots) {
         guard conn.isUsable else { return }
         guard slots.busy + slots.idle.count < maxConnections else { return conn.abort() }
+        conn.idleTick = tick
         slots.idle.append(conn)
+        if reaper == nil { startReaper() }
     }
 
     private func forget(_ conn: UpstreamConnection) {
