@@ -90,10 +90,26 @@ def static_upstream(work, port):
     return upstream(work, port, f"default_type application/json; return 200 '{BODY}';")
 
 
+# What Tollgate adds to every answer and upstream call by default, configured on nginx's side so
+# that both do the same work: a request id to the upstream and back, and the response fields of
+# a JSON API (no-store, nosniff, no framing, no referrer, a CSP that allows nothing). Tollgate's
+# two RateLimit fields have no nginx equivalent. NGINX_BARE=1 leaves them out (the comparison as
+# it was measured before 2026-12-04, night).
+SAME_HEADERS = "" if os.environ.get("NGINX_BARE") else """
+      proxy_set_header X-Request-ID $request_id;
+      add_header Cache-Control "no-store" always;
+      add_header X-Request-ID $request_id always;
+      add_header X-Content-Type-Options nosniff always;
+      add_header X-Frame-Options DENY always;
+      add_header Referrer-Policy no-referrer always;
+      add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;"""
+
+
 def nginx_proxy(work, name, port, upstream_port, access_log="access_log off;", tls="", http2=False):
     """nginx (1 worker) doing the bench route's work: a per-address limit that never triggers, the
-    `q` check, the key added, keep-alive to the upstream. `tls`: `ssl_*` directives, served over TLS;
-    `http2`: HTTP/2 offered there too (nginx 1.22's `listen … http2`)."""
+    `q` check, the key added, keep-alive to the upstream, and (`SAME_HEADERS`) the request id and
+    response fields Tollgate adds. `tls`: `ssl_*` directives, served over TLS; `http2`: HTTP/2
+    offered there too (nginx 1.22's `listen … http2`)."""
     return nginx(nginx_common(work, name) + f"""
 worker_processes 1;
 http {{
@@ -111,7 +127,7 @@ http {{
       proxy_pass http://paid/v2/validate?q=$arg_q&format=json;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_set_header X-Api-Key "{KEY}";
+      proxy_set_header X-Api-Key "{KEY}";{SAME_HEADERS}
     }}
   }}
 }}

@@ -28,7 +28,8 @@ struct AccessRecord {
 
 /// Writes one JSON line per request, never on the event loop: each loop renders its lines straight
 /// into its own buffer (``AccessLogBuffer``: no lock, no string per line), and hands the buffer to
-/// one writer queue when it passes 16 KiB or 10 ms after its first line. Lines of one loop keep
+/// one writer queue when it passes 16 KiB or 10 ms after its first line (bytes: each piece of a
+/// line is one copy). Lines of one loop keep
 /// the order in which its requests were answered; lines of different loops interleave by batch
 /// (each carries its time). Bounded: while more than `maxQueuedBytes` wait for the writer (standard
 /// output blocked, say), further batches are dropped and their lines counted in ``dropped`` —
@@ -53,9 +54,9 @@ final class AccessLog: Sendable {
     var dropped: Int { droppedLines.load(ordering: .relaxed) }
 
     /// Hands a loop's batch of `lines` whole lines to the writer, or drops it when too much waits.
-    func submit(_ text: String, lines: Int) {
+    func submit(_ text: [UInt8], lines: Int) {
         guard let sink, lines > 0 else { return }
-        let size = text.utf8.count
+        let size = text.count
         guard queuedBytes.add(size, ordering: .relaxed).newValue <= maxQueuedBytes else {
             queuedBytes.subtract(size, ordering: .relaxed)
             droppedLines.add(lines, ordering: .relaxed)
@@ -73,67 +74,65 @@ final class AccessLog: Sendable {
         writer.sync {}
     }
 
-    /// One JSON object and a newline.
-    static func render(_ r: AccessRecord, into line: inout String, clock: inout LogClock) {
-        line += "{\"time\":\""
+    /// One JSON object and a newline, appended to `line`.
+    static func render(_ r: AccessRecord, into line: inout [UInt8], clock: inout LogClock) {
+        line.appendStatic("{\"time\":\"")
         clock.append(to: &line)
-        line += "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":"
-        JSONValue.writeString(r.requestID, into: &line)
-        line += ",\"route\":"
-        if let route = r.route { JSONValue.writeString(route, into: &line) } else { line += "null" }
-        line += ",\"method\":"
-        JSONValue.writeString(r.method, into: &line)
-        if r.http2 { line += ",\"protocol\":\"h2\"" }
-        line += ",\"path\":"
-        JSONValue.writeString(String(r.path.prefix(200)), into: &line)
-        line += ",\"status\":"
-        line += String(r.status)
-        line += ",\"latency_ms\":"
+        line.appendStatic("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":")
+        line.appendJSONString(r.requestID)
+        line.appendStatic(",\"route\":")
+        if let route = r.route { line.appendJSONString(route) } else { line.appendStatic("null") }
+        line.appendStatic(",\"method\":")
+        line.appendJSONString(r.method)
+        if r.http2 { line.appendStatic(",\"protocol\":\"h2\"") }
+        line.appendStatic(",\"path\":")
+        line.appendJSONString(r.path.utf8.count > 200 ? String(r.path.prefix(200)) : r.path)
+        line.appendStatic(",\"status\":")
+        line.appendDigits(r.status)
+        line.appendStatic(",\"latency_ms\":")
         appendMillis(r.latencyMicros, to: &line)
-        line += ",\"client\":"
-        JSONValue.writeString(r.client, into: &line)
+        line.appendStatic(",\"client\":")
+        line.appendJSONString(r.client)
         if let country = r.country {  // two letters A–Z, checked at lookup
-            line += ",\"country\":\""
-            line += country
-            line += "\""
+            line.appendStatic(",\"country\":\"")
+            line.appendUTF8(country)
+            line.append(UInt8(ascii: "\""))
         }
-        line += ",\"decision\":\""
-        line += r.decision
-        line += "\""
+        line.appendStatic(",\"decision\":\"")
+        line.appendUTF8(r.decision)
+        line.append(UInt8(ascii: "\""))
         if let by = r.decidedBy {
-            line += ",\"policy\":\""
-            line += by
-            line += "\""
+            line.appendStatic(",\"policy\":\"")
+            line.appendUTF8(by)
+            line.append(UInt8(ascii: "\""))
         }
         if let s = r.upstreamStatus {
-            line += ",\"upstream_status\":"
-            line += String(s)
+            line.appendStatic(",\"upstream_status\":")
+            line.appendDigits(s)
         }
         if let l = r.upstreamLatencyMicros {
-            line += ",\"upstream_latency_ms\":"
+            line.appendStatic(",\"upstream_latency_ms\":")
             appendMillis(l, to: &line)
         }
         if let note = r.note {
-            line += ",\"note\":"
-            JSONValue.writeString(note, into: &line)
+            line.appendStatic(",\"note\":")
+            line.appendJSONString(note)
         }
-        line += "}\n"
+        line.appendStatic("}\n")
     }
 
-    /// Microseconds as milliseconds with three decimals (`12.045`), without a string of its own.
-    static func appendMillis(_ micros: Int64, to line: inout String) {
-        line += String(micros / 1000)
-        line += "."
-        let frac = Int(micros % 1000)
-        if frac < 100 { line += frac < 10 ? "00" : "0" }
-        line += String(frac)
+    /// Microseconds (≥ 0) as milliseconds with three decimals (`12.045`).
+    static func appendMillis(_ micros: Int64, to line: inout [UInt8]) {
+        line.appendDigits(Int(micros / 1000))
+        line.append(UInt8(ascii: "."))
+        line.appendDigits(Int(micros % 1000), width: 3)
     }
 }
 
 /// One event loop's access-log lines not yet handed to the writer. Confined to its loop.
 final class AccessLogBuffer {
     private let eventLoop: any EventLoop
-    private var text = ""
+    private var text: [UInt8] = []
     private var lines = 0
     /// The log the buffered lines belong to (a reload may bring another).
     private var log: AccessLog?
@@ -152,7 +151,7 @@ final class AccessLogBuffer {
         if lines == 0 { text.reserveCapacity(AccessLog.batchBytes + 1024) }  // one allocation per batch
         AccessLog.render(r, into: &text, clock: &clock)
         lines += 1
-        if text.utf8.count >= AccessLog.batchBytes {
+        if text.count >= AccessLog.batchBytes {
             flush()
         } else if !flushPending {
             flushPending = true
@@ -167,7 +166,7 @@ final class AccessLogBuffer {
     func flush() {
         guard lines > 0, let log else { return }
         log.submit(text, lines: lines)
-        text = ""
+        text = []
         lines = 0
     }
 }

@@ -48,9 +48,9 @@ enum LogTime {
     /// Now, as `2026-12-02T02:20:33.123Z`.
     static func now() -> String {
         var clock = LogClock()
-        var out = ""
+        var out: [UInt8] = []
         clock.append(to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -58,9 +58,9 @@ enum LogTime {
 /// when the second changes (the access log writes one per line).
 struct LogClock {
     private var second = -1
-    private var prefix = ""
+    private var prefix: [UInt8] = []
 
-    mutating func append(to out: inout String) {
+    mutating func append(to out: inout [UInt8]) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         if ts.tv_sec != second {
@@ -68,28 +68,22 @@ struct LogClock {
             var t = time_t(ts.tv_sec)
             var parts = tm()
             gmtime_r(&t, &parts)
-            prefix = ""
-            Self.pad(Int(parts.tm_year) + 1900, 4, &prefix)
-            prefix += "-"
-            Self.pad(Int(parts.tm_mon) + 1, 2, &prefix)
-            prefix += "-"
-            Self.pad(Int(parts.tm_mday), 2, &prefix)
-            prefix += "T"
-            Self.pad(Int(parts.tm_hour), 2, &prefix)
-            prefix += ":"
-            Self.pad(Int(parts.tm_min), 2, &prefix)
-            prefix += ":"
-            Self.pad(Int(parts.tm_sec), 2, &prefix)
-            prefix += "."
+            prefix.removeAll(keepingCapacity: true)
+            prefix.appendDigits(Int(parts.tm_year) + 1900, width: 4)
+            prefix.append(UInt8(ascii: "-"))
+            prefix.appendDigits(Int(parts.tm_mon) + 1, width: 2)
+            prefix.append(UInt8(ascii: "-"))
+            prefix.appendDigits(Int(parts.tm_mday), width: 2)
+            prefix.append(UInt8(ascii: "T"))
+            prefix.appendDigits(Int(parts.tm_hour), width: 2)
+            prefix.append(UInt8(ascii: ":"))
+            prefix.appendDigits(Int(parts.tm_min), width: 2)
+            prefix.append(UInt8(ascii: ":"))
+            prefix.appendDigits(Int(parts.tm_sec), width: 2)
+            prefix.append(UInt8(ascii: "."))
         }
-        out += prefix
-        Self.pad(Int(ts.tv_nsec) / 1_000_000, 3, &out)
-        out += "Z"
-    }
-
-    private static func pad(_ v: Int, _ width: Int, _ out: inout String) {
-        let digits = String(v)
-        for _ in digits.utf8.count..<max(width, digits.utf8.count) { out += "0" }
-        out += digits
+        out.append(contentsOf: prefix)
+        out.appendDigits(Int(ts.tv_nsec) / 1_000_000, width: 3)
+        out.append(UInt8(ascii: "Z"))
     }
 }

@@ -24,18 +24,25 @@ public final class LogSink: Sendable {
 
     /// Writes `batch` (whole lines, each ending in a newline) at once.
     public func writeBatch(_ batch: String) {
+        var batch = batch
+        batch.withUTF8 { writeAll($0) }
+    }
+
+    /// Writes `batch` (whole lines of UTF-8, each ending in a newline) at once.
+    public func writeBatch(_ batch: [UInt8]) {
+        batch.withUnsafeBufferPointer { writeAll($0) }
+    }
+
+    private func writeAll(_ buf: UnsafeBufferPointer<UInt8>) {
         lock.withLock {
-            var batch = batch
-            batch.withUTF8 { buf in
-                var offset = 0
-                while offset < buf.count {
-                    #if canImport(Darwin)
-                    let n = Darwin.write(1, buf.baseAddress! + offset, buf.count - offset)
-                    #else
-                    let n = Glibc.write(1, buf.baseAddress! + offset, buf.count - offset)
-                    #endif
-                    if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
-                }
+            var offset = 0
+            while offset < buf.count {
+                #if canImport(Darwin)
+                let n = Darwin.write(1, buf.baseAddress! + offset, buf.count - offset)
+                #else
+                let n = Glibc.write(1, buf.baseAddress! + offset, buf.count - offset)
+                #endif
+                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
             }
         }
     }
