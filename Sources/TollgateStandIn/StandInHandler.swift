@@ -97,6 +97,8 @@ final class StandInHandler: ChannelInboundHandler {
             }
             out += "0\r\nX-Trailer: t\r\n\r\n"
             write(out, keepAlive: keepAlive, context: context)
+        case .shortKeepAlive:
+            send(status: answer.status, json: answer.json, extra: "Keep-Alive: timeout=1\r\n", keepAlive: keepAlive, context: context)
         case .hop:
             let extra = "Connection: X-Hop-Secret\r\nX-Hop-Secret: leaked\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\n"
                 + "Set-Cookie: standin_session=s3cr3t; Path=/\r\nX-Internal-Debug: node=standin-1\r\nX-Billing-Units: 1\r\n"

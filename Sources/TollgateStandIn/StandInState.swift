@@ -24,6 +24,9 @@ public enum StandInMode: String, Sendable, CaseIterable {
     /// Answer a connection's first request; close it without answering any later one — a
     /// keep-alive connection the upstream dropped just as the next request arrived.
     case closeReused = "close_reused"
+    /// A correct answer saying `Keep-Alive: timeout=1`: an upstream that closes idle connections
+    /// after a second (Node.js says `timeout=5`).
+    case shortKeepAlive = "short_keep_alive"
     /// A 200 whose body is not JSON.
     case notJSON = "not_json"
     /// Answer with `status` and an error body that echoes the key.

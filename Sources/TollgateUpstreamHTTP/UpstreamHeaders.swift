@@ -80,6 +80,9 @@ package struct UpstreamHeaders {
 package struct HeadFields {
     var http11 = true
     var connectionClose = false
+    /// `Keep-Alive: timeout=N` (seconds, at most a day): how long the upstream keeps an idle
+    /// connection open. Advisory (RFC 9112 does not define the field): an unreadable value is ignored.
+    var keepAliveTimeout: Int?
     var contentLength: Int?
     var transferEncoding = false
     var chunkedLast = false
@@ -134,6 +137,14 @@ package struct HeadFields {
             case 10 where Self.equalsLowercased(name, "connection"):
                 for item in CommaItems(value) where !item.isEmpty && Self.equalsLowercased(Self.trim(item), "close") {
                     connectionClose = true
+                }
+            case 10 where Self.equalsLowercased(name, "keep-alive"):
+                for item in CommaItems(value) {
+                    let parameter = Self.trim(item)
+                    guard parameter.count > 8, Self.equalsLowercased(UnsafeRawBufferPointer(rebasing: parameter[..<(parameter.startIndex + 8)]), "timeout=") else { continue }
+                    let digits = parameter[(parameter.startIndex + 8)...]
+                    guard digits.count <= 9, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { continue }
+                    keepAliveTimeout = min(86_400, digits.reduce(0) { $0 * 10 + Int($1 - 0x30) })
                 }
             default:
                 break

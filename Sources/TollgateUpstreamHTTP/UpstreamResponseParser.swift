@@ -7,6 +7,8 @@ package struct UpstreamResponse {
     package var body: ByteBuffer
     /// Whether the connection may carry another request.
     package var keepAlive: Bool
+    /// How long the upstream says it keeps the connection idle (`Keep-Alive: timeout=N`, seconds).
+    package var keepAliveTimeout: Int? = nil
 }
 
 /// Parses one HTTP/1.1 response from the bytes an upstream sends, following RFC 9112's framing rules:
@@ -47,6 +49,7 @@ package struct UpstreamResponseParser {
     /// One empty buffer for every parser (an empty body, the headers before the head is read).
     private static let empty = ByteBuffer()
     private var keepAlive = true
+    private var keepAliveTimeout: Int?
     /// How far into the pending bytes the search for the end of the head or line still arriving
     /// has already looked: each byte is searched once, however the input is split.
     private var searched = 0
@@ -157,8 +160,8 @@ package struct UpstreamResponseParser {
     }
 
     private mutating func complete() -> UpstreamResponse {
-        let response = UpstreamResponse(status: status, headers: headers, body: body, keepAlive: keepAlive && (pending?.readableBytes ?? 0) == 0)
-        return response
+        UpstreamResponse(status: status, headers: headers, body: body, keepAlive: keepAlive && (pending?.readableBytes ?? 0) == 0,
+                         keepAliveTimeout: keepAliveTimeout)
     }
 
     /// Parses a status line and header block (bytes, no String per header); returns the response
@@ -175,6 +178,7 @@ package struct UpstreamResponseParser {
         status = code
         headers = UpstreamHeaders(block: head, contentTypeRange: fields.contentType)
         keepAlive = fields.http11 && !fields.connectionClose
+        keepAliveTimeout = fields.keepAliveTimeout
 
         if requestWasHEAD || code == 204 || code == 304 {
             return complete()

@@ -16,6 +16,21 @@ import Testing
 
     func body(_ r: UpstreamResponse?) -> String { r.map { String(buffer: $0.body) } ?? "<incomplete>" }
 
+    /// `Keep-Alive: timeout=N` tells the pool how long the upstream keeps an idle connection;
+    /// advisory, so an unreadable value is ignored rather than refused.
+    @Test func theUpstreamsKeepAliveTimeoutIsRead() throws {
+        let cases: [(String, Int?)] = [
+            ("Keep-Alive: timeout=5", 5), ("keep-alive: max=100, TIMEOUT=30", 30), ("Keep-Alive:  timeout=0 ", 0),
+            ("Keep-Alive: timeout=99999999", 86_400), ("Keep-Alive: timeout=", nil), ("Keep-Alive: timeout=5s", nil),
+            ("Keep-Alive: timeout=9999999999", nil), ("Keep-Alive: max=5", nil), ("X-Keep-Alive: timeout=5", nil),
+        ]
+        for (field, expected) in cases {
+            let r = try parse(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\(field)\r\n\r\nok"])
+            #expect(r?.keepAlive == true && r?.keepAliveTimeout == expected, "\(field)")
+        }
+        #expect(try parse(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])?.keepAliveTimeout == nil)
+    }
+
     @Test func contentLengthAcrossReads() throws {
         let r = try parse(["HTTP/1.1 200 OK\r\nContent-Le", "ngth: 5\r\n\r\nhel", "lo"])
         #expect(r?.status == 200 && body(r) == "hello" && r?.keepAlive == true)

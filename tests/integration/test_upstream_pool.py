@@ -1,7 +1,8 @@
 """The upstream pool's bounds through the real binary: with every connection to the paid API busy
 and the wait queue full, a call is refused at once with a 503 (Retry-After, nothing sent, its
 reservation released); waiting calls are served in turn; a timed-out call gives its connection back;
-kept connections are closed after `idle_timeout` unused, and a reload changes that timeout."""
+kept connections are closed after `idle_timeout` unused (sooner when the upstream's `Keep-Alive`
+says so), and a reload changes that timeout."""
 import threading
 
 from conftest import address_config, request
@@ -139,4 +140,21 @@ def test_a_reload_applies_a_new_idle_timeout_to_kept_connections(gateways, stand
     gw.proc.send_signal(signal.SIGHUP)
     assert eventually(lambda: '"config reloaded"' in gw.output(), within=10)
     assert eventually(lambda: standin.stats()["open"] == 1, within=3), "the kept connection outlived the new timeout"
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200
+
+
+def test_an_upstream_keep_alive_timeout_closes_its_connections_sooner(gateways, standin, api_key):
+    """An upstream that says `Keep-Alive: timeout=1` has its idle connections closed after ¾ of a
+    second at most, whatever `idle_timeout` allows; one that says nothing keeps the pool's timeout."""
+    import time
+    from access_helpers import eventually
+    config = address_config(standin.port, root_extra="workers: 1\nupstream_pool: { idle_timeout: 1h }\n")
+    gw = gateways(config, env={"ADDRESS_API_KEY": api_key})
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200
+    time.sleep(1.2)
+    assert standin.stats()["open"] == 2, "closed without a hint, well before idle_timeout"
+    standin.mode("short_keep_alive")
+    assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200  # on the kept connection
+    assert standin.stats()["open"] == 2  # kept: the hint allows ¾ s
+    assert eventually(lambda: standin.stats()["open"] == 1, within=2), "kept past the upstream's keep-alive"
     assert request(gw.port, "GET", "/api/address?q=Main+Street").status == 200

@@ -20,8 +20,10 @@ final class UpstreamConnection: ChannelInboundHandler {
     var onClose: ((UpstreamConnection) -> Void)?
     /// Requests already carried; more than zero means it came from the pool.
     private(set) var uses = 0
-    /// The pool's reaper tick when the connection was last given back (its idle age).
-    var idleTick = 0
+    /// The pool's reaper tick at which this connection, idle, is closed.
+    var idleUntilTick = 0
+    /// The upstream's last `Keep-Alive: timeout=N` (seconds), if it sent one.
+    private(set) var upstreamKeepAlive: Int?
 
     private var parser: UpstreamResponseParser?
     /// The call in progress and the pool to tell when it ends (a method call, not a closure: no
@@ -107,9 +109,13 @@ final class UpstreamConnection: ChannelInboundHandler {
         let done = pending
         pending = nil
         parser = nil
-        if case .success(let response) = result, !response.keepAlive {
-            closed = true
-            channel?.close(promise: nil)
+        if case .success(let response) = result {
+            if !response.keepAlive {
+                closed = true
+                channel?.close(promise: nil)
+            } else if let seconds = response.keepAliveTimeout {
+                upstreamKeepAlive = seconds
+            }
         }
         if let done { done.pool.completed(done.exchange, on: self, result) }
     }

@@ -20,9 +20,10 @@ import TollgateUpstreamHTTP
 ///
 /// A kept connection unused for `idleTimeout` is closed, so that a call never meets a connection
 /// the upstream is closing for its own keep-alive timeout (a GET would be sent again, anything
-/// else would fail). Idle age is counted in ticks of a reaper that runs every quarter of the
-/// timeout while any connection is idle (no clock read when a connection is given back): a
-/// connection is closed at its fourth tick, between three quarters of the timeout and all of it.
+/// else would fail); sooner when the upstream said `Keep-Alive: timeout=N` (after ¾ of N at most;
+/// not kept at all for N = 0). Idle age is counted in ticks of a reaper that runs every 250 ms (a
+/// quarter of the timeout when that is shorter) while any connection is idle — no clock read when
+/// a connection is given back: it is closed within one tick before its limit.
 ///
 /// `@unchecked Sendable` on that invariant: every member is used only on `eventLoop` (the sweep
 /// timer and connect callbacks run there too); the reference may cross threads only to reach it.
@@ -47,15 +48,28 @@ final class UpstreamPool: @unchecked Sendable {
 
     private(set) var idleTimeout: TimeAmount
     private var reaper: RepeatedTask?
-    /// The reaper's count of its runs; a connection given back notes it.
+    /// The reaper's count of its runs; a connection given back notes when it expires in it.
     private var tick = 0
-    static let idleTicks = 4
+    /// The reaper's period, and the ticks an idle connection lives without an upstream hint.
+    private var tickLength: TimeAmount = .milliseconds(250)
+    private var idleTicks = 40
 
     init(eventLoop: EventLoop, maxConnections: Int = 256, maxWaiting: Int = 1024, idleTimeout: TimeAmount = .seconds(10)) {
         self.eventLoop = eventLoop
         self.maxConnections = maxConnections
         self.maxWaiting = maxWaiting
         self.idleTimeout = idleTimeout
+        setTicks()
+    }
+
+    private func setTicks() {
+        tickLength = .nanoseconds(max(1_000_000, min(250_000_000, idleTimeout.nanoseconds / 4)))
+        idleTicks = ticks(for: idleTimeout)
+    }
+
+    /// Whole ticks that fit in `limit`, at least one.
+    private func ticks(for limit: TimeAmount) -> Int {
+        max(1, Int(limit.nanoseconds / tickLength.nanoseconds))
     }
 
     /// Runs one exchange under `call.timeout` (connect included); `completion` runs once, on this loop.
@@ -101,6 +115,10 @@ final class UpstreamPool: @unchecked Sendable {
         self.maxWaiting = maxWaiting
         if idleTimeout != self.idleTimeout {
             self.idleTimeout = idleTimeout
+            setTicks()
+            for slots in endpoints.values {
+                for conn in slots.idle { conn.idleUntilTick = min(conn.idleUntilTick, tick + idleTicks) }
+            }
             if let reaper {
                 reaper.cancel()
                 self.reaper = nil
@@ -111,22 +129,20 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     private func startReaper() {
-        let every = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / Int64(Self.idleTicks), 1_000_000))
-        reaper = eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] task in
+        reaper = eventLoop.scheduleRepeatedTask(initialDelay: tickLength, delay: tickLength) { [weak self] task in
             self?.reap(task)
         }
     }
 
-    /// Closes connections idle for `idleTicks` ticks (the oldest come first in each idle list: it
-    /// is appended to as connections come back, and taken from at its end); stops when none is idle.
+    /// Closes connections whose idle time is up; stops when none is idle.
     private func reap(_ task: RepeatedTask) {
         tick += 1
         var anyIdle = false
         for slots in endpoints.values {
-            let expired = slots.idle.prefix { tick - $0.idleTick >= Self.idleTicks }.count
-            if expired > 0 {
-                let closing = slots.idle[..<expired]
-                slots.idle.removeFirst(expired)
+            if slots.idle.contains(where: { tick >= $0.idleUntilTick }) {
+                // Out of the list before closing: a close may call back into `forget`.
+                let closing = slots.idle.filter { tick >= $0.idleUntilTick }
+                slots.idle.removeAll { tick >= $0.idleUntilTick }
                 closing.forEach { $0.abort() }
             }
             anyIdle = anyIdle || !slots.idle.isEmpty
@@ -275,7 +291,13 @@ final class UpstreamPool: @unchecked Sendable {
     private func release(_ conn: UpstreamConnection, to slots: Slots) {
         guard conn.isUsable else { return }
         guard slots.busy + slots.idle.count < maxConnections else { return conn.abort() }
-        conn.idleTick = tick
+        if let seconds = conn.upstreamKeepAlive {
+            guard seconds > 0 else { return conn.abort() }
+            // ¾ of what the upstream allows: its clock started when it sent the answer.
+            conn.idleUntilTick = tick + min(idleTicks, ticks(for: .milliseconds(Int64(seconds) * 750)))
+        } else {
+            conn.idleUntilTick = tick + idleTicks
+        }
         slots.idle.append(conn)
         if reaper == nil { startReaper() }
     }
