@@ -118,8 +118,9 @@ def test_curl_speaks_http2(gateways, standin, certs, api_key):
 
 def test_streams_over_the_limit_end_the_connection(gateways, standin, certs, api_key):
     """SETTINGS_MAX_CONCURRENT_STREAMS is announced; a client that opens more at once breaks it:
-    GOAWAY PROTOCOL_ERROR (NIO's choice of the two RFC 9113 §5.1.2 allows), and nothing more is
-    called upstream."""
+    GOAWAY PROTOCOL_ERROR, and nothing more is called upstream. (RFC 9113 §5.1.2 makes it a stream
+    error, PROTOCOL_ERROR or REFUSED_STREAM; NIO treats it as a connection error, which §5.4.1
+    allows: "an endpoint MAY choose to treat a stream error as a connection error".)"""
     gw = start(gateways, standin, certs, api_key, http2="{ max_concurrent_streams: 4 }")
     c = H2(gw.port, certs["ca"])
     c.pump(lambda: 3 in c.server_settings, timeout=5)
