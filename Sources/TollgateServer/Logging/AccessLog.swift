@@ -28,7 +28,7 @@ struct AccessRecord {
 
 /// Writes one JSON line per request, never on the event loop: each loop renders its lines straight
 /// into its own buffer (``AccessLogBuffer``: no lock, no string per line), and hands the buffer to
-/// one writer queue when it passes 16 KiB or 10 ms after its first line (bytes: each piece of a
+/// one writer queue when it passes 64 KiB or 10 ms after its first line (bytes: each piece of a
 /// line is one copy). Lines of one loop keep
 /// the order in which its requests were answered; lines of different loops interleave by batch
 /// (each carries its time). Bounded: while more than `maxQueuedBytes` wait for the writer (standard
@@ -37,7 +37,7 @@ struct AccessRecord {
 /// dictionaries: this is the one log line on the hot path.
 final class AccessLog: Sendable {
     let sink: LogSink?
-    static let batchBytes = 16 * 1024
+    static let batchBytes = 64 * 1024
     static let flushDelay = TimeAmount.milliseconds(10)
     let maxQueuedBytes: Int
     private let writer = DispatchQueue(label: "tollgate.access-log")
