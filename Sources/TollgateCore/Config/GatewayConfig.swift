@@ -19,7 +19,7 @@ public struct GatewayConfig: Sendable {
     /// one (beyond: 503 `upstream-busy`, nothing sent).
     public var upstreamMaxConnections = 256
     public var upstreamMaxWaiting = 1024
-    /// A kept upstream connection unused this long is closed (within its last 250 ms, or last
+    /// A kept upstream connection unused this long is closed (within its last half second, or last
     /// quarter when shorter than 1 s; sooner when the upstream's `Keep-Alive: timeout` says so):
     /// below the upstream's own keep-alive timeout, a request never meets a connection the
     /// upstream is closing.

@@ -23,7 +23,7 @@ import TollgateUpstreamHTTP
 /// else would fail); sooner when the upstream said `Keep-Alive: timeout=N` (after ¾ of N at most;
 /// not kept at all for N = 0). Idle age is counted in ticks of a reaper that runs every 250 ms (a
 /// quarter of the timeout when that is shorter) while any connection is idle — no clock read when
-/// a connection is given back: it is closed within one tick before its limit.
+/// a connection is given back: it is closed within two ticks before its limit, never after it.
 ///
 /// `@unchecked Sendable` on that invariant: every member is used only on `eventLoop` (the sweep
 /// timer and connect callbacks run there too); the reference may cross threads only to reach it.
@@ -115,9 +115,14 @@ final class UpstreamPool: @unchecked Sendable {
         self.maxWaiting = maxWaiting
         if idleTimeout != self.idleTimeout {
             self.idleTimeout = idleTimeout
+            let oldLength = tickLength.nanoseconds
             setTicks()
+            // What each idle connection has left, in the new ticks (rounded down) and within the new timeout.
             for slots in endpoints.values {
-                for conn in slots.idle { conn.idleUntilTick = min(conn.idleUntilTick, tick + idleTicks) }
+                for conn in slots.idle {
+                    let left = Int64(max(0, conn.idleUntilTick - tick)) * oldLength / tickLength.nanoseconds
+                    conn.idleUntilTick = tick + min(idleTicks, Int(left))
+                }
             }
             if let reaper {
                 reaper.cancel()
