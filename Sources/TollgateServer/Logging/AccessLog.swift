@@ -29,9 +29,8 @@ struct AccessRecord {
 /// Writes one JSON line per request, never on the event loop: each loop renders its lines straight
 /// into its own buffer (``AccessLogBuffer``: no lock, no string per line), and hands the buffer to
 /// one writer queue when it passes 64 KiB or 10 ms after its first line (bytes: each piece of a
-/// line is one copy). Lines of one loop keep
-/// the order in which its requests were answered; lines of different loops interleave by batch
-/// (each carries its time). Bounded: while more than `maxQueuedBytes` wait for the writer (standard
+/// line is one copy). Lines of one loop keep the order in which its requests were answered; lines
+/// of different loops interleave by batch (each carries its time). Bounded: while more than `maxQueuedBytes` wait for the writer (standard
 /// output blocked, say), further batches are dropped and their lines counted in ``dropped`` —
 /// requests never wait for the log. Lines are built by hand rather than through swift-log metadata
 /// dictionaries: this is the one log line on the hot path.
@@ -95,15 +94,15 @@ final class AccessLog: Sendable {
         line.appendJSONString(r.client)
         if let country = r.country {  // two letters A–Z, checked at lookup
             line.appendStatic(",\"country\":\"")
-            line.appendUTF8(country)
+            line.append(country)
             line.append(UInt8(ascii: "\""))
         }
         line.appendStatic(",\"decision\":\"")
-        line.appendUTF8(r.decision)
+        line.append(r.decision)
         line.append(UInt8(ascii: "\""))
         if let by = r.decidedBy {
             line.appendStatic(",\"policy\":\"")
-            line.appendUTF8(by)
+            line.append(by)
             line.append(UInt8(ascii: "\""))
         }
         if let s = r.upstreamStatus {

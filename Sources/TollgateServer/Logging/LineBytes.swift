@@ -2,18 +2,13 @@ import TollgateCore
 
 /// Appending log-line pieces to bytes: each piece is one copy into the array (the access log
 /// rendered into a `String` paid `String`'s append path, about 30 times a line, 4 % of a logged
-/// request's CPU). Only for text that is valid UTF-8 by construction.
+/// request's CPU). A string's bytes go through ``TextSink``'s `append(_:)` (one copy of its UTF-8
+/// storage).
 extension Array where Element == UInt8 {
     /// A literal, as its UTF-8 bytes.
     @inline(__always)
     mutating func appendStatic(_ text: StaticString) {
         text.withUTF8Buffer { append(contentsOf: $0) }
-    }
-
-    /// A string's UTF-8 bytes, copied from its storage when it is native (every string here is).
-    @inline(__always)
-    mutating func appendUTF8(_ text: String) {
-        if text.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: text.utf8) }
     }
 
     /// `text` as a JSON string, quoted; escaped as ``JSONValue/writeString(_:into:)`` does (which
@@ -24,12 +19,12 @@ extension Array where Element == UInt8 {
         } ?? false
         if plain {
             append(0x22)
-            appendUTF8(text)
+            append(text)
             append(0x22)
         } else {
             var escaped = ""
             JSONValue.writeString(text, into: &escaped)
-            appendUTF8(escaped)
+            append(escaped)
         }
     }
 
