@@ -8,7 +8,7 @@ shared machine, since it does not count the time wrk and the upstream take from 
 Paths: a proxied call (the bench route of compare.py), a rate-limit refusal (429), a validation
 refusal (422) and an unknown path (404), all on keep-alive connections. Reports; never fails.
     python3 bench/allocs.py              # DURATION=5, 16 connections
-    ACCESS_LOG=1 python3 bench/allocs.py # the same with the access log on (to /dev/null)
+    ACCESS_LOG=1 python3 bench/allocs.py # the same with the access log on (to /dev/null), and a 404 with a long path
     PROTOCOL=h2 python3 bench/allocs.py  # the proxied call over TLS and HTTP/2 (h2load: 16 x 16 streams, 64 x 1)
 """
 import os
@@ -99,6 +99,8 @@ routes:
         else:
             paths = {"proxied": "/api/address?q=Main+Street", "rate_limited_429": "/api/refused?q=Main+Street",
                      "invalid_422": "/api/address?q=", "unknown_404": "/nowhere"}
+            if os.environ.get("ACCESS_LOG"):  # a path longer than a small string's 15 bytes, as logged
+                paths["unknown_404_long_path"] = "/nowhere/further/than/fifteen/bytes?q=1"
         for path in paths.values():
             drive(path)  # warm: connections, tables, caches
         before, cpu = count(), cpu_seconds()

@@ -83,6 +83,14 @@ measure("RouteTable match, exact path among 8 routes", iterations: 5_000_000) { 
     if case .found(let r, _) = routes.match(method: "GET", path: routedPath) { found &+= r }
 }
 precondition(found == 0)
+// The same for a path longer than a small string's 15 bytes (most real API paths are).
+let longTarget = "/api/llm/chat/completions?stream=false"
+let longTable = RouteTable<Int>([("GET", PathPattern("/api/address")!, 0), ("POST", PathPattern("/api/llm/chat/completions")!, 1)])
+let longPath = longTarget[..<longTarget.firstIndex(of: "?")!]
+measure("RouteTable match, a 25-byte exact path", iterations: 5_000_000) { _ in
+    if case .found(let r, _) = longTable.match(method: "POST", path: longPath) { found &+= r }
+}
+precondition(found == 5_000_000)
 
 // A query value as the validation policy decodes it ('+' for a space: every proxied request of
 // the bench route decodes one).

@@ -1,5 +1,6 @@
-/// Finds the route for a method and path. Built once from config; lookups do not allocate for
-/// literal-only routes beyond the capture list. `match` is inlinable so the data plane gets it
+/// Finds the route for a method and path. Built once from config; a lookup of a literal path does
+/// not allocate (the exact paths are keyed by `Substring`, so the request's path is looked up as
+/// the slice of its target it is, whatever its length). `match` is inlinable so the data plane gets it
 /// specialized for its route type (unspecialized, each lookup instantiated generic metadata).
 public struct RouteTable<Route: Sendable>: Sendable {
     public enum Match {
@@ -17,14 +18,14 @@ public struct RouteTable<Route: Sendable>: Sendable {
     }
 
     @usableFromInline let entries: [Entry]
-    @usableFromInline let exact: [String: [Int]]
+    @usableFromInline let exact: [Substring: [Int]]
 
     /// `routes` in priority order: the first route whose method and pattern match wins.
     public init(_ routes: [(method: String, pattern: PathPattern, route: Route)]) {
         entries = routes.map { Entry(method: $0.method, pattern: $0.pattern, route: $0.route) }
-        var exact: [String: [Int]] = [:]
+        var exact: [Substring: [Int]] = [:]
         for (i, e) in entries.enumerated() where e.pattern.parameterNames.isEmpty {
-            exact[e.pattern.description, default: []].append(i)
+            exact[Substring(e.pattern.description), default: []].append(i)
         }
         self.exact = exact
     }
@@ -32,7 +33,7 @@ public struct RouteTable<Route: Sendable>: Sendable {
     @inlinable
     public func match(method: String, path: Substring) -> Match {
         var allow: [String] = []
-        if let indices = exact[String(path)] {
+        if let indices = exact[path] {
             for i in indices {
                 if methodMatches(entries[i].method, method) { return .found(entries[i].route, pathParams: []) }
                 allow.append(entries[i].method)

@@ -101,7 +101,7 @@ enum ResponseDelivery {
             note = note.map { $0 + "; " + shadow } ?? shadow
         }
         loop.accessLines.write(AccessRecord(
-            requestID: req.requestID, route: req.route?.name, method: req.head.method.rawValue, http2: req.overHTTP2, path: String(req.path),
+            requestID: req.requestID, route: req.route?.name, method: req.head.method.rawValue, http2: req.overHTTP2, path: req.path,
             status: response.status, latencyMicros: (NIODeadline.now() - req.started).nanoseconds / 1000,
             client: req.client.address, country: country, decision: response.refused ? "reject" : "pass", decidedBy: response.decidedBy?.name,
             upstreamStatus: response.upstreamStatus, upstreamLatencyMicros: response.upstreamMicros, note: note),

@@ -10,7 +10,7 @@ struct AccessRecord {
     var method: String
     /// Came over an HTTP/2 stream (the line says `"protocol":"h2"`; HTTP/1.1 lines say nothing).
     var http2 = false
-    var path: String
+    var path: Substring
     var status: Int
     var latencyMicros: Int64
     var client: String
@@ -27,16 +27,20 @@ struct AccessRecord {
 }
 
 /// Writes one JSON line per request, never on the event loop: each loop renders its lines straight
-/// into its own buffer (``AccessLogBuffer``: no lock, no string per line), and hands the buffer to
-/// one writer queue when it passes 64 KiB or 10 ms after its first line (bytes: each piece of a
-/// line is one copy). Lines of one loop keep the order in which its requests were answered; lines
-/// of different loops interleave by batch (each carries its time). Bounded: while more than `maxQueuedBytes` wait for the writer (standard
-/// output blocked, say), further batches are dropped and their lines counted in ``dropped`` —
-/// requests never wait for the log. Lines are built by hand rather than through swift-log metadata
-/// dictionaries: this is the one log line on the hot path.
+/// into its own buffer (``AccessLogBuffer``: no lock, no string per line; each piece of a line one
+/// copy through a ``LineCursor``), and hands the buffer to one writer queue when it passes 64 KiB
+/// or 10 ms after its first line. Lines of one loop keep the order in which its requests were
+/// answered; lines of different loops interleave by batch (each carries its time). Bounded: while
+/// more than `maxQueuedBytes` wait for the writer (standard output blocked, say), further batches
+/// are dropped and their lines counted in ``dropped`` — requests never wait for the log. Lines are
+/// built by hand rather than through swift-log metadata dictionaries: this is the one log line on
+/// the hot path.
 final class AccessLog: Sendable {
     let sink: LogSink?
     static let batchBytes = 64 * 1024
+    /// Room a batch has beyond `batchBytes`: more than a line usually reserves (~1 KiB: 512 and six
+    /// bytes per byte of its strings), so the batch is not copied into a larger buffer at its end.
+    static let batchSlack = 8 * 1024
     static let flushDelay = TimeAmount.milliseconds(10)
     let maxQueuedBytes: Int
     private let writer = DispatchQueue(label: "tollgate.access-log")
@@ -53,16 +57,16 @@ final class AccessLog: Sendable {
     var dropped: Int { droppedLines.load(ordering: .relaxed) }
 
     /// Hands a loop's batch of `lines` whole lines to the writer, or drops it when too much waits.
-    func submit(_ text: [UInt8], lines: Int) {
+    func submit(_ text: ByteBuffer, lines: Int) {
         guard let sink, lines > 0 else { return }
-        let size = text.count
+        let size = text.readableBytes
         guard queuedBytes.add(size, ordering: .relaxed).newValue <= maxQueuedBytes else {
             queuedBytes.subtract(size, ordering: .relaxed)
             droppedLines.add(lines, ordering: .relaxed)
             return
         }
         writer.async { [self] in
-            sink.writeBatch(text)
+            text.withUnsafeReadableBytes { sink.writeBatch($0) }
             queuedBytes.subtract(size, ordering: .relaxed)
         }
     }
@@ -73,65 +77,77 @@ final class AccessLog: Sendable {
         writer.sync {}
     }
 
-    /// One JSON object and a newline, appended to `line`.
-    static func render(_ r: AccessRecord, into line: inout [UInt8], clock: inout LogClock) {
-        line.appendStatic("{\"time\":\"")
-        clock.append(to: &line)
-        line.appendStatic("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":")
-        line.appendJSONString(r.requestID)
-        line.appendStatic(",\"route\":")
-        if let route = r.route { line.appendJSONString(route) } else { line.appendStatic("null") }
-        line.appendStatic(",\"method\":")
-        line.appendJSONString(r.method)
-        if r.http2 { line.appendStatic(",\"protocol\":\"h2\"") }
-        line.appendStatic(",\"path\":")
-        line.appendJSONString(r.path.utf8.count > 200 ? String(r.path.prefix(200)) : r.path)
-        line.appendStatic(",\"status\":")
-        line.appendDigits(r.status)
-        line.appendStatic(",\"latency_ms\":")
-        appendMillis(r.latencyMicros, to: &line)
-        line.appendStatic(",\"client\":")
-        line.appendJSONString(r.client)
-        if let country = r.country {  // two letters A–Z, checked at lookup
-            line.appendStatic(",\"country\":\"")
-            line.append(country)
-            line.append(UInt8(ascii: "\""))
+    /// One JSON object and a newline, appended to `batch`: written through one cursor over room
+    /// reserved for the longest line `r` can make (a path is cut to 200 characters).
+    static func render(_ r: AccessRecord, into batch: inout ByteBuffer, clock: inout LogClock) {
+        let path = r.path.utf8.count > 200 ? r.path.prefix(200) : r.path
+        var bound = 512 + LineCursor.jsonBound(r.requestID) + LineCursor.jsonBound(r.method) + LineCursor.jsonBound(path)
+            + LineCursor.jsonBound(r.client) + r.decision.utf8.count
+        if let route = r.route { bound += LineCursor.jsonBound(route) }
+        if let country = r.country { bound += country.utf8.count }
+        if let by = r.decidedBy { bound += by.utf8.count }
+        if let note = r.note { bound += LineCursor.jsonBound(note) }
+        batch.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
+            var line = LineCursor(memory)
+            line.put("{\"time\":\"")
+            clock.put(into: &line)
+            line.put("\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":")
+            line.putJSONString(r.requestID)
+            line.put(",\"route\":")
+            if let route = r.route { line.putJSONString(route) } else { line.put("null") }
+            line.put(",\"method\":")
+            line.putJSONString(r.method)
+            if r.http2 { line.put(",\"protocol\":\"h2\"") }
+            line.put(",\"path\":")
+            line.putJSONString(path)
+            line.put(",\"status\":")
+            line.putDigits(r.status)
+            line.put(",\"latency_ms\":")
+            putMillis(r.latencyMicros, to: &line)
+            line.put(",\"client\":")
+            line.putJSONString(r.client)
+            if let country = r.country {  // two letters A–Z, checked at lookup
+                line.put(",\"country\":\"")
+                line.putUTF8(country)
+                line.put(UInt8(ascii: "\""))
+            }
+            line.put(",\"decision\":\"")
+            line.putUTF8(r.decision)
+            line.put(UInt8(ascii: "\""))
+            if let by = r.decidedBy {
+                line.put(",\"policy\":\"")
+                line.putUTF8(by)
+                line.put(UInt8(ascii: "\""))
+            }
+            if let s = r.upstreamStatus {
+                line.put(",\"upstream_status\":")
+                line.putDigits(s)
+            }
+            if let l = r.upstreamLatencyMicros {
+                line.put(",\"upstream_latency_ms\":")
+                putMillis(l, to: &line)
+            }
+            if let note = r.note {
+                line.put(",\"note\":")
+                line.putJSONString(note)
+            }
+            line.put("}\n")
+            return line.count
         }
-        line.appendStatic(",\"decision\":\"")
-        line.append(r.decision)
-        line.append(UInt8(ascii: "\""))
-        if let by = r.decidedBy {
-            line.appendStatic(",\"policy\":\"")
-            line.append(by)
-            line.append(UInt8(ascii: "\""))
-        }
-        if let s = r.upstreamStatus {
-            line.appendStatic(",\"upstream_status\":")
-            line.appendDigits(s)
-        }
-        if let l = r.upstreamLatencyMicros {
-            line.appendStatic(",\"upstream_latency_ms\":")
-            appendMillis(l, to: &line)
-        }
-        if let note = r.note {
-            line.appendStatic(",\"note\":")
-            line.appendJSONString(note)
-        }
-        line.appendStatic("}\n")
     }
 
     /// Microseconds (≥ 0) as milliseconds with three decimals (`12.045`).
-    static func appendMillis(_ micros: Int64, to line: inout [UInt8]) {
-        line.appendDigits(Int(micros / 1000))
-        line.append(UInt8(ascii: "."))
-        line.appendDigits(Int(micros % 1000), width: 3)
+    static func putMillis(_ micros: Int64, to line: inout LineCursor) {
+        line.putDigits(Int(micros / 1000))
+        line.put(UInt8(ascii: "."))
+        line.putDigits(Int(micros % 1000), width: 3)
     }
 }
 
 /// One event loop's access-log lines not yet handed to the writer. Confined to its loop.
 final class AccessLogBuffer {
     private let eventLoop: any EventLoop
-    private var text: [UInt8] = []
+    private var text = ByteBuffer()
     private var lines = 0
     /// The log the buffered lines belong to (a reload may bring another).
     private var log: AccessLog?
@@ -147,10 +163,12 @@ final class AccessLogBuffer {
         guard log.isEnabled else { return }
         if self.log !== log { flush() }
         self.log = log
-        if lines == 0 { text.reserveCapacity(AccessLog.batchBytes + 1024) }  // one allocation per batch
+        if lines == 0 {  // one buffer per batch, with room past the threshold for the line that crosses it
+            text = ByteBufferAllocator().buffer(capacity: AccessLog.batchBytes + AccessLog.batchSlack)
+        }
         AccessLog.render(r, into: &text, clock: &clock)
         lines += 1
-        if text.count >= AccessLog.batchBytes {
+        if text.readableBytes >= AccessLog.batchBytes {
             flush()
         } else if !flushPending {
             flushPending = true
@@ -165,7 +183,7 @@ final class AccessLogBuffer {
     func flush() {
         guard lines > 0, let log else { return }
         log.submit(text, lines: lines)
-        text = []
+        text = ByteBuffer()
         lines = 0
     }
 }

@@ -48,19 +48,19 @@ enum LogTime {
     /// Now, as `2026-12-02T02:20:33.123Z`.
     static func now() -> String {
         var clock = LogClock()
-        var out: [UInt8] = []
-        clock.append(to: &out)
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: [UInt8](atMost: LogClock.maxBytes) { clock.put(into: &$0) }, as: UTF8.self)
     }
 }
 
 /// Writes the current UTC time as `2026-12-02T02:20:33.123Z`, formatting the date and time only
 /// when the second changes (the access log writes one per line).
 struct LogClock {
+    /// The most bytes ``put(into:)`` writes (a year of up to 20 digits, the rest fixed).
+    static let maxBytes = 48
     private var second = -1
     private var prefix: [UInt8] = []
 
-    mutating func append(to out: inout [UInt8]) {
+    mutating func put(into out: inout LineCursor) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         if ts.tv_sec != second {
@@ -68,22 +68,23 @@ struct LogClock {
             var t = time_t(ts.tv_sec)
             var parts = tm()
             gmtime_r(&t, &parts)
-            prefix.removeAll(keepingCapacity: true)
-            prefix.appendDigits(Int(parts.tm_year) + 1900, width: 4)
-            prefix.append(UInt8(ascii: "-"))
-            prefix.appendDigits(Int(parts.tm_mon) + 1, width: 2)
-            prefix.append(UInt8(ascii: "-"))
-            prefix.appendDigits(Int(parts.tm_mday), width: 2)
-            prefix.append(UInt8(ascii: "T"))
-            prefix.appendDigits(Int(parts.tm_hour), width: 2)
-            prefix.append(UInt8(ascii: ":"))
-            prefix.appendDigits(Int(parts.tm_min), width: 2)
-            prefix.append(UInt8(ascii: ":"))
-            prefix.appendDigits(Int(parts.tm_sec), width: 2)
-            prefix.append(UInt8(ascii: "."))
+            prefix = [UInt8](atMost: Self.maxBytes) { line in
+                line.putDigits(Int(parts.tm_year) + 1900, width: 4)
+                line.put(UInt8(ascii: "-"))
+                line.putDigits(Int(parts.tm_mon) + 1, width: 2)
+                line.put(UInt8(ascii: "-"))
+                line.putDigits(Int(parts.tm_mday), width: 2)
+                line.put(UInt8(ascii: "T"))
+                line.putDigits(Int(parts.tm_hour), width: 2)
+                line.put(UInt8(ascii: ":"))
+                line.putDigits(Int(parts.tm_min), width: 2)
+                line.put(UInt8(ascii: ":"))
+                line.putDigits(Int(parts.tm_sec), width: 2)
+                line.put(UInt8(ascii: "."))
+            }
         }
-        out.append(contentsOf: prefix)
-        out.appendDigits(Int(ts.tv_nsec) / 1_000_000, width: 3)
-        out.append(UInt8(ascii: "Z"))
+        prefix.withUnsafeBytes { out.put($0) }
+        out.putDigits(Int(ts.tv_nsec) / 1_000_000, width: 3)
+        out.put(UInt8(ascii: "Z"))
     }
 }

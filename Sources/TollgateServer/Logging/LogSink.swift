@@ -29,8 +29,8 @@ public final class LogSink: Sendable {
     }
 
     /// Writes `batch` (whole lines of UTF-8, each ending in a newline) at once.
-    public func writeBatch(_ batch: [UInt8]) {
-        batch.withUnsafeBufferPointer { writeAll($0) }
+    public func writeBatch(_ batch: UnsafeRawBufferPointer) {
+        writeAll(batch.bindMemory(to: UInt8.self))
     }
 
     private func writeAll(_ buf: UnsafeBufferPointer<UInt8>) {
