@@ -10,6 +10,7 @@ refusal (422) and an unknown path (404), all on keep-alive connections. Reports;
     python3 bench/allocs.py              # DURATION=5, 16 connections
     ACCESS_LOG=1 python3 bench/allocs.py # the same with the access log on (to /dev/null), and a 404 with a long path
     PROTOCOL=h2 python3 bench/allocs.py  # the proxied call over TLS and HTTP/2 (h2load: 16 x 16 streams, 64 x 1)
+    HEADERS=browser python3 bench/allocs.py  # each request with a browser's dozen fields
 """
 import os
 import re
@@ -21,11 +22,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare import KEY, TOLLGATE, free_port, report, static_upstream, stop_all, wait_port  # noqa: E402
+from compare import BROWSER_HEADERS, KEY, TOLLGATE, free_port, report, static_upstream, stop_all, wait_port  # noqa: E402
 
 DURATION = int(os.environ.get("DURATION", "5"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "16"))
 H2 = os.environ.get("PROTOCOL") == "h2"
+# HEADERS=browser: every request carries a browser's dozen fields (wrk sends only Host).
+HEADER_ARGS = [arg for h in (BROWSER_HEADERS if os.environ.get("HEADERS") == "browser" else []) for arg in ("-H", h)]
 
 
 def main():
@@ -90,7 +93,7 @@ routes:
                                       f"https://127.0.0.1:{tg_port}/api/address?q=Main+Street"],
                                      capture_output=True, text=True, check=True).stdout
                 return int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
-            out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", f"http://127.0.0.1:{tg_port}{path}"],
+            out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION}s", *HEADER_ARGS, f"http://127.0.0.1:{tg_port}{path}"],
                                  capture_output=True, text=True, check=True).stdout
             return int(re.search(r"(\d+) requests in", out).group(1))
 
@@ -113,7 +116,7 @@ routes:
             grew, used = count() - before, cpu_seconds() - cpu
             result[name] = {"allocations": round((grew - idle) / requests, 1),
                             "cpu_us": round((used - idle_cpu) / requests * 1e6, 1), "requests_per_second": round(requests / DURATION)}
-        clients = "h2load over TLS" if H2 else f"{CONNECTIONS} keep-alive connections"
+        clients = "h2load over TLS" if H2 else f"{CONNECTIONS} keep-alive connections" + (", a browser's fields" if HEADER_ARGS else "")
         print(f"heap allocations and gateway CPU per request ({clients}, {DURATION}s each, idle subtracted):")
         report("allocs", result)
     finally:

@@ -50,6 +50,18 @@ def test_keep_alive_and_connection_close(gateways, standin, api_key):
             assert b"Connection: close" not in head
     data = raw(gw.port, b"GET /api/address?q=Main+Street HTTP/1.0\r\n\r\n")
     assert statuses(data) == [200] and b"Connection: close" in data
+    # What browsers send keeps the connection; `close` in any case, or among other options, ends it;
+    # HTTP/1.0 keeps it only when asked to.
+    for version, connection in ((b"1.1", b"keep-alive"), (b"1.0", b"Keep-Alive")):
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+            for i in range(2):
+                s.sendall(b"GET /api/address?q=Main+Street HTTP/" + version + b"\r\nHost: x\r\nConnection: " + connection + b"\r\n\r\n")
+                head = s.recv(65536)
+                assert head.startswith(b"HTTP/1.1 200"), (version, head)
+                assert b"Connection: close" not in head, (version, head)
+    for connection in (b"Close", b"TE, close", b"keep-alive, close"):
+        data = raw(gw.port, b"GET /api/address?q=Main+Street HTTP/1.1\r\nHost: x\r\nConnection: " + connection + b"\r\n\r\n")
+        assert statuses(data) == [200] and b"Connection: close" in data, connection
 
 
 def test_body_over_limit_is_413_and_connection_closed(gateways, standin, api_key):

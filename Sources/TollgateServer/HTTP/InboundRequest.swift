@@ -108,7 +108,7 @@ enum RequestIntake {
         if !RequestIDGenerator.isAcceptable(id) { id = loop.requestIDs.next() }
         let secure = secureListener || (peer.isTrustedProxy && head.headers.first(name: "x-forwarded-proto")?.lowercased() == "https")
         let req = InboundRequest(head: head, state: state, requestID: id, client: peer.client(head.headers, identity: state.config.clientIdentity),
-                                 keepAlive: head.isKeepAlive && !head.headers.contains(name: "upgrade") && !loop.draining,
+                                 keepAlive: RequestFraming.keepsConnection(head) && !loop.draining,
                                  secure: secure, started: now)
         if let (problem, note) = RequestFraming.violation(head) {
             var early = Response.problem(problem, requestID: id, by: .stage(.http), note: note)

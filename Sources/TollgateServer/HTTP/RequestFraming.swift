@@ -1,6 +1,7 @@
 import NIOHTTP1
 import TollgateCore
 import TollgateRequestHTTP
+import TollgateUpstreamHTTP
 
 /// The RFC 9112 request rules that need the whole head, checked on every request head (HTTP/1.1
 /// from ``RequestDecoder``, HTTP/2 streams too) before anything else. Each violation is answered
@@ -17,6 +18,35 @@ import TollgateRequestHTTP
 /// | a request target over 8 KiB (§3) | 414 |
 enum RequestFraming {
     static let maxTargetBytes = 8 * 1024
+
+    /// Whether the connection may carry another request after `head` (RFC 9112 §9.3): not after
+    /// `Connection: close` or a request with `Upgrade`, and on HTTP/1.0 only with `keep-alive` —
+    /// the rule ``RequestDecoder`` stops reading by. One pass over the fields, nothing allocated
+    /// (NIO's `isKeepAlive` split a `Connection` field into arrays: three allocations for every
+    /// request a browser sends, as browsers send `Connection: keep-alive`).
+    static func keepsConnection(_ head: HTTPRequestHead) -> Bool {
+        guard head.version.major == 1 else { return false }
+        var close = false
+        var keepAlive = false
+        for (name, value) in head.headers {
+            switch name.utf8.count {
+            case 7 where name.lowercased() == "upgrade":
+                return false
+            case 10 where name.lowercased() == "connection":
+                var value = value
+                value.withUTF8 { bytes in
+                    for item in HeadFields.CommaItems(UnsafeRawBufferPointer(bytes)) {
+                        let option = HeadFields.trim(item)
+                        if HeadFields.equalsLowercased(option, "close") { close = true }
+                        if HeadFields.equalsLowercased(option, "keep-alive") { keepAlive = true }
+                    }
+                }
+            default:
+                break
+            }
+        }
+        return !close && (head.version.minor >= 1 || keepAlive)
+    }
 
     /// The answer a head that breaks a rule gets, with a note for the log; nil when it is fine.
     static func violation(_ head: HTTPRequestHead) -> (problem: Problem, note: String)? {
