@@ -37,8 +37,7 @@ enum RequestHeadParser {
         var chunkedLast = false
         var otherCoding = false
         var upgrade = false
-        var close = false
-        var keepAlive = false
+        var connection = ConnectionOptions()
         while let line = try lines.next(), !line.isEmpty {
             let (name, value) = try field(line)
             switch name.count {
@@ -61,11 +60,7 @@ enum RequestHeadParser {
             case 7 where HeadFields.equalsLowercased(name, "upgrade"):
                 upgrade = true
             case 10 where HeadFields.equalsLowercased(name, "connection"):
-                for item in HeadFields.CommaItems(value) {
-                    let option = HeadFields.trim(item)
-                    if HeadFields.equalsLowercased(option, "close") { close = true }
-                    if HeadFields.equalsLowercased(option, "keep-alive") { keepAlive = true }
-                }
+                connection.read(value)
             default:
                 break
             }
@@ -82,7 +77,7 @@ enum RequestHeadParser {
             body = .length(length)
         }
         let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields))
-        let last = upgrade || close || (version.minor == 0 && !keepAlive)
+        let last = !connection.keepConnection(minor: version.minor, upgrade: upgrade)
         return (head, RequestFramingChoice(body: body, last: last))
     }
 

@@ -1,7 +1,7 @@
 /// Finds the route for a method and path. Built once from config; a lookup of a literal path does
-/// not allocate (the exact paths are keyed by `Substring`, so the request's path is looked up as
-/// the slice of its target it is, whatever its length). `match` is inlinable so the data plane gets it
-/// specialized for its route type (unspecialized, each lookup instantiated generic metadata).
+/// not allocate (exact paths are keyed by `Substring`, the type of the request's path, whatever its
+/// length). `match` is inlinable so the data plane gets it specialized for its route type
+/// (unspecialized, each lookup instantiated generic metadata).
 public struct RouteTable<Route: Sendable>: Sendable {
     public enum Match {
         case found(Route, pathParams: [(name: String, value: Substring)])

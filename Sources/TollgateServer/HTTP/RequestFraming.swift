@@ -1,7 +1,6 @@
 import NIOHTTP1
 import TollgateCore
 import TollgateRequestHTTP
-import TollgateUpstreamHTTP
 
 /// The RFC 9112 request rules that need the whole head, checked on every request head (HTTP/1.1
 /// from ``RequestDecoder``, HTTP/2 streams too) before anything else. Each violation is answered
@@ -19,33 +18,26 @@ import TollgateUpstreamHTTP
 enum RequestFraming {
     static let maxTargetBytes = 8 * 1024
 
-    /// Whether the connection may carry another request after `head` (RFC 9112 §9.3): not after
-    /// `Connection: close` or a request with `Upgrade`, and on HTTP/1.0 only with `keep-alive` —
-    /// the rule ``RequestDecoder`` stops reading by. One pass over the fields, nothing allocated
-    /// (NIO's `isKeepAlive` split a `Connection` field into arrays: three allocations for every
-    /// request a browser sends, as browsers send `Connection: keep-alive`).
+    /// Whether the connection may carry another request after `head`: ``ConnectionOptions``' rule,
+    /// the one ``RequestDecoder`` stops reading by (never on HTTP/2, whose streams end alone). One
+    /// pass over the fields, nothing allocated (NIO's `isKeepAlive` split a `Connection` value into
+    /// arrays on every head our decoder builds: three allocations per browser request).
     static func keepsConnection(_ head: HTTPRequestHead) -> Bool {
         guard head.version.major == 1 else { return false }
-        var close = false
-        var keepAlive = false
+        var connection = ConnectionOptions()
+        var upgrade = false
         for (name, value) in head.headers {
             switch name.utf8.count {
             case 7 where name.lowercased() == "upgrade":
-                return false
+                upgrade = true
             case 10 where name.lowercased() == "connection":
                 var value = value
-                value.withUTF8 { bytes in
-                    for item in HeadFields.CommaItems(UnsafeRawBufferPointer(bytes)) {
-                        let option = HeadFields.trim(item)
-                        if HeadFields.equalsLowercased(option, "close") { close = true }
-                        if HeadFields.equalsLowercased(option, "keep-alive") { keepAlive = true }
-                    }
-                }
+                value.withUTF8 { connection.read(UnsafeRawBufferPointer($0)) }
             default:
                 break
             }
         }
-        return !close && (head.version.minor >= 1 || keepAlive)
+        return connection.keepConnection(minor: head.version.minor, upgrade: upgrade)
     }
 
     /// The answer a head that breaks a rule gets, with a note for the log; nil when it is fine.
