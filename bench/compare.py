@@ -6,7 +6,8 @@ connections to the upstream. wrk drives each in turn (nginx, Tollgate, nginx, To
 A second scenario floods a Tollgate route whose limit refuses everything, to compare the cost of a
 rejection with the cost of a proxied request. It runs with `delay_after_refusals: 0`, so it measures
 what a refusal costs, not how pacing sheds it (bench/flood.py runs with the defaults); set
-BEFORE_PACING=1 for a TOLLGATE_BIN older than that setting.
+BEFORE_PACING=1 for a TOLLGATE_BIN older than that setting. HEADERS=browser sends a browser's
+dozen fields with every request (wrk sends only Host).
 """
 import json
 import os
@@ -198,7 +199,9 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def wrk(url):
-    return wrk_with(url, CONNECTIONS)
+    """wrk's result on `url` with the scenario's connections; HEADERS=browser: a browser's fields on
+    every request (below), as real pages send them."""
+    return wrk_with(url, CONNECTIONS, headers=BROWSER_HEADERS if os.environ.get("HEADERS") == "browser" else ())
 
 
 # What a browser sends with a fetch() from a page (Chromium 131), without cookies: the fields a
