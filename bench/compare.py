@@ -352,7 +352,8 @@ routes:
         ratio_p99 = summary["tollgate"]["p99_ms"] / summary["nginx"]["p99_ms"]
         ratio_reject = refused["rps"] / summary["tollgate"]["rps"]
         machine = f"{os.cpu_count()} cores, {subprocess.run(['uname', '-m'], capture_output=True, text=True).stdout.strip()}"
-        print(f"\nmachine: {machine}; wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s, {ROUNDS} rounds interleaved")
+        fields = "a browser's fields" if os.environ.get("HEADERS") == "browser" else "Host only"
+        print(f"\nmachine: {machine}; wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s, {ROUNDS} rounds interleaved; requests: {fields}")
         print(f"ratio_throughput: {ratio_throughput:.2f}")
         print(f"ratio_p99: {ratio_p99:.2f}")
         print(f"ratio_reject_vs_pass: {ratio_reject:.2f}")
@@ -361,7 +362,7 @@ routes:
         out_dir.mkdir(exist_ok=True)
         (out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(
             {"summary": summary, "rounds": results, "refused": refused, "ratio_throughput": ratio_throughput,
-             "ratio_p99": ratio_p99, "ratio_reject_vs_pass": ratio_reject, "machine": machine,
+             "ratio_p99": ratio_p99, "ratio_reject_vs_pass": ratio_reject, "machine": machine, "request_fields": fields,
              "legit_under_flood_rps": legit_rps, "flood_refused_rps": flood_rps, "legit_alone_rps": legit_alone["rps"]}, indent=2))
     finally:
         for p in procs:
